@@ -1,0 +1,198 @@
+"""The one configuration object of SushiAccel.
+
+Every part of the project (RTL generator, simulation memory model, cost model, scheduler, reports)
+reads its sizes from an :class:`AccelConfig`. Named presets live in :data:`PRESETS`; a preset can
+be modified with :func:`make_config` overrides (``rows=16`` ...). Construction validates every
+field and raises :class:`ConfigError` naming the field that is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be built. The message names the offending field."""
+
+
+def _is_pow2(x: int) -> bool:
+    return x > 0 and (x & (x - 1)) == 0
+
+
+def clog2(x: int) -> int:
+    """Bits needed to index ``x`` items (at least 1)."""
+    return max(1, (x - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Sizes of one SushiAccel instance.
+
+    Tiling vocabulary used everywhere: a GEMM ``C[M,N] = A[M,K] @ W[K,N]`` is cut into weight tiles
+    of ``rows x cols`` (K-tile x N-tile) and M-tiles of at most ``acc_depth`` rows.
+    """
+
+    name: str = "custom"
+    #: PE rows = K elements per weight tile. Power of two, >= 2.
+    rows: int = 8
+    #: PE columns = N elements per weight tile. Power of two, >= 2.
+    cols: int = 8
+    #: Accumulator rows = largest M-tile. Power of two.
+    acc_depth: int = 256
+    #: Bytes of each of the two (ping/pong) activation buffers.
+    act_bytes: int = 16384
+    #: Bytes of the Persistent Buffer holding the cached SubGraph.
+    pb_bytes: int = 65536
+    #: Bytes of the dynamic (streaming) weight buffer; at least two weight tiles (double buffer).
+    dyn_bytes: int = 2048
+    #: Off-chip memory port width in bytes per beat. Power of two.
+    mem_width: int = 8
+    #: Simulation memory model: cycles from request accepted to first response beat.
+    mem_latency: int = 24
+    #: Simulation memory model: sustained bytes per cycle (<= mem_width).
+    mem_bytes_per_cycle: int = 4
+    #: Nominal clock used to turn cycles into milliseconds.
+    clock_mhz: float = 100.0
+    #: Largest M, K or N of one GEMM; sets descriptor field widths.
+    max_dim: int = 4096
+    #: Free-text note on where the numbers come from.
+    note: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, fld: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f"config {self.name!r}: field '{fld}' = {getattr(self, fld)!r}: {msg}")
+
+        for f in ("rows", "cols", "acc_depth", "act_bytes", "pb_bytes", "dyn_bytes",
+                  "mem_width", "mem_latency", "mem_bytes_per_cycle", "max_dim"):
+            v = getattr(self, f)
+            need(isinstance(v, int) and not isinstance(v, bool), f, "must be an integer")
+        need(self.rows >= 2 and _is_pow2(self.rows), "rows", "must be a power of two >= 2")
+        need(self.cols >= 2 and _is_pow2(self.cols), "cols", "must be a power of two >= 2")
+        need(self.rows <= 64, "rows", "must be <= 64")
+        need(self.cols <= 64, "cols", "must be <= 64")
+        need(_is_pow2(self.acc_depth) and self.acc_depth >= 2, "acc_depth",
+             "must be a power of two >= 2")
+        need(self.act_bytes >= self.rows * self.acc_depth, "act_bytes",
+             f"must hold at least one full M-tile of one K-tile ({self.rows * self.acc_depth} B)")
+        need(self.act_bytes % self.rows == 0, "act_bytes", "must be a multiple of rows")
+        need(self.pb_bytes >= 0 and self.pb_bytes % self.tile_bytes == 0, "pb_bytes",
+             f"must be a non-negative multiple of the weight tile size ({self.tile_bytes} B)")
+        need(self.dyn_bytes >= 2 * self.tile_bytes and self.dyn_bytes % self.tile_bytes == 0,
+             "dyn_bytes", f"must be a multiple of the tile size and hold at least two weight "
+             f"tiles ({2 * self.tile_bytes} B)")
+        need(_is_pow2(self.mem_width) and self.mem_width <= 256, "mem_width",
+             "must be a power of two <= 256")
+        need(self.mem_latency >= 1, "mem_latency", "must be >= 1 cycle")
+        need(1 <= self.mem_bytes_per_cycle <= self.mem_width, "mem_bytes_per_cycle",
+             f"must be between 1 and mem_width ({self.mem_width})")
+        need(isinstance(self.clock_mhz, (int, float)) and self.clock_mhz > 0, "clock_mhz",
+             "must be > 0")
+        need(self.max_dim >= max(self.rows, self.cols), "max_dim", "must be >= rows and cols")
+        need(self.max_dim < (1 << 24), "max_dim", "must fit the 24-bit descriptor fields")
+
+    # ---- derived quantities (never stored twice) -------------------------------------------
+    @property
+    def tile_bytes(self) -> int:
+        """Bytes of one int8 weight tile (rows x cols)."""
+        return self.rows * self.cols
+
+    @property
+    def pb_tiles(self) -> int:
+        return self.pb_bytes // self.tile_bytes
+
+    @property
+    def act_words(self) -> int:
+        """Depth of one activation buffer in rows-byte words."""
+        return self.act_bytes // self.rows
+
+    @property
+    def dim_bits(self) -> int:
+        return self.max_dim.bit_length()
+
+    @property
+    def psum_bits(self) -> int:
+        """Width of the in-array partial sum: a sum of ``rows`` int8 x int8 products."""
+        return 16 + clog2(self.rows) + 1
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.rows * self.cols
+
+    def cycles_to_ms(self, cycles: float) -> float:
+        return cycles / (self.clock_mhz * 1e3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides: Any) -> AccelConfig:
+        return make_config(self, **overrides)
+
+
+PRESETS: dict[str, AccelConfig] = {
+    p.name: p
+    for p in (
+        AccelConfig(
+            name="tiny", rows=4, cols=4, acc_depth=64, act_bytes=4096, pb_bytes=16384,
+            dyn_bytes=256, mem_width=4, mem_latency=8, mem_bytes_per_cycle=2, clock_mhz=30.0,
+            max_dim=1024,
+            note="Fits an iCE40UP5K: 16 LUT multipliers; PB and activations in SPRAM.",
+        ),
+        AccelConfig(
+            name="default", rows=8, cols=8, acc_depth=256, act_bytes=16384, pb_bytes=65536,
+            dyn_bytes=2048, mem_width=8, mem_latency=24, mem_bytes_per_cycle=4, clock_mhz=100.0,
+            max_dim=4096,
+            note="Simulation default: 8x8 array, off-chip at half the array's weight-row rate.",
+        ),
+        AccelConfig(
+            name="large", rows=16, cols=16, acc_depth=256, act_bytes=32768, pb_bytes=131072,
+            dyn_bytes=4096, mem_width=16, mem_latency=32, mem_bytes_per_cycle=8, clock_mhz=100.0,
+            max_dim=4096,
+            note="Sized for an ECP5-85F: 256 int8 multipliers, PB 128 KiB of its 468 KiB EBR.",
+        ),
+        AccelConfig(
+            name="zcu104", rows=32, cols=32, acc_depth=1024, act_bytes=1 << 20,
+            pb_bytes=2 << 20, dyn_bytes=64 << 10, mem_width=64, mem_latency=100,
+            mem_bytes_per_cycle=64, clock_mhz=300.0, max_dim=1 << 16,
+            note=(
+                "Analytical model of the paper's FPGA class (XCZU7EV): 1024 of 1728 DSPs for a "
+                "32x32 array; PB 2 MiB + 2x1 MiB activations of ~4.7 MB BRAM+URAM; "
+                "64-bit DDR4-2400 = 19.2 GB/s = 64 B/cycle at 300 MHz, ~330 ns latency."
+            ),
+        ),
+    )
+}
+
+
+def make_config(base: str | AccelConfig = "default", **overrides: Any) -> AccelConfig:
+    """A preset (by name or object) with fields overridden, validated."""
+    if isinstance(base, str):
+        if base not in PRESETS:
+            raise ConfigError(f"unknown preset {base!r}; choose one of {', '.join(PRESETS)}")
+        base = PRESETS[base]
+    names = {f.name for f in dataclasses.fields(AccelConfig)}
+    for k in overrides:
+        if k not in names:
+            raise ConfigError(f"unknown config field {k!r}; fields are {', '.join(sorted(names))}")
+    if overrides and "name" not in overrides:
+        overrides["name"] = base.name
+    return dataclasses.replace(base, **overrides)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse CLI ``FIELD=VALUE`` overrides into typed values."""
+    types = {f.name: f.type for f in dataclasses.fields(AccelConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like FIELD=VALUE")
+        k, v = item.split("=", 1)
+        if k not in types:
+            raise ConfigError(f"unknown config field {k!r}")
+        try:
+            out[k] = float(v) if types[k] == "float" else (v if types[k] == "str" else int(v, 0))
+        except ValueError:
+            raise ConfigError(f"override {item!r}: {v!r} is not a valid {types[k]}") from None
+    return out

@@ -1,0 +1,1 @@
+"""Subcommands of the ``sushi`` CLI, one module each."""
