@@ -63,33 +63,66 @@ class AccelConfig:
     def __post_init__(self) -> None:
         def need(cond: bool, fld: str, msg: str) -> None:
             if not cond:
-                raise ConfigError(f"config {self.name!r}: field '{fld}' = {getattr(self, fld)!r}: {msg}")
+                raise ConfigError(
+                    f"config {self.name!r}: field '{fld}' = {getattr(self, fld)!r}: {msg}"
+                )
 
-        for f in ("rows", "cols", "acc_depth", "act_bytes", "pb_bytes", "dyn_bytes",
-                  "mem_width", "mem_latency", "mem_bytes_per_cycle", "max_dim"):
+        for f in (
+            "rows",
+            "cols",
+            "acc_depth",
+            "act_bytes",
+            "pb_bytes",
+            "dyn_bytes",
+            "mem_width",
+            "mem_latency",
+            "mem_bytes_per_cycle",
+            "max_dim",
+        ):
             v = getattr(self, f)
             need(isinstance(v, int) and not isinstance(v, bool), f, "must be an integer")
         need(self.rows >= 2 and _is_pow2(self.rows), "rows", "must be a power of two >= 2")
         need(self.cols >= 2 and _is_pow2(self.cols), "cols", "must be a power of two >= 2")
         need(self.rows <= 64, "rows", "must be <= 64")
         need(self.cols <= 64, "cols", "must be <= 64")
-        need(_is_pow2(self.acc_depth) and self.acc_depth >= 2, "acc_depth",
-             "must be a power of two >= 2")
-        need(self.act_bytes >= self.rows * self.acc_depth, "act_bytes",
-             f"must hold at least one full M-tile of one K-tile ({self.rows * self.acc_depth} B)")
+        need(
+            _is_pow2(self.acc_depth) and self.acc_depth >= 2,
+            "acc_depth",
+            "must be a power of two >= 2",
+        )
+        need(
+            self.act_bytes >= self.rows * self.acc_depth,
+            "act_bytes",
+            f"must hold at least one full M-tile of one K-tile ({self.rows * self.acc_depth} B)",
+        )
         need(self.act_bytes % self.rows == 0, "act_bytes", "must be a multiple of rows")
-        need(self.pb_bytes >= 0 and self.pb_bytes % self.tile_bytes == 0, "pb_bytes",
-             f"must be a non-negative multiple of the weight tile size ({self.tile_bytes} B)")
-        need(self.dyn_bytes >= 2 * self.tile_bytes and self.dyn_bytes % self.tile_bytes == 0,
-             "dyn_bytes", f"must be a multiple of the tile size and hold at least two weight "
-             f"tiles ({2 * self.tile_bytes} B)")
-        need(_is_pow2(self.mem_width) and self.mem_width <= 256, "mem_width",
-             "must be a power of two <= 256")
+        need(
+            self.pb_bytes >= 0 and self.pb_bytes % self.tile_bytes == 0,
+            "pb_bytes",
+            f"must be a non-negative multiple of the weight tile size ({self.tile_bytes} B)",
+        )
+        need(
+            self.dyn_bytes >= 2 * self.tile_bytes and self.dyn_bytes % self.tile_bytes == 0,
+            "dyn_bytes",
+            f"must be a multiple of the tile size and hold at least two weight "
+            f"tiles ({2 * self.tile_bytes} B)",
+        )
+        need(
+            _is_pow2(self.mem_width) and self.mem_width <= 256,
+            "mem_width",
+            "must be a power of two <= 256",
+        )
         need(self.mem_latency >= 1, "mem_latency", "must be >= 1 cycle")
-        need(1 <= self.mem_bytes_per_cycle <= self.mem_width, "mem_bytes_per_cycle",
-             f"must be between 1 and mem_width ({self.mem_width})")
-        need(isinstance(self.clock_mhz, (int, float)) and self.clock_mhz > 0, "clock_mhz",
-             "must be > 0")
+        need(
+            1 <= self.mem_bytes_per_cycle <= self.mem_width,
+            "mem_bytes_per_cycle",
+            f"must be between 1 and mem_width ({self.mem_width})",
+        )
+        need(
+            isinstance(self.clock_mhz, (int, float)) and self.clock_mhz > 0,
+            "clock_mhz",
+            "must be > 0",
+        )
         need(self.max_dim >= max(self.rows, self.cols), "max_dim", "must be >= rows and cols")
         need(self.max_dim < (1 << 24), "max_dim", "must fit the 24-bit descriptor fields")
 
@@ -135,27 +168,63 @@ PRESETS: dict[str, AccelConfig] = {
     p.name: p
     for p in (
         AccelConfig(
-            name="tiny", rows=4, cols=4, acc_depth=64, act_bytes=4096, pb_bytes=16384,
-            dyn_bytes=256, mem_width=4, mem_latency=8, mem_bytes_per_cycle=2, clock_mhz=30.0,
+            name="tiny",
+            rows=4,
+            cols=4,
+            acc_depth=64,
+            act_bytes=4096,
+            pb_bytes=16384,
+            dyn_bytes=256,
+            mem_width=4,
+            mem_latency=8,
+            mem_bytes_per_cycle=2,
+            clock_mhz=30.0,
             max_dim=1024,
             note="Fits an iCE40UP5K: 16 LUT multipliers; PB and activations in SPRAM.",
         ),
         AccelConfig(
-            name="default", rows=8, cols=8, acc_depth=256, act_bytes=16384, pb_bytes=65536,
-            dyn_bytes=2048, mem_width=8, mem_latency=24, mem_bytes_per_cycle=4, clock_mhz=100.0,
+            name="default",
+            rows=8,
+            cols=8,
+            acc_depth=256,
+            act_bytes=16384,
+            pb_bytes=65536,
+            dyn_bytes=2048,
+            mem_width=8,
+            mem_latency=24,
+            mem_bytes_per_cycle=4,
+            clock_mhz=100.0,
             max_dim=4096,
             note="Simulation default: 8x8 array, off-chip at half the array's weight-row rate.",
         ),
         AccelConfig(
-            name="large", rows=16, cols=16, acc_depth=256, act_bytes=32768, pb_bytes=131072,
-            dyn_bytes=4096, mem_width=16, mem_latency=32, mem_bytes_per_cycle=8, clock_mhz=100.0,
+            name="large",
+            rows=16,
+            cols=16,
+            acc_depth=256,
+            act_bytes=32768,
+            pb_bytes=131072,
+            dyn_bytes=4096,
+            mem_width=16,
+            mem_latency=32,
+            mem_bytes_per_cycle=8,
+            clock_mhz=100.0,
             max_dim=4096,
             note="Sized for an ECP5-85F: 256 int8 multipliers, PB 128 KiB of its 468 KiB EBR.",
         ),
         AccelConfig(
-            name="zcu104", rows=32, cols=32, acc_depth=1024, act_bytes=1 << 20,
-            pb_bytes=2 << 20, dyn_bytes=64 << 10, mem_width=64, mem_latency=100,
-            mem_bytes_per_cycle=64, clock_mhz=300.0, max_dim=1 << 16,
+            name="zcu104",
+            rows=32,
+            cols=32,
+            acc_depth=1024,
+            act_bytes=1 << 20,
+            pb_bytes=2 << 20,
+            dyn_bytes=64 << 10,
+            mem_width=64,
+            mem_latency=100,
+            mem_bytes_per_cycle=64,
+            clock_mhz=300.0,
+            max_dim=1 << 16,
             note=(
                 "Analytical model of the paper's FPGA class (XCZU7EV): 1024 of 1728 DSPs for a "
                 "32x32 array; PB 2 MiB + 2x1 MiB activations of ~4.7 MB BRAM+URAM; "

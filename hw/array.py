@@ -1,0 +1,150 @@
+"""Weight-stationary int8 systolic array with double-buffered weights.
+
+Timing contract (see docs/architecture.md):
+
+* Activations: ``a_data`` (one K-row slice of ``rows`` int8) presented at cycle ``t`` with
+  ``a_valid``/``a_bank`` produces ``out_data`` (``cols`` partial sums) at cycle ``t + latency``.
+  Row ``r`` is skewed by ``r`` cycles on the way in and column ``c`` deskewed on the way out.
+* Weights: one weight row per cycle on ``w_*``; the row is written into bank ``w_bank`` of the PEs
+  of row ``w_row``, skewed by column like the activations. A tile may be used by activations
+  presented strictly after its last row was presented, and its bank may be rewritten by rows
+  presented no earlier than the first activation of the following tile.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Elaboratable, Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+
+class ProcessingElement(wiring.Component):
+    """One MAC: ``psum_out <= psum_in + a * w[bank]`` with a registered product (DSP friendly).
+
+    Latency: ``a_in`` at cycle t -> ``a_out`` at t+1; its product lands in ``psum_out`` at t+3,
+    added to the ``psum_in`` present at t+2.
+    """
+
+    def __init__(self, psum_bits: int):
+        self.psum_bits = psum_bits
+        super().__init__(
+            {
+                "a_in": In(signed(8)),
+                "a_out": Out(signed(8)),
+                "bank": In(1),  # weight bank for the activation currently in a_out
+                "psum_in": In(signed(psum_bits)),
+                "psum_out": Out(signed(psum_bits)),
+                "w_we": In(1),
+                "w_bank": In(1),
+                "w_data": In(signed(8)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        w = [Signal(signed(8), name=f"w{i}") for i in range(2)]
+        prod = Signal(signed(16))
+        with m.If(self.w_we):
+            with m.Switch(self.w_bank):
+                for i in range(2):
+                    with m.Case(i):
+                        m.d.sync += w[i].eq(self.w_data)
+        weight = Signal(signed(8))
+        m.d.comb += weight.eq(w[0])
+        with m.If(self.bank):
+            m.d.comb += weight.eq(w[1])
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            prod.eq(self.a_out * weight),
+            self.psum_out.eq(self.psum_in + prod),
+        ]
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """``rows x cols`` weight-stationary array; see the module docstring for timing."""
+
+    def __init__(self, rows: int, cols: int, psum_bits: int):
+        self.rows, self.cols, self.psum_bits = rows, cols, psum_bits
+        #: cycles from ``a_data`` to the matching ``out_data``
+        self.latency = rows + cols + 1
+        super().__init__(
+            {
+                "a_valid": In(1),
+                "a_bank": In(1),
+                "a_data": In(data.ArrayLayout(signed(8), rows)),
+                "w_we": In(1),
+                "w_bank": In(1),
+                "w_row": In(range(rows)),
+                "w_data": In(data.ArrayLayout(signed(8), cols)),
+                "out_valid": Out(1),
+                "out_data": Out(data.ArrayLayout(signed(psum_bits), cols)),
+            }
+        )
+
+    def elaborate(self, platform) -> Elaboratable:
+        m = Module()
+        R, C = self.rows, self.cols
+        pes = [[ProcessingElement(self.psum_bits) for _ in range(C)] for _ in range(R)]
+        for r in range(R):
+            for c in range(C):
+                m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+
+        # Input skew: row r is delayed r cycles.
+        for r in range(R):
+            src = self.a_data[r]
+            for i in range(r):
+                d = Signal(signed(8), name=f"askew_{r}_{i}")
+                m.d.sync += d.eq(src)
+                src = d
+            m.d.comb += pes[r][0].a_in.eq(src)
+            for c in range(1, C):
+                m.d.comb += pes[r][c].a_in.eq(pes[r][c - 1].a_out)
+
+        # The bank bit rides the activation wavefront: PE(r, c) holds the activation presented
+        # r+c+1 cycles ago, so every PE on an anti-diagonal shares one tap of a delay line.
+        bank_line = [self.a_bank]
+        for i in range(R + C):
+            d = Signal(name=f"bank_d{i + 1}")
+            m.d.sync += d.eq(bank_line[-1])
+            bank_line.append(d)
+        for r in range(R):
+            for c in range(C):
+                m.d.comb += pes[r][c].bank.eq(bank_line[r + c + 1])
+
+        # Weight bus: column c sees it c+1 cycles late (same skew as the activations); each PE
+        # latches the row addressed to it.
+        for c in range(C):
+            we, bank, row, wd = self.w_we, self.w_bank, self.w_row, self.w_data[c]
+            for i in range(c + 1):
+                nwe, nbank = Signal(name=f"wwe_{c}_{i}"), Signal(name=f"wbank_{c}_{i}")
+                nrow = Signal(range(R), name=f"wrow_{c}_{i}")
+                nwd = Signal(signed(8), name=f"wdata_{c}_{i}")
+                m.d.sync += [nwe.eq(we), nbank.eq(bank), nrow.eq(row), nwd.eq(wd)]
+                we, bank, row, wd = nwe, nbank, nrow, nwd
+            for r in range(R):
+                m.d.comb += [
+                    pes[r][c].w_we.eq(we & (row == r)),
+                    pes[r][c].w_bank.eq(bank),
+                    pes[r][c].w_data.eq(wd),
+                ]
+
+        # Partial sums flow down; column c is deskewed by cols-1-c.
+        for c in range(C):
+            m.d.comb += pes[0][c].psum_in.eq(0)
+            for r in range(1, R):
+                m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
+            src = pes[R - 1][c].psum_out
+            for i in range(C - 1 - c):
+                d = Signal(signed(self.psum_bits), name=f"deskew_{c}_{i}")
+                m.d.sync += d.eq(src)
+                src = d
+            m.d.comb += self.out_data[c].eq(src)
+
+        valid = self.a_valid
+        for i in range(self.latency):
+            d = Signal(name=f"valid_d{i + 1}")
+            m.d.sync += d.eq(valid)
+            valid = d
+        m.d.comb += self.out_valid.eq(valid)
+        return m

@@ -1,0 +1,127 @@
+"""``sushi gemm``: run one GEMM from .npy files on the RTL simulation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from sushi_hw.config import PRESETS, make_config, parse_overrides
+from sushi_hw.gemm_host import GemmSpec
+
+from ..cli import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gemm",
+        help="run one GEMM on the RTL simulation",
+        description="Compute OUT = A @ W (+ C_IN) on the cycle-accurate RTL of SushiAccel's GEMM "
+        "engine. A is int8 [M,K], W is int8 [K,N], C_IN is int32 [M,N]. Without --requant the "
+        "result is int32; with it, int8 (y = (acc*MULT + 2^(SHIFT-1)) >> SHIFT, saturated).",
+    )
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field of the preset",
+    )
+    p.add_argument("--a", required=True, type=Path, help="int8 [M,K] .npy file")
+    p.add_argument("--w", required=True, type=Path, help="int8 [K,N] .npy file")
+    p.add_argument("--c-in", type=Path, help="optional int32 [M,N] .npy accumulate input")
+    p.add_argument("--out", required=True, type=Path, help="output .npy file")
+    p.add_argument("--requant", metavar="MULT,SHIFT", help="requantise to int8")
+    p.add_argument("--relu", action="store_true", help="apply ReLU before saturation")
+    p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    p.set_defaults(func=run)
+
+
+def _load(path: Path, what: str, dtype: type, ndim: int = 2) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"{what} file {str(path)!r} does not exist")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"{what} file {str(path)!r} is not a .npy array ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise UserError(f"{what} file {str(path)!r} is not a single .npy array")
+    if arr.dtype != np.dtype(dtype):
+        raise UserError(f"{what} must be {np.dtype(dtype).name}, got {arr.dtype.name}")
+    if arr.ndim != ndim:
+        raise UserError(f"{what} must be 2-D, got shape {arr.shape}")
+    return arr
+
+
+def _parse_requant(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        mult, shift = (int(x, 0) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--requant {text!r} must be MULT,SHIFT (two integers)") from None
+    return mult, shift
+
+
+def run(args: argparse.Namespace) -> int:
+    from sushi_tb.runner import run as run_tb
+
+    cfg = make_config(args.preset, **parse_overrides(args.set))
+    a = _load(args.a, "A (--a)", np.int8)
+    w = _load(args.w, "W (--w)", np.int8)
+    if a.shape[1] != w.shape[0]:
+        raise UserError(
+            f"A is {a.shape} but W is {w.shape}: A's K ({a.shape[1]}) must equal "
+            f"W's K ({w.shape[0]})"
+        )
+    c = None
+    if args.c_in is not None:
+        c = _load(args.c_in, "C_in (--c-in)", np.int32)
+        if c.shape != (a.shape[0], w.shape[1]):
+            raise UserError(f"C_in must be [M,N] = {(a.shape[0], w.shape[1])}, got {c.shape}")
+    spec = GemmSpec(
+        a.shape[0],
+        a.shape[1],
+        w.shape[1],
+        accumulate=c is not None,
+        requant=_parse_requant(args.requant),
+        relu=args.relu,
+    )
+    spec.validate(cfg)
+    t = Path("build/gemm").resolve()  # simulator work dir; its log stays for inspection
+    t.mkdir(parents=True, exist_ok=True)
+    (t / "out.npy").unlink(missing_ok=True)
+    np.save(t / "a.npy", a)
+    np.save(t / "w.npy", w)
+    job = {
+        "a": str(t / "a.npy"),
+        "w": str(t / "w.npy"),
+        "out": str(t / "out.npy"),
+        "requant": spec.requant,
+        "relu": spec.relu,
+    }
+    if c is not None:
+        np.save(t / "c.npy", c)
+        job["c_in"] = str(t / "c.npy")
+    tests, failed, xml = run_tb(
+        args.sim,
+        "sushi_gemm",
+        cfg,
+        "gemm_tb",
+        env={"SUSHI_GEMM_JOB": json.dumps(job)},
+        testcase="gemm_from_files",
+        test_dir=t,
+    )
+    if failed or not (t / "out.npy").exists():
+        raise UserError(f"the RTL simulation failed; see {xml.with_suffix('.log')}")
+    out = np.load(t / "out.npy")
+    cycles = json.loads((t / "out.npy.json").read_text())["cycles"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, out)
+    print(
+        f"{args.sim}/{cfg.name}: OUT {out.dtype}{list(out.shape)} -> {args.out} "
+        f"in {cycles} cycles ({spec.ideal_cycles(cfg)} ideal)"
+    )
+    return 0

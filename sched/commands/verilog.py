@@ -1,0 +1,49 @@
+"""``sushi verilog``: write synthesizable Verilog for presets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sushi_hw.config import PRESETS, make_config, parse_overrides
+from sushi_hw.generate import TOPS, generate_verilog
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verilog",
+        help="generate Verilog for one or more presets",
+        description="Generate Verilog of every top-level design for the chosen presets into "
+        "OUT/<preset>/<top>.v. Files are regenerated only when the config or RTL changes.",
+    )
+    p.add_argument(
+        "--preset",
+        action="append",
+        choices=sorted(PRESETS),
+        help="preset to generate (repeatable; default: all presets)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set rows=16 (applies to every preset)",
+    )
+    p.add_argument(
+        "--top",
+        action="append",
+        choices=sorted(TOPS),
+        help="top-level design (repeatable; default: all)",
+    )
+    p.add_argument("--out", type=Path, default=Path("build/verilog"), help="output directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.set)
+    for name in args.preset or list(PRESETS):
+        cfg = make_config(name, **overrides)
+        for top in args.top or list(TOPS):
+            path = generate_verilog(cfg, top, args.out / name)
+            print(f"{name:8s} {top:12s} -> {path}  ({path.stat().st_size // 1024} KiB)")
+    return 0

@@ -1,0 +1,47 @@
+"""Benchmarks on the RTL simulation; results land as JSON under build/bench/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sushi_hw.config import AccelConfig
+
+from .runner import run
+
+
+def gemm_shapes(cfg: AccelConfig) -> list[tuple[int, int, int]]:
+    """Large squares (16*rows), batch-1 GEMVs and a few odd shapes, all within the config."""
+    big = 16 * cfg.rows
+    shapes = [
+        (big, big, big),
+        (1, big, big),
+        (1, 4 * cfg.rows, 4 * cfg.cols),
+        (37, 53, 29),
+        (3 * cfg.rows + 1, 5, 2 * cfg.cols + 3),
+        (cfg.acc_depth + 7, 24, 40),
+    ]
+    words = lambda m, k: m * -(-k // cfg.rows)  # noqa: E731
+    return [s for s in shapes if words(s[0], s[1]) <= cfg.act_words and max(s) <= cfg.max_dim]
+
+
+def bench_gemm(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    part = out_dir / f"gemm.{cfg.name}.{sim}.json"
+    part.unlink(missing_ok=True)
+    tests, failed, xml = run(
+        sim,
+        "sushi_gemm",
+        cfg,
+        "gemm_tb",
+        testcase="bench",
+        env={
+            "SUSHI_BENCH_OUT": str(part.resolve()),
+            "SUSHI_BENCH_SHAPES": json.dumps(gemm_shapes(cfg)),
+        },
+    )
+    if failed or not part.exists():
+        raise RuntimeError(
+            f"GEMM benchmark failed on {sim}/{cfg.name}; see {xml.with_suffix('.log')}"
+        )
+    return json.loads(part.read_text())

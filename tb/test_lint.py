@@ -1,0 +1,20 @@
+"""``verilator --lint-only -Wall`` on the generated Verilog of every preset and top.
+
+The waivers are listed and explained in ``sushi_tb.runner.VERILATOR_WAIVERS``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sushi_hw.config import PRESETS
+from sushi_hw.generate import TOPS, generate_verilog
+from sushi_tb.runner import SIM_BUILD, lint_verilog, require_simulator
+
+
+@pytest.mark.parametrize("top", sorted(TOPS))
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_verilator_lint(preset: str, top: str) -> None:
+    require_simulator("verilator")
+    v = generate_verilog(PRESETS[preset], top, SIM_BUILD / "lint" / preset)
+    res = lint_verilog(v)
+    assert res.returncode == 0, f"verilator lint failed for {preset}/{top}:\n{res.stderr[-4000:]}"
