@@ -25,7 +25,9 @@ def gemm_shapes(cfg: AccelConfig) -> list[tuple[int, int, int]]:
     return [s for s in shapes if words(s[0], s[1]) <= cfg.act_words and max(s) <= cfg.max_dim]
 
 
-def bench_gemm(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
+def bench_gemm(
+    cfg: AccelConfig, sim: str, out_dir: Path, shapes: list[tuple[int, int, int]] | None = None
+) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
     part = out_dir / f"gemm.{cfg.name}.{sim}.json"
     part.unlink(missing_ok=True)
@@ -37,7 +39,7 @@ def bench_gemm(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
         testcase="bench",
         env={
             "SUSHI_BENCH_OUT": str(part.resolve()),
-            "SUSHI_BENCH_SHAPES": json.dumps(gemm_shapes(cfg)),
+            "SUSHI_BENCH_SHAPES": json.dumps(shapes or gemm_shapes(cfg)),
         },
     )
     if failed or not part.exists():
