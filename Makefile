@@ -19,6 +19,7 @@ help:
 	@echo "make test     - the whole test suite (Verilator and Icarus)"
 	@echo "make verilog  - Verilog for every preset into build/verilog/<preset>/"
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
+	@echo "make train    - retrain the digits SuperNet (deterministic) into sched/data/"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
 	@echo "make clean    - remove build/ and sim_build/"
@@ -45,6 +46,9 @@ bench: $(STAMP)
 demo: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
 	  $(BIN)/sushi demo --preset $(PRESET)
+
+train: $(STAMP)
+	$(BIN)/python -m sushi_sched.digits.train --seed 0 --out sched/data
 
 lint: $(STAMP)
 	$(BIN)/ruff check hw sched tb tests
