@@ -1,0 +1,111 @@
+"""Choosing the SubGraph to keep in the PB: a multiple-choice knapsack over tensor slices.
+
+For each tensor the options are the slices the window's SubNets use, their common part, and
+narrower versions (leading output-column tiles only) so that big tensors can be cached partly.
+The value of an option is what it saves over the window, in the cost model's own terms:
+off-chip weight bytes saved plus cycles saved times ``mem_bytes_per_cycle`` (a cycle is worth the
+bytes the port moves in it). Its weight is the whole tiles it occupies. A greedy on incremental
+value per tile (upgrading one tensor at a time) fills ``pb_bytes``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from .cost import CostModel, slice_tiles
+from .subgraph import EMPTY, SubGraph
+from .supernet.base import Dims, Layer, SubNet
+
+_TRIMS = (0.25, 0.5, 0.75)  # narrower options: this fraction of the output columns
+
+
+class CacheSelector:
+    def __init__(self, cost: CostModel, layouts: Mapping[str, str], capacity_bytes: int):
+        self.cost = cost
+        self.layouts = dict(layouts)
+        self.cfg = cost.cfg
+        self.capacity_tiles = capacity_bytes // self.cfg.tile_bytes
+        self._memo: dict[tuple, SubGraph] = {}
+
+    def tiles(self, tensor: str, dims: Dims) -> int:
+        return slice_tiles(self.layouts[tensor], dims, self.cfg)
+
+    def gain(self, layer: Layer, cached: Dims) -> float:
+        base, lc = self.cost.layer(layer, None), self.cost.layer(layer, cached)
+        saved_bytes = base.weight_offchip_bytes - lc.weight_offchip_bytes
+        return saved_bytes + (base.cycles - lc.cycles) * self.cfg.mem_bytes_per_cycle
+
+    def _options(self, tensor: str, used: list[Dims]) -> list[Dims]:
+        opts = set(used)
+        opts.add(tuple(map(min, *used)) if len(used) > 1 else used[0])
+        col = 1 if self.layouts[tensor] == "kn" else 0  # which dim is N (output columns)
+        step = self.cfg.cols
+        for d in list(opts):
+            for f in _TRIMS:
+                n = int(d[col] * f) // step * step
+                if 0 < n < d[col]:
+                    opts.add(d[:col] + (n,) + d[col + 1 :])
+        return sorted(opts)
+
+    def select(self, window: Mapping[SubNet, float] | list[SubNet]) -> SubGraph:
+        """The SubGraph (fitting the PB) that saves most over ``window`` (SubNet -> weight)."""
+        counts = Counter(window) if isinstance(window, list) else dict(window)
+        if self.capacity_tiles <= 0 or not counts:
+            return EMPTY
+        key = tuple(sorted((sn.key, w) for sn, w in counts.items()))
+        if key not in self._memo:
+            self._memo[key] = self._select(counts)
+        return self._memo[key]
+
+    def _select(self, counts: Mapping[SubNet, float]) -> SubGraph:
+        uses: dict[str, list[tuple[Layer, float]]] = {}
+        for sn, w in counts.items():
+            for ly in sn.layers:
+                uses.setdefault(ly.tensor, []).append((ly, w))
+        # per tensor: options (dims, tiles, value); keep only the useful ones
+        table: dict[str, list[tuple[Dims, int, float]]] = {}
+        for t, lw in uses.items():
+            opts = []
+            for d in self._options(t, sorted({ly.dims for ly, _ in lw})):
+                v = sum(w * self.gain(ly, d) for ly, w in lw)
+                n = self.tiles(t, d)
+                if v > 0 and n <= self.capacity_tiles:
+                    opts.append((d, n, v))
+            if opts:
+                table[t] = opts
+        chosen: dict[str, tuple[Dims, int, float]] = {}
+        free = self.capacity_tiles
+        while True:
+            best: tuple[float, float, str, tuple[Dims, int, float]] | None = None
+            for t, opts in table.items():
+                cur_n, cur_v = chosen[t][1:] if t in chosen else (0, 0.0)
+                for o in opts:
+                    dn, dv = o[1] - cur_n, o[2] - cur_v
+                    if dv <= 0 or dn > free:
+                        continue
+                    dens = dv / dn if dn > 0 else float("inf")
+                    cand = (dens, dv, t, o)
+                    if (
+                        best is None
+                        or cand[:2] > best[:2]
+                        or (cand[:2] == best[:2] and (t, o) < (best[2], best[3]))
+                    ):
+                        best = cand
+            if best is None:
+                break
+            _, _, t, o = best
+            free -= o[1] - (chosen[t][1] if t in chosen else 0)
+            chosen[t] = o
+        return SubGraph({t: o[0] for t, o in chosen.items()})
+
+    def min_useful_bytes(self, subnets: list[SubNet]) -> int:
+        """PB bytes of the smallest slice that would save anything for any of ``subnets``."""
+        best = None
+        for sn in subnets:
+            for ly in sn.layers:
+                for d in self._options(ly.tensor, [ly.dims]):
+                    if self.gain(ly, d) > 0:
+                        n = self.tiles(ly.tensor, d)
+                        best = n if best is None else min(best, n)
+        return 0 if best is None else best * self.cfg.tile_bytes

@@ -1,0 +1,152 @@
+"""Policies on tiny traces with known answers, the oracle bound, determinism."""
+
+import json
+
+import pytest
+from sushi_hw.config import make_config
+from sushi_sched.simulate import Setup, simulate
+from sushi_sched.subgraph import SubGraph
+from sushi_sched.traces import Query, generate
+
+from .toy import ToyNet
+
+# default preset: 8x8, 4 B/cycle -> a weight tile takes 16 cycles off-chip, 8 from the PB; the
+# toy net has M=1, so it is weight-bound and the PB matters for latency too.
+CFG = make_config("default", pb_bytes=65536)  # pinned: independent of preset edits
+ALL = ("sushi", "no_pb", "static_subnet", "static_subgraph", "last_subnet", "oracle")
+ONLINE_SAME_RULE = ("sushi", "no_pb", "static_subgraph", "last_subnet")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    net = ToyNet()
+    return net, Setup.build(net, CFG)
+
+
+def lat(setup, w, cached=False):
+    s = setup.supernet.table_subnet({16: 0, 32: 1, 64: 2}[w])
+    return setup.cost.query(s, SubGraph.of(s) if cached else SubGraph()).ms
+
+
+def run(setup, trace, objective, policies=ALL, **kw):
+    return simulate(
+        setup.supernet, setup.cfg, trace, objective, policies, timing=False, setup=setup, **kw
+    )
+
+
+def test_latency_objective_known_answer(toy):
+    net, setup = toy
+    gap = 10.0  # ms, far above any service time: no queueing
+    trace = [Query(i * gap, 85.0, 1.0) for i in range(20)]
+    rep, ser = run(setup, trace, "latency")
+    p = rep["policies"]
+    l0, l1 = lat(setup, 32), lat(setup, 32, cached=True)
+    assert l1 < l0
+    assert p["no_pb"]["mean_latency_ms"] == pytest.approx(l0)
+    assert all(a == 90.0 for a in ser["no_pb"].accuracy)
+    # sushi caches the whole w=32 SubNet after the first query, loads once
+    assert ser["sushi"].latency_ms[0] == pytest.approx(l0)
+    assert ser["sushi"].latency_ms[1:] == pytest.approx([l1] * 19)
+    assert p["sushi"]["cache_updates"] == 1
+    tiles = 8 * 4 + 4 * 2  # l1 64x32: 8 K-tiles x 4 N-tiles ; l2 32x10: 4 x 2
+    assert p["sushi"]["pb_hit_bytes"] == 19 * tiles * 64
+    assert p["sushi"]["pb_load_bytes"] == tiles * 64
+    assert p["last_subnet"]["mean_latency_ms"] == pytest.approx(p["sushi"]["mean_latency_ms"])
+    # static_subgraph loads before the first query (which waits for the load): every query hits
+    load_ms = CFG.cycles_to_ms(setup.cost.timing.transfer_cycles(tiles * 64))
+    assert ser["static_subgraph"].latency_ms == pytest.approx([l1 + load_ms] + [l1] * 19)
+    assert p["static_subnet"]["served"] == {"#1": 20}
+    assert p["oracle"]["mean_latency_ms"] == pytest.approx(l1)
+    assert p["sushi"]["offchip_bytes"] < p["no_pb"]["offchip_bytes"]
+
+
+def test_accuracy_objective_pb_buys_accuracy(toy):
+    net, setup = toy
+    slo = (lat(setup, 64) + lat(setup, 64, cached=True)) / 2  # w=64 fits only when cached
+    assert lat(setup, 64, cached=True) < slo < lat(setup, 64)
+    trace = [Query(i * 10.0, 0.0, slo) for i in range(10)]
+    rep, ser = run(setup, trace, "accuracy")
+    p = rep["policies"]
+    assert ser["no_pb"].accuracy == [90.0] * 10
+    assert ser["sushi"].accuracy == [90.0] + [95.0] * 9  # needs a cache first
+    assert p["sushi"]["slo_attainment"] == p["no_pb"]["slo_attainment"] == 1.0
+    assert ser["oracle"].accuracy == [95.0] * 10
+
+
+def test_floor_and_slo_misses_degrade_predictably(toy):
+    net, setup = toy
+    trace = [Query(0.0, 99.0, 1e-6), Query(10.0, 99.0, 1e-6)]
+    rep, ser = run(setup, trace, "latency", ("no_pb",))
+    assert ser["no_pb"].accuracy == [95.0, 95.0]  # no SubNet meets 99 %: the most accurate
+    assert rep["policies"]["no_pb"]["floor_attainment"] == 0.0
+    rep, ser = run(setup, trace, "accuracy", ("no_pb",))
+    assert ser["no_pb"].accuracy == [80.0, 80.0]  # SLO unmeetable: the least accurate
+    assert rep["policies"]["no_pb"]["slo_attainment"] == 0.0
+
+
+def test_queueing_counts(toy):
+    net, setup = toy
+    trace = [Query(0.0, 85.0, 100.0)] * 3  # three simultaneous arrivals
+    rep, ser = run(setup, trace, "latency", ("no_pb",))
+    l0 = lat(setup, 32)
+    assert ser["no_pb"].latency_ms == pytest.approx([l0, 2 * l0, 3 * l0])
+
+
+def test_pb_too_small_still_works(toy):
+    net, _ = toy
+    setup = Setup.build(net, CFG.replace(pb_bytes=0))
+    trace = [Query(i * 10.0, 85.0, 1.0) for i in range(5)]
+    rep, _ = run(setup, trace, "latency")
+    assert any("nothing is cached" in n for n in rep["config"]["notes"])
+    base = rep["policies"]["no_pb"]
+    for name in ("sushi", "static_subgraph", "last_subnet"):
+        r = rep["policies"][name]
+        assert r["pb_hit_bytes"] == 0 and r["cache_updates"] == 0
+        assert r["mean_latency_ms"] == base["mean_latency_ms"]
+
+
+@pytest.mark.parametrize("kind", ["phases", "uniform"])
+@pytest.mark.parametrize("objective", ["latency", "accuracy"])
+def test_oracle_never_worse(zcu_setup, kind, objective):
+    trace = generate(kind, 300, 3, zcu_setup.scale())
+    rep, ser = run(zcu_setup, trace, objective)
+    o = rep["policies"]["oracle"]
+    for name in ONLINE_SAME_RULE:
+        r = rep["policies"][name]
+        assert o["slo_attainment"] >= r["slo_attainment"], name
+        if objective == "latency":
+            assert all(
+                a <= b + 1e-9
+                for a, b in zip(ser["oracle"].latency_ms, ser[name].latency_ms, strict=True)
+            ), name
+            assert o["p99_latency_ms"] <= r["p99_latency_ms"] + 1e-9
+            assert o["offchip_bytes"] <= r["offchip_bytes"], name  # same SubNets served
+        else:
+            assert all(
+                a >= b for a, b in zip(ser["oracle"].accuracy, ser[name].accuracy, strict=True)
+            ), name
+
+
+def test_pb_capacity_respected_and_sushi_saves_energy(zcu_setup):
+    trace = generate("phases", 400, 5, zcu_setup.scale())
+    rep, ser = run(zcu_setup, trace, "latency")
+    for name, r in rep["policies"].items():
+        assert r["pb_peak_bytes"] <= zcu_setup.cfg.pb_bytes, name
+    p = rep["policies"]
+    assert p["sushi"]["offchip_energy_mj"] < p["no_pb"]["offchip_energy_mj"]
+    assert p["sushi"]["mean_latency_ms"] <= p["no_pb"]["mean_latency_ms"]
+
+
+def test_determinism(zcu_setup):
+    trace = generate("walk", 200, 11, zcu_setup.scale(), "gamma")
+    a, _ = run(zcu_setup, trace, "accuracy")
+    b, _ = run(Setup.build(zcu_setup.supernet, zcu_setup.cfg), trace, "accuracy")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_unknown_policy_and_objective(toy):
+    _, setup = toy
+    with pytest.raises(ValueError, match="unknown policy 'lru'"):
+        run(setup, [Query(0, 0, 1)], "latency", ("lru",))
+    with pytest.raises(ValueError, match="unknown objective"):
+        run(setup, [Query(0, 0, 1)], "energy")
