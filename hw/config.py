@@ -57,6 +57,8 @@ class AccelConfig:
     clock_mhz: float = 100.0
     #: Largest M, K or N of one GEMM; sets descriptor field widths.
     max_dim: int = 4096
+    #: Bytes of off-chip memory the accelerator may address (and the simulation model holds).
+    mem_bytes: int = 1 << 20
     #: Free-text note on where the numbers come from.
     note: str = field(default="", compare=False)
 
@@ -84,6 +86,12 @@ class AccelConfig:
         need(self.rows >= 2 and _is_pow2(self.rows), "rows", "must be a power of two >= 2")
         need(self.cols >= 2 and _is_pow2(self.cols), "cols", "must be a power of two >= 2")
         need(self.rows <= 64, "rows", "must be <= 64")
+        need(
+            self.cols == self.rows,
+            "cols",
+            f"must equal rows ({self.rows}): a layer's output rows are the next layer's input "
+            "words, so the activation layout needs a square array",
+        )
         need(self.cols <= 64, "cols", "must be <= 64")
         need(
             _is_pow2(self.acc_depth) and self.acc_depth >= 2,
@@ -124,7 +132,19 @@ class AccelConfig:
             "must be > 0",
         )
         need(self.max_dim >= max(self.rows, self.cols), "max_dim", "must be >= rows and cols")
-        need(self.max_dim < (1 << 24), "max_dim", "must fit the 24-bit descriptor fields")
+        need(self.max_dim < (1 << 16), "max_dim", "must fit the 16-bit GEMM fields of the ISA")
+        need(
+            self.mem_width <= self.tile_bytes,
+            "mem_width",
+            f"must be <= one weight tile ({self.tile_bytes} B)",
+        )
+        need(
+            _is_pow2(self.mem_bytes)
+            and self.mem_bytes <= (1 << 32)
+            and self.mem_bytes >= 64 * self.mem_width,
+            "mem_bytes",
+            "must be a power of two, at least 64 memory words, at most 4 GiB",
+        )
 
     # ---- derived quantities (never stored twice) -------------------------------------------
     @property
@@ -180,6 +200,7 @@ PRESETS: dict[str, AccelConfig] = {
             mem_bytes_per_cycle=2,
             clock_mhz=30.0,
             max_dim=1024,
+            mem_bytes=1 << 18,
             note="Fits an iCE40UP5K: 16 LUT multipliers; PB and activations in SPRAM.",
         ),
         AccelConfig(
@@ -188,14 +209,15 @@ PRESETS: dict[str, AccelConfig] = {
             cols=8,
             acc_depth=256,
             act_bytes=16384,
-            pb_bytes=65536,
+            pb_bytes=8192,
             dyn_bytes=2048,
             mem_width=8,
             mem_latency=24,
             mem_bytes_per_cycle=4,
             clock_mhz=100.0,
             max_dim=4096,
-            note="Simulation default: 8x8 array, off-chip at half the array's weight-row rate.",
+            note="Simulation default: 8x8 array, off-chip at half the array's weight-row rate; "
+            "an 8 KiB PB holds a SubGraph of the digits SuperNet (13 KB in all), not all of it.",
         ),
         AccelConfig(
             name="large",
@@ -224,7 +246,8 @@ PRESETS: dict[str, AccelConfig] = {
             mem_latency=100,
             mem_bytes_per_cycle=64,
             clock_mhz=300.0,
-            max_dim=1 << 16,
+            max_dim=(1 << 16) - 1,
+            mem_bytes=1 << 31,
             note=(
                 "Analytical model of the paper's FPGA class (XCZU7EV): 1024 of 1728 DSPs for a "
                 "32x32 array; PB 2 MiB + 2x1 MiB activations of ~4.7 MB BRAM+URAM; "

@@ -26,7 +26,9 @@ def gemm_desc_layout(cfg: AccelConfig) -> data.StructLayout:
             "m": unsigned(cfg.dim_bits),
             "k": unsigned(cfg.dim_bits),
             "n": unsigned(cfg.dim_bits),
-            "accumulate": 1,
+            "accumulate": 1,  # add the C_in stream
+            "acc_keep": 1,  # start from the accumulator's contents (a held previous result)
+            "hold": 1,  # leave the int32 result in the accumulator; emit nothing
             "requant": RequantParams,
             "a_base": unsigned(clog2(cfg.act_words)),
         }
@@ -131,13 +133,15 @@ class GemmCore(wiring.Component):
         ]
         tile_start = m_cnt == 0
         need_cin = first & desc.accumulate
+        emit = Signal()  # this row produces an output row
+        m.d.comb += emit.eq(last & ~desc.hold)
         fire = Signal()
         m.d.comb += fire.eq(
             running
             & (~tile_start | pending)
             & (a_rel < self.a_avail)
             & (~need_cin | (cin_fifo.level > cin_res))
-            & (~last | (credits != 0))
+            & (~emit | (credits != 0))
         )
         m.d.comb += [
             self.running.eq(running),
@@ -149,7 +153,7 @@ class GemmCore(wiring.Component):
 
         # pipeline bookkeeping, defined below
         out_valid_stage = Signal()
-        out_first, out_last = Signal(), Signal()
+        out_first = Signal()
         busy_pipe = Signal()
 
         # One GEMM at a time: its descriptor (requant, accumulate) must stay put until drained.
@@ -200,20 +204,20 @@ class GemmCore(wiring.Component):
 
         # ---- credits ---------------------------------------------------------------------
         out_taken = self.out.valid & self.out.ready
-        m.d.sync += credits.eq(credits - (fire & last) + out_taken)
+        m.d.sync += credits.eq(credits - (fire & emit) + out_taken)
         cin_pop = out_valid_stage & out_first & desc.accumulate
         m.d.sync += cin_res.eq(cin_res + (fire & need_cin) - cin_pop)
 
         # ---- array feed (stage 1: A word arrives from the memory) ---------------------------
         meta_layout = data.StructLayout(
-            {"valid": 1, "first": 1, "last": 1, "idx": unsigned(max(1, ld))}
+            {"valid": 1, "first": 1, "emit": 1, "idx": unsigned(max(1, ld))}
         )
         meta1 = Signal(meta_layout)
         bank1 = Signal()
         m.d.sync += [
             meta1.valid.eq(fire),
             meta1.first.eq(first),
-            meta1.last.eq(last),
+            meta1.emit.eq(emit),
             meta1.idx.eq(m_cnt),
             # issue_bank flips as a tile starts: the first row uses it, later rows its inverse
             bank1.eq(Mux(tile_start, issue_bank, ~issue_bank)),
@@ -238,19 +242,19 @@ class GemmCore(wiring.Component):
         m.d.comb += [
             out_valid_stage.eq(outm.valid),
             out_first.eq(outm.first),
-            out_last.eq(outm.last),
         ]
         cin_view = data.ArrayLayout(signed(32), C)(cin_fifo.r_data)
         sums = Signal(data.ArrayLayout(signed(32), C))
         for c in range(C):
-            base = Mux(outm.first, Mux(desc.accumulate, cin_view[c], 0), acc_rp.data[c])
+            fresh = outm.first & ~desc.acc_keep
+            base = Mux(fresh, Mux(desc.accumulate, cin_view[c], 0), acc_rp.data[c])
             m.d.comb += sums[c].eq(base + array.out_data[c])
         m.d.comb += [
             cin_fifo.r_en.eq(cin_pop),
-            acc_wp.en.eq(outm.valid & ~outm.last),
+            acc_wp.en.eq(outm.valid & ~outm.emit),
             acc_wp.addr.eq(outm.idx),
             acc_wp.data.eq(sums),
-            rq.i_valid.eq(outm.valid & outm.last),
+            rq.i_valid.eq(outm.valid & outm.emit),
             rq.i_data.eq(sums),
             rq.params.eq(desc.requant),
         ]

@@ -53,6 +53,8 @@ class GemmEngine(wiring.Component):
             core.cmd.valid.eq(self.cmd.valid),
             core.cmd.payload.eq(self.cmd.payload),
             core.cmd.payload.a_base.eq(0),
+            core.cmd.payload.acc_keep.eq(0),
+            core.cmd.payload.hold.eq(0),
             self.cmd.ready.eq(core.cmd.ready),
         ]
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from .accel import SushiAccel
 from .config import AccelConfig
 from .gemm_engine import GemmEngine
+from .sim_top import SushiSim
 
 #: top name -> component factory. Later tops (the full accelerator, board tops) register here.
 TOPS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
-    "sushi_gemm": GemmEngine,
+    "sushi_gemm": GemmEngine,  # the compute core alone, with streams
+    "sushi_accel": SushiAccel,  # the accelerator, memory port outside (FPGA tops wrap it)
+    "sushi_sim": SushiSim,  # the accelerator with the HDL memory model, for cocotb
 }
 
 _SOURCES = Path(__file__).parent
@@ -39,7 +44,28 @@ def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
     digest = _design_hash(cfg, top)
     if path.exists() and stamp.exists() and stamp.read_text() == digest:
         return path
-    text = verilog.convert(TOPS[top](cfg), name=top, emit_src=False)
+    text = _compact_zero_inits(verilog.convert(TOPS[top](cfg), name=top, emit_src=False))
     path.write_text(text)
     stamp.write_text(digest)
     return path
+
+
+_ZERO_INIT = re.compile(r"  initial begin\n((?:    (\w+)\[\d+\] = \d+'h0+;\n)+)  end\n")
+
+
+def _compact_zero_inits(text: str) -> str:
+    """Amaranth writes one line per word to zero a memory; a loop says the same in one line.
+
+    The large simulation memory would otherwise be 100k+ lines that slow every simulator build.
+    """
+
+    def loop(match: re.Match) -> str:
+        lines = match.group(1).count("\n")
+        name = match.group(2)
+        var = f"{name}__init_i"
+        return (
+            f"  integer {var};\n  initial begin\n    for ({var} = 0; {var} < {lines}; "
+            f"{var} = {var} + 1) {name}[{var}] = 0;\n  end\n"
+        )
+
+    return _ZERO_INIT.sub(loop, text)

@@ -47,3 +47,23 @@ def bench_gemm(
             f"GEMM benchmark failed on {sim}/{cfg.name}; see {xml.with_suffix('.log')}"
         )
     return json.loads(part.read_text())
+
+
+def bench_memory(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
+    """One GEMM per weight source (PB, off-chip, split) on the full accelerator."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    part = out_dir / f"memory.{cfg.name}.{sim}.json"
+    part.unlink(missing_ok=True)
+    tests, failed, xml = run(
+        sim,
+        "sushi_sim",
+        cfg,
+        "accel_tb",
+        testcase="bench_memory",
+        env={"SUSHI_BENCH_OUT": str(part.resolve())},
+    )
+    if failed or not part.exists():
+        raise RuntimeError(
+            f"memory benchmark failed on {sim}/{cfg.name}; see {xml.with_suffix('.log')}"
+        )
+    return json.loads(part.read_text())

@@ -111,6 +111,10 @@ def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
     stamp = build_dir / "built.json"
     runner = get_runner(sim)
     if not stamp.exists():
+        # builds of older versions of the same design only take disk space
+        for old in build_dir.parent.glob(f"{cfg.name}-*"):
+            if old != build_dir and (old / "built.json").exists():
+                shutil.rmtree(old, ignore_errors=True)
         build_args: list[str] = []
         if sim == "verilator":
             build_args = [

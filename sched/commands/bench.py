@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="benchmark the RTL simulation",
         description="Run fixed GEMM shapes on the RTL simulation of each preset and write "
         "OUT/gemm.json: one record per run with measured cycles (first input accepted to last "
-        "output produced), ideal_cycles = ceil(M*K*N/(rows*cols)) and utilization = ideal/cycles.",
+        "output produced), ideal_cycles = ceil(M*K*N/(rows*cols)) and utilization = ideal/cycles. "
+        "Then run one GEMM per weight source (PB, off-chip, split) on the whole accelerator and "
+        "write OUT/memory.json with cycles, roofline_cycles = max(compute, off-chip bytes / "
+        "bandwidth), efficiency = roofline/cycles and the off-chip weight bytes, measured and "
+        "expected from the shapes.",
     )
     p.add_argument(
         "--preset",
@@ -40,15 +44,40 @@ def _table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    from sushi_tb.bench import bench_gemm
+def _memory_table(records: list[dict]) -> str:
+    head = (
+        f"{'preset':8s} {'M':>4s} {'K':>4s} {'N':>4s} {'source':8s} {'cycles':>7s} "
+        f"{'roofline':>8s} {'eff':>5s} {'offchip_w':>9s} {'expected':>9s} {'pb_bytes':>8s}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in records:
+        lines.append(
+            f"{r['preset']:8s} {r['M']:4d} {r['K']:4d} {r['N']:4d} {r['weight_source']:8s} "
+            f"{r['cycles']:7d} {r['roofline_cycles']:8d} {r['efficiency']:5.3f} "
+            f"{r['offchip_weight_bytes']:9d} {r['expected_offchip_weight_bytes']:9d} "
+            f"{r['pb_bytes']:8d}"
+        )
+    return "\n".join(lines)
 
-    records: list[dict] = []
+
+def run(args: argparse.Namespace) -> int:
+    from sushi_tb.bench import bench_gemm, bench_memory
+
+    gemm: list[dict] = []
+    memory: list[dict] = []
     presets = args.preset or ["tiny", "default"]
-    for name in tqdm(presets, desc="gemm bench", unit="preset"):
-        records += bench_gemm(make_config(name), args.sim, args.out / "parts")
+    jobs = [(name, kind) for name in presets for kind in ("gemm", "memory")]
+    for name, kind in tqdm(jobs, desc="bench", unit="run"):
+        cfg = make_config(name)
+        if kind == "gemm":
+            gemm += bench_gemm(cfg, args.sim, args.out / "parts")
+        else:
+            memory += bench_memory(cfg, args.sim, args.out / "parts")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gemm.json").write_text(json.dumps(records, indent=1))
-    print(_table(records))
-    print(f"wrote {args.out / 'gemm.json'}")
+    (args.out / "gemm.json").write_text(json.dumps(gemm, indent=1))
+    (args.out / "memory.json").write_text(json.dumps(memory, indent=1))
+    print(_table(gemm))
+    print()
+    print(_memory_table(memory))
+    print(f"wrote {args.out / 'gemm.json'} and {args.out / 'memory.json'}")
     return 0

@@ -1,0 +1,612 @@
+"""SushiAccel: command processor, Persistent Buffer, dynamic weight buffer, activation buffers.
+
+The host writes a program (docs/isa.md) into off-chip memory and rings the doorbell; the command
+processor fetches, checks and executes one command at a time and raises ``done`` or ``error``.
+Every check happens before a command touches anything, so an illegal command halts within a few
+cycles and never hangs. Ports are listed in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import isa
+from .config import AccelConfig
+from .gemm_core import GemmCore
+from .mem_port import MEM_BEATS_BITS, mem_port_signature
+from .width import WidthConverter
+
+COUNTER_BITS = 48
+MAX_BURST = 256  # beats per memory request
+
+
+class RequestIssuer(wiring.Component):
+    """Issues ``passes`` passes over ``beats`` beats from ``addr`` as bursts of MAX_BURST."""
+
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        super().__init__(
+            {
+                "start": In(1),
+                "addr": In(32),
+                "beats": In(32),
+                "passes": In(16),
+                "write": In(1),
+                "busy": Out(1),
+                "req": Out(mem_port_signature(cfg).members["req"].signature),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        W = self.cfg.mem_width
+        base, addr = Signal(32), Signal(32)
+        left, total = Signal(32), Signal(32)
+        passes = Signal(16)
+        write = Signal()
+        burst = Signal(MEM_BEATS_BITS)
+        m.d.comb += burst.eq(Mux(left > MAX_BURST, MAX_BURST, left))
+        m.d.comb += [
+            self.busy.eq(left != 0),
+            self.req.valid.eq(left != 0),
+            self.req.payload.addr.eq(addr),
+            self.req.payload.beats.eq(burst),
+            self.req.payload.write.eq(write),
+        ]
+        with m.If(self.start):
+            m.d.sync += [
+                base.eq(self.addr),
+                addr.eq(self.addr),
+                total.eq(self.beats),
+                left.eq(Mux(self.passes == 0, 0, self.beats)),
+                passes.eq(self.passes),
+                write.eq(self.write),
+            ]
+        with m.Elif(self.req.valid & self.req.ready):
+            m.d.sync += [addr.eq(addr + burst * W), left.eq(left - burst)]
+            with m.If((left == burst) & (passes > 1)):
+                m.d.sync += [passes.eq(passes - 1), addr.eq(base), left.eq(total)]
+        return m
+
+
+class SushiAccel(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        super().__init__(
+            {
+                "mem": Out(mem_port_signature(cfg)),
+                "doorbell": In(1),
+                "prog_addr": In(32),
+                "busy": Out(1),
+                "done": Out(1),
+                "error": Out(1),
+                "error_code": Out(8),
+                "ctr_sel": In(range(isa.NUM_COUNTERS)),
+                "ctr_value": Out(64),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:  # noqa: C901 - one FSM, kept in one place
+        m = Module()
+        cfg = self.cfg
+        R, W, D = cfg.rows, cfg.mem_width, cfg.acc_depth
+        lr, ld = R.bit_length() - 1, D.bit_length() - 1
+        lw = W.bit_length() - 1
+        tile_bytes = cfg.tile_bytes
+        word_bits = 8 * R
+
+        # ---- storage -------------------------------------------------------------------
+        m.submodules.core = core = GemmCore(cfg)
+        acts = []
+        for b in range(2):
+            mem = Memory(shape=unsigned(word_bits), depth=cfg.act_words, init=[])
+            m.submodules[f"act{b}"] = mem
+            acts.append((mem.write_port(), mem.read_port()))
+        m.submodules.pb = pb = Memory(shape=unsigned(word_bits), depth=cfg.pb_bytes // R, init=[])
+        pb_wp, pb_rp = pb.write_port(), pb.read_port()
+        m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
+        m.submodules.pbq = pbq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
+        m.submodules.conv_in = conv_in = WidthConverter(W, R)
+        m.submodules.conv_out = conv_out = WidthConverter(R, W)
+        cmd_words = max(1, W // isa.CMD_BYTES)
+        m.submodules.conv_cmd = conv_cmd = WidthConverter(W, isa.CMD_BYTES)
+        m.submodules.issuer = issuer = RequestIssuer(cfg)
+        m.submodules.storeq = storeq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
+
+        # memory requests: the issuer (commands, CACHE, LOAD/STORE) or, during a GEMM, the
+        # weight-tile walker below
+        gemm_req = Signal()
+        walk_valid = Signal()
+        walk_addr = Signal(32)
+        mreq = self.mem.req
+        with m.If(gemm_req):
+            m.d.comb += [
+                mreq.valid.eq(walk_valid),
+                mreq.payload.addr.eq(walk_addr),
+                mreq.payload.beats.eq(tile_bytes // W),
+                mreq.payload.write.eq(0),
+            ]
+        with m.Else():
+            m.d.comb += [
+                mreq.valid.eq(issuer.req.valid),
+                mreq.payload.eq(issuer.req.payload),
+                issuer.req.ready.eq(mreq.ready),
+            ]
+
+        # ---- counters ------------------------------------------------------------------
+        ctrs = [Signal(COUNTER_BITS, name=f"ctr_{c.name.lower()}") for c in isa.Counter]
+        with m.Switch(self.ctr_sel):
+            for c in isa.Counter:
+                with m.Case(c):
+                    m.d.comb += self.ctr_value.eq(ctrs[c])
+
+        # ---- command register and decoded views ---------------------------------------
+        cmd = Signal(isa.CMD_BITS)
+        op = cmd[:4]
+        c_cache = data.View(isa.CACHE, cmd[: isa.CACHE.size])
+        c_act = data.View(isa.ACT_MOVE, cmd[: isa.ACT_MOVE.size])
+        c_gemm = data.View(isa.GEMM, cmd[: isa.GEMM.size])
+        pc = Signal(32)
+        err = Signal(8)
+        done = Signal()
+        busy = Signal()
+        m.d.comb += [
+            self.busy.eq(busy),
+            self.done.eq(done),
+            self.error.eq(err != 0),
+            self.error_code.eq(err),
+        ]
+
+        # GEMM geometry, registered in DECODE
+        kt_n, nt_n, mt_n = Signal(16), Signal(16), Signal(16)
+        out_words_per_row = Mux(c_gemm.requant, 1, 4)
+        # products registered in CHECK_PREP (one cycle for multipliers)
+        a_words, o_words, pb_tiles_used, off_tiles = (Signal(32) for _ in range(4))
+        w_span, pb_span = Signal(32), Signal(32)  # tiles from the first to past the last used
+        act_xfer_bytes = Signal(32)
+
+        # ---- data movement state -------------------------------------------------------
+        cnt = Signal(32)  # words moved by the current CACHE/LOAD/STORE
+        limit = Signal(32)
+        store_rd = Signal(32)  # STORE: words read from the buffer
+        store_pending = Signal()
+        wbeats = Signal(32)  # STORE: beats sent
+        fetch_idx = Signal(range(cmd_words + 1))
+        fetch_keep = Signal(range(cmd_words))
+
+        # GEMM off-chip weight walker: one request per tile outside the cached block
+        w_mt, w_nt, w_kt = Signal(16), Signal(16), Signal(16)
+        w_idx, w_row_start = Signal(32), Signal(32)
+        w_done = Signal()
+        # GEMM weight feed
+        f_mt, f_nt, f_kt = Signal(16), Signal(16), Signal(16)
+        f_row = Signal(range(R))
+        f_done = Signal()
+        pb_pass = Signal(16)  # M-tile passes left over the cached block
+        pb_k, pb_n = Signal(16), Signal(16)
+        pb_r = Signal(range(R))
+        pb_tile_row = Signal(24)  # PB tile index of (pb_n, 0)
+        pb_rd_pending = Signal()
+        # GEMM output writer
+        o_addr = Signal(24)
+        o_part = Signal(2)
+
+        rdata = self.mem.rdata
+        beat_in = rdata.valid & rdata.ready
+
+        def count(c: isa.Counter, amount) -> None:
+            m.d.sync += ctrs[c].eq(ctrs[c] + amount)
+
+        with m.If(busy):
+            count(isa.Counter.CYCLES, 1)
+        with m.If(core.issue):
+            count(isa.Counter.MAC_ACTIVE, 1)
+        with m.If(self.mem.wdata.valid & self.mem.wdata.ready):
+            count(isa.Counter.WR_BYTES, W)
+
+        core_started = Signal()
+
+        with m.FSM(name="cp"):
+            with m.State("IDLE"):
+                with m.If(self.doorbell):
+                    m.d.sync += [pc.eq(self.prog_addr), err.eq(0), done.eq(0), busy.eq(1)]
+                    m.d.sync += [c.eq(0) for c in ctrs]
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):
+                aligned = pc[:5] == 0
+                in_mem = (pc + isa.CMD_BYTES) <= cfg.mem_bytes
+                with m.If(~aligned):
+                    m.d.sync += err.eq(isa.ErrorCode.BAD_ALIGN)
+                    m.next = "HALT"
+                with m.Elif(~in_mem | (pc >= cfg.mem_bytes)):
+                    m.d.sync += err.eq(isa.ErrorCode.MEM_RANGE)
+                    m.next = "HALT"
+                with m.Else():
+                    beats = max(1, isa.CMD_BYTES // W)
+                    m.d.comb += [
+                        issuer.start.eq(1),
+                        issuer.addr.eq(Cat(Const(0, lw), pc[lw:])),
+                        issuer.beats.eq(beats),
+                        issuer.passes.eq(1),
+                        issuer.write.eq(0),
+                    ]
+                    m.d.sync += [
+                        fetch_idx.eq(0),
+                        # a beat wider than a command holds several: keep the one at pc
+                        fetch_keep.eq(
+                            pc[5 : 5 + (cmd_words - 1).bit_length()] if cmd_words > 1 else 0
+                        ),
+                    ]
+                    m.next = "FETCH_DATA"
+
+            with m.State("FETCH_DATA"):
+                m.d.comb += [
+                    conv_cmd.i.valid.eq(rdata.valid),
+                    conv_cmd.i.payload.eq(rdata.payload),
+                    rdata.ready.eq(conv_cmd.i.ready),
+                    conv_cmd.o.ready.eq(1),
+                ]
+                with m.If(beat_in):
+                    count(isa.Counter.RD_CMD_BYTES, W)
+                with m.If(conv_cmd.o.valid):
+                    with m.If(fetch_idx == fetch_keep):
+                        m.d.sync += cmd.eq(conv_cmd.o.payload)
+                    m.d.sync += fetch_idx.eq(fetch_idx + 1)
+                    with m.If(fetch_idx == cmd_words - 1):
+                        m.next = "DECODE"
+
+            with m.State("DECODE"):
+                m.d.sync += [
+                    kt_n.eq((c_gemm.k + (R - 1)) >> lr),
+                    nt_n.eq((c_gemm.n + (R - 1)) >> lr),
+                    mt_n.eq((c_gemm.m + (D - 1)) >> ld),
+                    act_xfer_bytes.eq(c_act.words << lr),
+                ]
+                count(isa.Counter.COMMANDS, 1)
+                m.next = "CHECK_PREP"
+
+            with m.State("CHECK_PREP"):
+                m.d.sync += [
+                    a_words.eq(c_gemm.m * kt_n),
+                    o_words.eq(c_gemm.m * nt_n * out_words_per_row),
+                    pb_tiles_used.eq(c_gemm.pb_kt * c_gemm.pb_nt),
+                    off_tiles.eq(kt_n * nt_n - c_gemm.pb_kt * c_gemm.pb_nt),
+                    w_span.eq((nt_n - 1) * c_gemm.w_stride + kt_n),
+                    pb_span.eq((c_gemm.pb_nt - 1) * c_gemm.pb_stride + c_gemm.pb_kt),
+                ]
+                m.next = "CHECK"
+
+            with m.State("CHECK"):
+                E = isa.ErrorCode
+
+                def fail(code: E) -> None:
+                    m.d.sync += err.eq(code)
+                    m.next = "HALT"
+
+                misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
+                with m.Switch(op):
+                    with m.Case(isa.Op.DONE):
+                        m.d.sync += [done.eq(1), busy.eq(0)]
+                        m.next = "IDLE"
+                    with m.Case(isa.Op.CACHE):
+                        nbytes = c_cache.tiles * tile_bytes
+                        with m.If(c_cache.tiles == 0):
+                            fail(E.BAD_SHAPE)
+                        with m.Elif(c_cache.pb_tile + c_cache.tiles > cfg.pb_tiles):
+                            fail(E.PB_RANGE)
+                        with m.Elif(misaligned(c_cache.mem_addr)):
+                            fail(E.BAD_ALIGN)
+                        with m.Elif(c_cache.mem_addr + nbytes > cfg.mem_bytes):
+                            fail(E.MEM_RANGE)
+                        with m.Else():
+                            m.d.comb += [
+                                issuer.start.eq(1),
+                                issuer.addr.eq(c_cache.mem_addr),
+                                issuer.beats.eq(nbytes >> lw),
+                                issuer.passes.eq(1),
+                            ]
+                            m.d.sync += [cnt.eq(0), limit.eq(c_cache.tiles << lr)]
+                            m.next = "CACHE"
+                    with m.Case(isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
+                        with m.If(c_act.words == 0):
+                            fail(E.BAD_SHAPE)
+                        with m.Elif(c_act.word + c_act.words > cfg.act_words):
+                            fail(E.ACT_RANGE)
+                        with m.Elif(misaligned(c_act.mem_addr) | misaligned(act_xfer_bytes)):
+                            fail(E.BAD_ALIGN)
+                        with m.Elif(c_act.mem_addr + act_xfer_bytes > cfg.mem_bytes):
+                            fail(E.MEM_RANGE)
+                        with m.Else():
+                            store = op == isa.Op.STORE_ACT
+                            m.d.comb += [
+                                issuer.start.eq(1),
+                                issuer.addr.eq(c_act.mem_addr),
+                                issuer.beats.eq(act_xfer_bytes >> lw),
+                                issuer.passes.eq(1),
+                                issuer.write.eq(store),
+                            ]
+                            m.d.sync += [
+                                cnt.eq(0),
+                                limit.eq(c_act.words),
+                                store_rd.eq(0),
+                                wbeats.eq(0),
+                                store_pending.eq(0),
+                            ]
+                            with m.If(store):
+                                m.next = "STORE"
+                            with m.Else():
+                                m.next = "LOAD"
+                    with m.Case(isa.Op.GEMM):
+                        g = c_gemm
+                        with m.If(
+                            (g.m == 0)
+                            | (g.k == 0)
+                            | (g.n == 0)
+                            | (g.m > cfg.max_dim)
+                            | (g.k > cfg.max_dim)
+                            | (g.n > cfg.max_dim)
+                            | (g.pb_kt > kt_n)
+                            | (g.pb_nt > nt_n)
+                            | (g.w_stride < kt_n)
+                            | ((pb_tiles_used != 0) & (g.pb_stride < g.pb_kt))
+                        ):
+                            fail(E.BAD_SHAPE)
+                        with m.Elif((g.accumulate | g.hold) & (mt_n != 1)):
+                            fail(E.BAD_ACCUMULATE)
+                        with m.Elif(
+                            (g.a_word + a_words > cfg.act_words)
+                            | (~g.hold & (g.o_word + o_words > cfg.act_words))
+                        ):
+                            fail(E.ACT_RANGE)
+                        with m.Elif((pb_tiles_used != 0) & (g.pb_tile + pb_span > cfg.pb_tiles)):
+                            fail(E.PB_RANGE)
+                        with m.Elif((off_tiles != 0) & misaligned(g.w_addr)):
+                            fail(E.BAD_ALIGN)
+                        with m.Elif(
+                            (off_tiles != 0) & (g.w_addr + w_span * tile_bytes > cfg.mem_bytes)
+                        ):
+                            fail(E.MEM_RANGE)
+                        with m.Else():
+                            m.d.sync += [
+                                w_mt.eq(0),
+                                w_nt.eq(0),
+                                w_kt.eq(0),
+                                w_idx.eq(0),
+                                w_row_start.eq(0),
+                                w_done.eq(off_tiles == 0),
+                                f_mt.eq(0),
+                                f_nt.eq(0),
+                                f_kt.eq(0),
+                                f_row.eq(0),
+                                f_done.eq(0),
+                                pb_k.eq(0),
+                                pb_n.eq(0),
+                                pb_r.eq(0),
+                                pb_tile_row.eq(g.pb_tile),
+                                pb_pass.eq(Mux(pb_tiles_used == 0, 0, mt_n)),
+                                o_addr.eq(g.o_word),
+                                o_part.eq(0),
+                                core_started.eq(0),
+                            ]
+                            m.next = "GEMM"
+                    with m.Default():
+                        fail(E.ILLEGAL_OPCODE)
+
+            with m.State("CACHE"):
+                m.d.comb += [
+                    conv_in.i.valid.eq(rdata.valid),
+                    conv_in.i.payload.eq(rdata.payload),
+                    rdata.ready.eq(conv_in.i.ready),
+                    conv_in.o.ready.eq(1),
+                    pb_wp.en.eq(conv_in.o.valid),
+                    pb_wp.addr.eq((c_cache.pb_tile << lr) + cnt),
+                    pb_wp.data.eq(conv_in.o.payload),
+                ]
+                with m.If(beat_in):
+                    count(isa.Counter.RD_WEIGHT_BYTES, W)
+                with m.If(conv_in.o.valid):
+                    m.d.sync += cnt.eq(cnt + 1)
+                    with m.If(cnt + 1 == limit):
+                        m.next = "NEXT"
+
+            with m.State("LOAD"):
+                m.d.comb += [
+                    conv_in.i.valid.eq(rdata.valid),
+                    conv_in.i.payload.eq(rdata.payload),
+                    rdata.ready.eq(conv_in.i.ready),
+                    conv_in.o.ready.eq(1),
+                ]
+                for b, (wp, _) in enumerate(acts):
+                    with m.If(c_act.buf == b):
+                        m.d.comb += [
+                            wp.en.eq(conv_in.o.valid),
+                            wp.addr.eq(c_act.word + cnt),
+                            wp.data.eq(conv_in.o.payload),
+                        ]
+                with m.If(beat_in):
+                    count(isa.Counter.RD_ACT_BYTES, W)
+                with m.If(conv_in.o.valid):
+                    m.d.sync += cnt.eq(cnt + 1)
+                    with m.If(cnt + 1 == limit):
+                        m.next = "NEXT"
+
+            with m.State("STORE"):
+                # buffer -> storeq (sync read, 1 cycle) -> conv_out -> wdata
+                issue_rd = (store_rd < limit) & (storeq.level + store_pending < storeq.depth - 1)
+                m.d.sync += store_pending.eq(issue_rd)
+                for b, (_, rp) in enumerate(acts):
+                    with m.If(c_act.buf == b):
+                        m.d.comb += [rp.en.eq(1), rp.addr.eq(c_act.word + store_rd)]
+                        m.d.comb += storeq.w_data.eq(rp.data)
+                m.d.comb += [
+                    storeq.w_en.eq(store_pending),
+                    conv_out.i.valid.eq(storeq.r_rdy),
+                    conv_out.i.payload.eq(storeq.r_data),
+                    storeq.r_en.eq(conv_out.i.ready),
+                    self.mem.wdata.valid.eq(conv_out.o.valid),
+                    self.mem.wdata.payload.eq(conv_out.o.payload),
+                    conv_out.o.ready.eq(self.mem.wdata.ready),
+                ]
+                with m.If(issue_rd):
+                    m.d.sync += store_rd.eq(store_rd + 1)
+                with m.If(self.mem.wdata.valid & self.mem.wdata.ready):
+                    m.d.sync += wbeats.eq(wbeats + 1)
+                    with m.If((wbeats + 1) << lw == act_xfer_bytes):
+                        m.next = "NEXT"
+
+            with m.State("GEMM"):
+                g = c_gemm
+                # descriptor to the core
+                m.d.comb += [
+                    core.cmd.valid.eq(~core_started),
+                    core.cmd.payload.m.eq(g.m),
+                    core.cmd.payload.k.eq(g.k),
+                    core.cmd.payload.n.eq(g.n),
+                    core.cmd.payload.accumulate.eq(0),
+                    core.cmd.payload.acc_keep.eq(g.accumulate),
+                    core.cmd.payload.hold.eq(g.hold),
+                    core.cmd.payload.requant.enable.eq(g.requant),
+                    core.cmd.payload.requant.relu.eq(g.relu),
+                    core.cmd.payload.requant.mult.eq(g.mult),
+                    core.cmd.payload.requant.shift.eq(g.shift),
+                    core.cmd.payload.a_base.eq(g.a_word),
+                ]
+                with m.If(core.cmd.valid & core.cmd.ready):
+                    m.d.sync += core_started.eq(1)
+
+                # off-chip weight tiles, in feed order, skipping the cached block
+                w_is_pb = (w_nt < g.pb_nt) & (w_kt < g.pb_kt)
+                m.d.comb += [
+                    gemm_req.eq(1),
+                    walk_valid.eq(~w_done & ~w_is_pb),
+                    walk_addr.eq(g.w_addr + (w_idx << (tile_bytes.bit_length() - 1))),
+                ]
+                with m.If(~w_done & (w_is_pb | mreq.ready)):
+                    m.d.sync += [w_kt.eq(w_kt + 1), w_idx.eq(w_idx + 1)]
+                    with m.If(w_kt == kt_n - 1):
+                        nxt = w_row_start + g.w_stride
+                        m.d.sync += [
+                            w_kt.eq(0),
+                            w_nt.eq(w_nt + 1),
+                            w_idx.eq(nxt),
+                            w_row_start.eq(nxt),
+                        ]
+                        with m.If(w_nt == nt_n - 1):
+                            m.d.sync += [
+                                w_nt.eq(0),
+                                w_mt.eq(w_mt + 1),
+                                w_idx.eq(0),
+                                w_row_start.eq(0),
+                            ]
+                            with m.If(w_mt == mt_n - 1):
+                                m.d.sync += w_done.eq(1)
+
+                # off-chip weights -> dynamic buffer
+                m.d.comb += [
+                    conv_in.i.valid.eq(rdata.valid),
+                    conv_in.i.payload.eq(rdata.payload),
+                    rdata.ready.eq(conv_in.i.ready),
+                    dynq.w_en.eq(conv_in.o.valid),
+                    dynq.w_data.eq(conv_in.o.payload),
+                    conv_in.o.ready.eq(dynq.w_rdy),
+                ]
+                with m.If(beat_in):
+                    count(isa.Counter.RD_WEIGHT_BYTES, W)
+
+                # PB tiles -> pbq, in feed order (a pass per M-tile)
+                pb_issue = (pb_pass != 0) & (pbq.level + pb_rd_pending < pbq.depth - 1)
+                m.d.sync += pb_rd_pending.eq(pb_issue)
+                m.d.comb += [
+                    pb_rp.en.eq(1),
+                    pb_rp.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
+                    pbq.w_en.eq(pb_rd_pending),
+                    pbq.w_data.eq(pb_rp.data),
+                ]
+                with m.If(pb_issue):
+                    m.d.sync += pb_r.eq(pb_r + 1)
+                    with m.If(pb_r == R - 1):
+                        m.d.sync += [pb_r.eq(0), pb_k.eq(pb_k + 1)]
+                        with m.If(pb_k == g.pb_kt - 1):
+                            m.d.sync += [
+                                pb_k.eq(0),
+                                pb_n.eq(pb_n + 1),
+                                pb_tile_row.eq(pb_tile_row + g.pb_stride),
+                            ]
+                            with m.If(pb_n == g.pb_nt - 1):
+                                m.d.sync += [
+                                    pb_n.eq(0),
+                                    pb_tile_row.eq(g.pb_tile),
+                                    pb_pass.eq(pb_pass - 1),
+                                ]
+
+                # feed: tile (mt, nt, kt) comes from the PB iff nt < pb_nt and kt < pb_kt
+                from_pb = (f_nt < g.pb_nt) & (f_kt < g.pb_kt)
+                src_valid = Mux(from_pb, pbq.r_rdy, dynq.r_rdy)
+                m.d.comb += [
+                    core.w.valid.eq(~f_done & src_valid),
+                    core.w.payload.eq(Mux(from_pb, pbq.r_data, dynq.r_data)),
+                    pbq.r_en.eq(~f_done & from_pb & core.w.ready),
+                    dynq.r_en.eq(~f_done & ~from_pb & core.w.ready),
+                ]
+                with m.If(core.w.valid & core.w.ready):
+                    with m.If(from_pb):
+                        count(isa.Counter.PB_READ_BYTES, R)
+                    m.d.sync += f_row.eq(f_row + 1)
+                    with m.If(f_row == R - 1):
+                        m.d.sync += [f_row.eq(0), f_kt.eq(f_kt + 1)]
+                        with m.If(f_kt == kt_n - 1):
+                            m.d.sync += [f_kt.eq(0), f_nt.eq(f_nt + 1)]
+                            with m.If(f_nt == nt_n - 1):
+                                m.d.sync += [f_nt.eq(0), f_mt.eq(f_mt + 1)]
+                                with m.If(f_mt == mt_n - 1):
+                                    m.d.sync += f_done.eq(1)
+
+                # output rows -> activation buffer o_buf
+                out_row = data.ArrayLayout(signed(32), R)(core.out.payload.as_value())
+                int8_word = Cat(*(out_row[i][:8] for i in range(R)))
+                o_wp_en, o_wp_data = Signal(), Signal(word_bits)
+                with m.If(g.requant):
+                    m.d.comb += [
+                        core.out.ready.eq(1),
+                        o_wp_en.eq(core.out.valid),
+                        o_wp_data.eq(int8_word),
+                    ]
+                    with m.If(core.out.valid):
+                        m.d.sync += o_addr.eq(o_addr + 1)
+                with m.Else():
+                    # int32 rows: 4 words each, lane bytes little-endian
+                    m.d.comb += [
+                        core.out.ready.eq(o_part == 3),
+                        o_wp_en.eq(core.out.valid),
+                        o_wp_data.eq(core.out.payload.as_value().word_select(o_part, word_bits)),
+                    ]
+                    with m.If(core.out.valid):
+                        m.d.sync += [o_part.eq(o_part + 1), o_addr.eq(o_addr + 1)]
+                for b, (wp, rp) in enumerate(acts):
+                    with m.If(g.o_buf == b):
+                        m.d.comb += [wp.en.eq(o_wp_en), wp.addr.eq(o_addr), wp.data.eq(o_wp_data)]
+                    with m.If(g.a_buf == b):
+                        m.d.comb += [rp.en.eq(core.a_en), rp.addr.eq(core.a_addr)]
+                m.d.comb += [
+                    core.a_data.eq(Mux(g.a_buf, acts[1][1].data, acts[0][1].data)),
+                    core.a_avail.eq(-1),
+                ]
+                with m.If(core_started & core.idle & f_done):
+                    m.next = "NEXT"
+
+            with m.State("NEXT"):
+                m.d.sync += pc.eq(pc + isa.CMD_BYTES)
+                m.next = "FETCH"
+
+            with m.State("HALT"):
+                # wait for outstanding memory traffic of the failed command to drain
+                m.d.comb += rdata.ready.eq(1)
+                with m.If(~issuer.busy):
+                    m.d.sync += busy.eq(0)
+                    m.next = "IDLE"
+
+        return m

@@ -1,0 +1,68 @@
+"""Simulation top ``sushi_sim``: SushiAccel with the HDL memory model behind its memory port."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from . import isa
+from .accel import SushiAccel
+from .config import AccelConfig
+from .sim_memory import SimMemory
+
+
+class SushiSim(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        words = cfg.mem_bytes // cfg.mem_width
+        beat = 8 * cfg.mem_width
+        super().__init__(
+            {
+                "doorbell": In(1),
+                "prog_addr": In(32),
+                "busy": Out(1),
+                "done": Out(1),
+                "error": Out(1),
+                "error_code": Out(8),
+                "ctr_sel": In(range(isa.NUM_COUNTERS)),
+                "ctr_value": Out(64),
+                "mem_latency": In(16),
+                "mem_bytes_per_cycle": In(range(cfg.mem_width + 1)),
+                "mem_stall_prob": In(8),
+                "mem_seed": In(16),
+                "mem_seed_load": In(1),
+                "bd_addr": In(range(words)),
+                "bd_we": In(1),
+                "bd_wdata": In(beat),
+                "bd_rdata": Out(beat),
+                "mem_busy": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.accel = accel = SushiAccel(self.cfg)
+        m.submodules.memory = mem = SimMemory(self.cfg)
+        wiring.connect(m, accel.mem, mem.port)
+        m.d.comb += [
+            accel.doorbell.eq(self.doorbell),
+            accel.prog_addr.eq(self.prog_addr),
+            self.busy.eq(accel.busy),
+            self.done.eq(accel.done),
+            self.error.eq(accel.error),
+            self.error_code.eq(accel.error_code),
+            accel.ctr_sel.eq(self.ctr_sel),
+            self.ctr_value.eq(accel.ctr_value),
+            mem.latency.eq(self.mem_latency),
+            mem.bytes_per_cycle.eq(self.mem_bytes_per_cycle),
+            mem.stall_prob.eq(self.mem_stall_prob),
+            mem.seed.eq(self.mem_seed),
+            mem.seed_load.eq(self.mem_seed_load),
+            mem.bd_addr.eq(self.bd_addr),
+            mem.bd_we.eq(self.bd_we),
+            mem.bd_wdata.eq(self.bd_wdata),
+            self.bd_rdata.eq(mem.bd_rdata),
+            self.mem_busy.eq(mem.busy),
+        ]
+        return m

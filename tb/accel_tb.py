@@ -1,0 +1,403 @@
+"""cocotb tests of SushiAccel with the HDL memory model (top ``sushi_sim``).
+
+``SUSHI_CONFIG`` carries the AccelConfig, ``SUSHI_SEED`` the seed (printed in every failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+import numpy as np
+from accel_host import AccelHost
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles
+from sushi_hw import isa
+from sushi_hw.config import AccelConfig
+from sushi_hw.program import act_bytes, in_words, int32_from_bytes
+from sushi_hw.reference import gemm_ref
+from sushi_sched.compiler import (
+    LayerCall,
+    PBLayout,
+    WeightImage,
+    cache_program,
+    network_program,
+)
+
+PROG_ADDR = 0x0
+CACHE_PROG_ADDR = 0x800
+IN_ADDR = 0x1000
+OUT_ADDR = 0x4000
+W_ADDR = 0x8000
+
+
+def load_config() -> AccelConfig:
+    return AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
+
+
+def seed() -> int:
+    return int(os.environ.get("SUSHI_SEED", "1"))
+
+
+async def setup(dut) -> tuple[AccelHost, AccelConfig]:
+    cfg = load_config()
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    host = AccelHost(dut, cfg)
+    await host.reset()
+    await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
+    return host, cfg
+
+
+def random_net(cfg: AccelConfig, rng: np.random.Generator, layers: int, big_m: bool = False):
+    """A random chain of layers on full tensors, with shapes that fit the buffers."""
+    r = cfg.rows
+    dims = [int(rng.integers(1, 4 * r + 1)) for _ in range(layers + 1)]
+    if big_m:
+        # more than one M-tile; keep A (m*KT words) and the int32 output (4*m*NT) in a buffer
+        m = cfg.acc_depth + int(rng.integers(1, r + 1))
+        kt_max = max(1, cfg.act_words // m)
+        dims = [min(d, kt_max * r) for d in dims]
+        dims[-1] = min(dims[-1], max(1, cfg.act_words // (4 * m)) * r)
+    else:
+        m = int(rng.integers(1, 3 * r + 2))
+    tensors, calls = {}, []
+    for i in range(layers):
+        w = rng.integers(-128, 128, (dims[i], dims[i + 1]), dtype=np.int8)
+        tensors[f"t{i}"] = w
+        last = i == layers - 1
+        rq = None if last else (int(rng.integers(1, 1 << 16)), int(rng.integers(8, 20)))
+        calls.append(LayerCall(f"t{i}", dims[i], dims[i + 1], rq, relu=bool(rng.integers(0, 2))))
+    x = rng.integers(-128, 128, (m, dims[0]), dtype=np.int8)
+    return tensors, calls, x, m
+
+
+def reference(tensors, calls, x) -> np.ndarray:
+    a = x
+    for c in calls:
+        a = gemm_ref(a, tensors[c.tensor][: c.k, : c.n], None, c.requant, c.relu)
+    return a
+
+
+async def write_program(host: AccelHost, addr: int, cmds: list[bytes]) -> None:
+    await host.write(addr, b"".join(cmds))
+
+
+async def run_net(host, cfg, tensors, calls, x, m, layout, *, with_cache: bool = True):
+    """Load everything, run (cache program +) network program; return (result, run results)."""
+    image = WeightImage.build(cfg, tensors, W_ADDR)
+    for name, blob in image.blobs.items():
+        await host.write(image.addr[name], blob)
+    await host.write(IN_ADDR, act_bytes(cfg, x))
+    runs = []
+    if with_cache and layout.blocks:
+        await write_program(host, CACHE_PROG_ADDR, [*cache_program(cfg, image, layout), isa.done()])
+        runs.append(await host.run(CACHE_PROG_ADDR))
+    prog = network_program(cfg, image, layout, calls, m, IN_ADDR, OUT_ADDR)
+    await write_program(host, PROG_ADDR, prog)
+    res = await host.run(PROG_ADDR)
+    runs.append(res)
+    last = calls[-1]
+    raw = await host.read(OUT_ADDR, m * -(-last.n // cfg.cols) * cfg.rows * 4)
+    out = int32_from_bytes(cfg, raw, m, last.n)
+    return out, runs
+
+
+def expected_weight_bytes(cfg: AccelConfig, calls, blocks: dict[str, tuple[int, int]], m: int):
+    """Off-chip weight bytes from shapes alone (independent of the compiler)."""
+    t = cfg.tile_bytes
+    total = 0
+    for c in calls:
+        kt, nt = -(-c.k // cfg.rows), -(-c.n // cfg.cols)
+        kc, nc = blocks.get(c.tensor, (0, 0))
+        total += (kt * nt - min(kc, kt) * min(nc, nt)) * t * -(-m // cfg.acc_depth)
+    return total
+
+
+def assert_ok(res, what: str, s: int) -> None:
+    assert res.done and res.error_code == 0, (
+        f"seed={s} {what}: done={res.done} error={res.error.name}"
+    )
+
+
+async def random_memory(host, cfg, rng) -> str:
+    lat = int(rng.integers(1, 64))
+    bpc = int(rng.integers(1, cfg.mem_width + 1))
+    stall = int(rng.choice([0, 32, 128]))
+    mseed = int(rng.integers(1, 1 << 16))
+    await host.memory_model(lat, bpc, stall, mseed)
+    return f"latency={lat} bytes/cycle={bpc} stall={stall}/256 mem_seed={mseed}"
+
+
+@cocotb.test()
+async def multilayer_pb_offchip_split(dut):
+    """Multi-layer programs with weights all in the PB, all off-chip, and split, on random memory
+    latency/bandwidth/stalls; bit-exact results and exact off-chip weight-byte counts."""
+    host, cfg = await setup(dut)
+    s = seed()
+    rng = np.random.default_rng(s)
+    for trial in range(6):
+        mode = ["pb", "offchip", "split"][trial % 3]
+        tensors, calls, x, m = random_net(cfg, rng, int(rng.integers(1, 4)), big_m=(trial == 4))
+        blocks = {}
+        for c in calls:
+            kt, nt = -(-c.k // cfg.rows), -(-c.n // cfg.cols)
+            if mode == "pb":
+                blocks[c.tensor] = (kt, nt)
+            elif mode == "split":
+                blocks[c.tensor] = (int(rng.integers(1, kt + 1)), int(rng.integers(1, nt + 1)))
+        layout = PBLayout.allocate(cfg, blocks)
+        mem = await random_memory(host, cfg, rng)
+        what = f"trial {trial} mode={mode} m={m} layers={[(c.k, c.n) for c in calls]} {mem}"
+        out, runs = await run_net(host, cfg, tensors, calls, x, m, layout)
+        for r in runs:
+            assert_ok(r, what, s)
+        exp = reference(tensors, calls, x)
+        assert np.array_equal(out, exp), f"seed={s} {what}: result differs from numpy"
+        got = runs[-1].counters["rd_weight_bytes"]
+        want = expected_weight_bytes(cfg, calls, blocks, m)
+        assert got == want, f"seed={s} {what}: off-chip weight bytes {got} != {want}"
+        if mode == "pb":
+            assert got == 0, f"seed={s} {what}: weights read off-chip with everything cached"
+        dut._log.info(f"{what}: ok, {runs[-1].counters['cycles']} cycles, {got} weight bytes")
+
+
+@cocotb.test()
+async def subgraph_stationary(dut):
+    """Cache a SubGraph once; two different SubNets that share it both run correctly without
+    re-caching, and each reads exactly its uncached weight bytes off-chip."""
+    host, cfg = await setup(dut)
+    s = seed() + 1
+    rng = np.random.default_rng(s)
+    r = cfg.rows
+    kmax = [4 * r, 4 * r, 3 * r]
+    nmax = [4 * r, 3 * r, 10]
+    tensors = {
+        f"t{i}": rng.integers(-128, 128, (kmax[i], nmax[i]), dtype=np.int8) for i in range(3)
+    }
+
+    def subnet(w1: int, w2: int) -> list[LayerCall]:
+        return [
+            LayerCall("t0", kmax[0], w1, (int(rng.integers(1 << 12, 1 << 16)), 16), True),
+            LayerCall("t1", w1, w2, (int(rng.integers(1 << 12, 1 << 16)), 16), True),
+            LayerCall("t2", w2, 10, None),
+        ]
+
+    a_net, b_net = subnet(2 * r, 2 * r), subnet(4 * r, 3 * r)
+    # the SubGraph: the shared leading block, cached in tiles
+    blocks = {"t0": (4, 2), "t1": (2, 2), "t2": (2, 1)}
+    layout = PBLayout.allocate(cfg, blocks)
+    x = rng.integers(-128, 128, (3, kmax[0]), dtype=np.int8)
+    out_a, runs_a = await run_net(host, cfg, tensors, a_net, x, 3, layout, with_cache=True)
+    assert_ok(runs_a[0], "cache program", s)
+    cache_bytes = runs_a[0].counters["rd_weight_bytes"]
+    assert cache_bytes == layout.tiles * cfg.tile_bytes, f"seed={s}: CACHE read {cache_bytes}"
+    out_b, runs_b = await run_net(host, cfg, tensors, b_net, x, 3, layout, with_cache=False)
+    for name, out, runs, net in (("A", out_a, runs_a, a_net), ("B", out_b, runs_b, b_net)):
+        assert_ok(runs[-1], f"SubNet {name}", s)
+        assert np.array_equal(out, reference(tensors, net, x)), f"seed={s}: SubNet {name} wrong"
+        want = expected_weight_bytes(cfg, net, blocks, 3)
+        got = runs[-1].counters["rd_weight_bytes"]
+        assert got == want, f"seed={s}: SubNet {name} read {got} weight bytes, expected {want}"
+        assert runs[-1].counters["pb_read_bytes"] > 0, f"seed={s}: SubNet {name} missed the PB"
+        dut._log.info(
+            f"SubNet {name}: {got} off-chip weight bytes, "
+            f"{runs[-1].counters['pb_read_bytes']} PB bytes"
+        )
+
+
+async def expect_error(
+    host, cfg, cmds: list[bytes], code: isa.ErrorCode, s: int, addr: int = PROG_ADDR
+) -> None:
+    await write_program(host, addr, cmds)
+    res = await host.run(addr, timeout_cycles=5000)
+    assert not res.done and res.error == code, (
+        f"seed={s}: expected {code.name}, got done={res.done} error={res.error.name}"
+    )
+    assert res.counters["cycles"] < 1000, f"seed={s}: {code.name} took {res.counters['cycles']}"
+
+
+@cocotb.test()
+async def illegal_commands_halt(dut):
+    """Illegal opcode, out-of-range PB/activation addresses, misalignment and a program that
+    runs off the end of memory each raise their error within a bounded number of cycles; after
+    a reset a good program still works."""
+    host, cfg = await setup(dut)
+    s = seed() + 2
+    end = cfg.mem_bytes
+    good = isa.cache(W_ADDR, 0, 1)
+    await expect_error(host, cfg, [good, isa.raw(7)], isa.ErrorCode.ILLEGAL_OPCODE, s)
+    await expect_error(host, cfg, [isa.raw(0)], isa.ErrorCode.ILLEGAL_OPCODE, s)
+    await expect_error(host, cfg, [isa.cache(W_ADDR, cfg.pb_tiles, 1)], isa.ErrorCode.PB_RANGE, s)
+    await expect_error(
+        host, cfg, [isa.cache(W_ADDR, cfg.pb_tiles - 1, 2)], isa.ErrorCode.PB_RANGE, s
+    )
+    await expect_error(
+        host, cfg, [isa.load_act(IN_ADDR, 0, cfg.act_words - 1, 2)], isa.ErrorCode.ACT_RANGE, s
+    )
+    await expect_error(
+        host, cfg, [isa.load_act(end - cfg.rows, 0, 0, 2)], isa.ErrorCode.MEM_RANGE, s
+    )
+    if cfg.mem_width > 1:
+        await expect_error(
+            host, cfg, [isa.load_act(IN_ADDR + 1, 0, 0, 1)], isa.ErrorCode.BAD_ALIGN, s
+        )
+    gemm = dict(
+        m=2,
+        k=cfg.rows,
+        n=cfg.cols,
+        a_buf=0,
+        a_word=0,
+        o_buf=1,
+        o_word=0,
+        w_addr=W_ADDR,
+        w_stride=1,
+        requant=(1, 0),
+    )
+    await expect_error(
+        host,
+        cfg,
+        [isa.gemm(**{**gemm, "pb_kt": 1, "pb_nt": 1, "pb_stride": 1, "pb_tile": cfg.pb_tiles})],
+        isa.ErrorCode.PB_RANGE,
+        s,
+    )
+    await expect_error(host, cfg, [isa.gemm(**{**gemm, "m": 0})], isa.ErrorCode.BAD_SHAPE, s)
+    await expect_error(
+        host,
+        cfg,
+        [isa.gemm(**{**gemm, "pb_kt": 2, "pb_nt": 1, "pb_stride": 2})],
+        isa.ErrorCode.BAD_SHAPE,
+        s,
+    )
+    await expect_error(
+        host,
+        cfg,
+        [isa.gemm(**{**gemm, "m": cfg.acc_depth + 1, "hold": True})],
+        isa.ErrorCode.BAD_ACCUMULATE,
+        s,
+    )
+    await expect_error(
+        host,
+        cfg,
+        [isa.gemm(**{**gemm, "w_addr": end - cfg.tile_bytes // 2})],
+        isa.ErrorCode.MEM_RANGE,
+        s,
+    )
+    # a program without DONE at the very end of memory runs off it
+    await expect_error(
+        host, cfg, [good, good], isa.ErrorCode.MEM_RANGE, s, addr=end - 2 * isa.CMD_BYTES
+    )
+    await host.reset()
+    await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
+    rng = np.random.default_rng(s)
+    tensors, calls, x, m = random_net(cfg, rng, 2)
+    out, runs = await run_net(host, cfg, tensors, calls, x, m, PBLayout())
+    assert_ok(runs[-1], "good program after errors", s)
+    assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s}: wrong after errors"
+
+
+@cocotb.test()
+async def reset_in_the_middle(dut):
+    """Reset while a program runs (random moment, random memory timing), then rerun: exact."""
+    host, cfg = await setup(dut)
+    s = seed() + 3
+    rng = np.random.default_rng(s)
+    for trial in range(3):
+        tensors, calls, x, m = random_net(cfg, rng, 3)
+        blocks = {c.tensor: (1, 1) for c in calls}
+        layout = PBLayout.allocate(cfg, blocks)
+        image = WeightImage.build(cfg, tensors, W_ADDR)
+        for name, blob in image.blobs.items():
+            await host.write(image.addr[name], blob)
+        await host.write(IN_ADDR, act_bytes(cfg, x))
+        cmds = [
+            *cache_program(cfg, image, layout),
+            *network_program(cfg, image, layout, calls, m, IN_ADDR, OUT_ADDR),
+        ]
+        await write_program(host, PROG_ADDR, cmds)
+        mem = await random_memory(host, cfg, rng)
+        await host.start(PROG_ADDR)
+        await ClockCycles(dut.clk, int(rng.integers(10, 400)))
+        await host.reset(int(rng.integers(1, 4)))
+        await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
+        res = await host.run(PROG_ADDR)
+        assert_ok(res, f"trial {trial} rerun after reset ({mem})", s)
+        raw = await host.read(OUT_ADDR, m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4)
+        out = int32_from_bytes(cfg, raw, m, calls[-1].n)
+        assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s} trial {trial}"
+
+
+@cocotb.test(skip="SUSHI_BENCH_OUT" not in os.environ)
+async def bench_memory(dut):
+    """`make bench`: one GEMM per weight source, measured by the cycle counter."""
+    host, cfg = await setup(dut)
+    rng = np.random.default_rng(0)
+    records = []
+    big = 16 * cfg.rows
+    for m, k, n in ((big, big, big), (1, big, big)):
+        w = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        kt, nt = -(-k // cfg.rows), -(-n // cfg.cols)
+        image = WeightImage.build(cfg, {"w": w}, W_ADDR)
+        await host.write(W_ADDR, image.blobs["w"])
+        await host.write(IN_ADDR, act_bytes(cfg, x))
+        await write_program(
+            host, PROG_ADDR, [isa.load_act(IN_ADDR, 0, 0, in_words(cfg, m, k)), isa.done()]
+        )
+        assert_ok(await host.run(PROG_ADDR), "load", 0)
+        for source in ("pb", "offchip", "split"):
+            kc, nc = {"pb": (kt, nt), "offchip": (0, 0), "split": (kt // 2, nt // 2)}[source]
+            if kc * nc > cfg.pb_tiles:  # the PB holds what it can: the leading tile rows
+                nc = cfg.pb_tiles // kc
+            layout = PBLayout.allocate(cfg, {"w": (kc, nc)})
+            if layout.blocks:
+                await write_program(
+                    host, CACHE_PROG_ADDR, [*cache_program(cfg, image, layout), isa.done()]
+                )
+                assert_ok(await host.run(CACHE_PROG_ADDR), "cache", 0)
+            pb_tile, pb_stride, pb_kt, pb_nt = (0, 0, 0, 0)
+            if layout.blocks:
+                pb_tile, kc2, nc2 = layout.blocks["w"]
+                pb_stride, pb_kt, pb_nt = kc2, kc2, nc2
+            cmd = isa.gemm(
+                m=m,
+                k=k,
+                n=n,
+                a_buf=0,
+                a_word=0,
+                o_buf=1,
+                o_word=0,
+                w_addr=W_ADDR,
+                w_stride=kt,
+                pb_tile=pb_tile,
+                pb_stride=pb_stride,
+                pb_kt=pb_kt,
+                pb_nt=pb_nt,
+                requant=(1 << 8, 16),
+            )
+            await write_program(host, PROG_ADDR, [cmd, isa.done()])
+            res = await host.run(PROG_ADDR)
+            assert_ok(res, f"bench {source}", 0)
+            c = res.counters
+            expected = (kt * nt - pb_kt * pb_nt) * cfg.tile_bytes * -(-m // cfg.acc_depth)
+            compute = -(-(m * k * n) // (cfg.rows * cfg.cols))
+            memory = -(-expected // cfg.mem_bytes_per_cycle)
+            roof = max(compute, memory)
+            records.append(
+                {
+                    "preset": cfg.name,
+                    "M": m,
+                    "K": k,
+                    "N": n,
+                    "weight_source": source,
+                    "cycles": c["cycles"],
+                    "roofline_cycles": roof,
+                    "efficiency": round(roof / c["cycles"], 4),
+                    "offchip_weight_bytes": c["rd_weight_bytes"],
+                    "expected_offchip_weight_bytes": expected,
+                    "pb_bytes": c["pb_read_bytes"],
+                    "pb_tiles_cached": pb_kt * pb_nt,
+                }
+            )
+    with open(os.environ["SUSHI_BENCH_OUT"], "w") as f:
+        json.dump(records, f)

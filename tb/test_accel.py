@@ -1,0 +1,22 @@
+"""pytest entry points: SushiAccel (command processor, PB, memory model) on both simulators."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sushi_hw.config import PRESETS
+from sushi_tb.runner import require_simulator, run
+
+SEED = int(os.environ.get("SUSHI_SEED", "1"))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_accel(sim: str, preset: str) -> None:
+    require_simulator(sim)
+    tests, failed, xml = run(
+        sim, "sushi_sim", PRESETS[preset], "accel_tb", env={"SUSHI_SEED": str(SEED)}, quiet=False
+    )
+    assert tests >= 4, f"only {tests} cocotb tests ran ({xml})"
+    assert failed == 0, f"{failed} of {tests} cocotb tests failed, seed={SEED} ({xml})"
