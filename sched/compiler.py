@@ -50,6 +50,8 @@ class WeightImage:
 
     @classmethod
     def build(cls, cfg: AccelConfig, tensors: dict[str, np.ndarray], base: int) -> WeightImage:
+        if base % cfg.mem_width:
+            raise CompileError(f"weight base {base:#x} is not aligned to {cfg.mem_width} bytes")
         img = cls(cfg, base)
         at = base
         for name, w in tensors.items():
@@ -145,6 +147,9 @@ def network_program(
     """LOAD_ACT the input, one GEMM per layer through the ping-pong buffers, STORE_ACT, DONE."""
     if not calls:
         raise CompileError("a network needs at least one layer")
+    for what, addr in (("input", in_addr), ("output", out_addr)):
+        if addr % cfg.mem_width:
+            raise CompileError(f"{what} address {addr:#x} is not aligned to {cfg.mem_width} bytes")
     for i, call in enumerate(calls):
         check_layer(cfg, image, call)
         if i and call.k != calls[i - 1].n:
@@ -153,11 +158,22 @@ def network_program(
             )
         if call.requant is None and i != len(calls) - 1:
             raise CompileError("only the last layer may produce int32 output")
-    words_in = in_words(cfg, m, calls[0].k)
+    # LOAD_ACT and STORE_ACT move whole memory beats: when a beat is wider than an activation
+    # word (mem_width > rows) their word counts are rounded up to whole beats
+    per_beat = max(1, cfg.mem_width // cfg.rows)
+
+    def beats(words: int) -> int:
+        return _ceil(words, per_beat) * per_beat
+
+    words_in = beats(in_words(cfg, m, calls[0].k))
     cmds = [isa.load_act(in_addr, 0, 0, words_in)]
     for i, call in enumerate(calls):
         a_buf = i % 2
         need = max(in_words(cfg, m, call.k), out_words(cfg, m, call.n, int32=call.requant is None))
+        if i == 0:
+            need = max(need, words_in)
+        if i == len(calls) - 1:
+            need = max(need, beats(out_words(cfg, m, call.n, int32=call.requant is None)))
         if need > cfg.act_words:
             raise CompileError(
                 f"layer {i} needs {need} activation words; a buffer holds {cfg.act_words}"
@@ -184,9 +200,7 @@ def network_program(
         )
     last = calls[-1]
     words_out = out_words(cfg, m, last.n, int32=last.requant is None)
-    # STORE moves whole memory beats
-    per_beat = max(1, cfg.mem_width // cfg.rows)
-    cmds.append(isa.store_act(out_addr, len(calls) % 2, 0, _ceil(words_out, per_beat) * per_beat))
+    cmds.append(isa.store_act(out_addr, len(calls) % 2, 0, beats(words_out)))
     cmds.append(isa.done())
     return cmds
 

@@ -6,11 +6,12 @@ It mirrors docs/architecture.md ("Timing model") for one :class:`sushi_hw.config
   weights are re-streamed for every M-tile (loop order mt, nt, kt, m);
 * a layer's cached part is the tile-aligned leading ``K' x N'`` block of its weights that the PB
   holds (``Layer.gemm_cover``); those tiles come from the PB, the rest from off-chip memory;
-* the ISA picks a weight source per K-tile, so a layer whose cached block is narrower than N is
-  *split* into two GEMMs (cached columns, then the remaining columns, all off-chip);
+* the ISA picks the weight source per tile, so a partly cached layer is still one GEMM: the
+  cached leading tiles come from the PB, the rest stream from off-chip, the accumulator adds;
 * a depthwise layer runs one block-diagonal GEMM per N-tile (C channels x kh*kw taps);
-* activations: the first layer's input is loaded and the last output stored off-chip; an
-  intermediate feature map larger than ``act_bytes`` spills (written and read back).
+* activations: the first layer's input is loaded and the last output stored off-chip (whole
+  zero-padded words, as the compiler emits them); an intermediate feature map larger than
+  ``act_bytes`` spills (written and read back).
   im2col is assumed to happen on chip (address generation), residual adds are not modelled.
 
 Every timing formula lives in :class:`TimingModel` so it can be calibrated against RTL cycle
@@ -68,56 +69,77 @@ class EnergyConstants:
 
 @dataclass(frozen=True)
 class TimingModel:
-    """Cycle formulas of SushiAccel. The three ``*_overhead`` constants are calibration knobs
-    (fit them to RTL cycle counts); ``pipeline_latency`` is the array's fixed drain beyond
-    ``rows + cols`` (registered product + requantiser)."""
+    """Cycle formulas of SushiAccel, structured like the RTL (hw/accel.py) and calibrated
+    against its cycle counters (``sushi calibrate``; constants measured on the ``default``
+    preset, docs/architecture.md "Timing model").
+
+    * every command costs a fetch (``mem_latency`` + 32 B at the memory bandwidth) plus decode
+      and checks: ``cmd_overhead``;
+    * LOAD_ACT / STORE_ACT / CACHE: ``mem_latency`` + bytes at the bandwidth + their overhead;
+    * a GEMM: tiles issue back to back; a tile's period is ``max(m_rows, rows + pb_tile_overhead,
+      off-chip fetch)``; the last tile only takes its rows; the off-chip stream starts
+      ``mem_latency + first_fetch`` after the GEMM unless PB tiles in front hide it; int32 output
+      rows cost ``int32_row_cycles`` more at the end; ``gemm_overhead`` covers issue, the array
+      and requantiser drain and completion.
+    """
 
     cfg: AccelConfig
-    pipeline_latency: int = 3
-    gemm_overhead: int = 8  # descriptor fetch/decode per GEMM command
-    query_overhead: int = 64  # doorbell -> first command, done -> host
-    #: extra cycles per off-chip stream on top of cfg.mem_latency (controller turnaround)
-    stream_overhead: int = 0
+    cmd_overhead: int = 6
+    gemm_overhead: int = 40
+    pb_tile_overhead: int = 3
+    first_fetch: int = 7
+    int32_row_cycles: int = 3
+    load_overhead: int = 5
+    store_overhead: int = 2
+    cache_overhead: int = 4
+    query_overhead: int = 1  # the doorbell
 
     @property
-    def pb_fetch_cycles(self) -> int:
-        """A tile from the PB: ``cols`` bytes per cycle."""
-        return math.ceil(self.cfg.tile_bytes / self.cfg.cols)
+    def bandwidth(self) -> int:
+        return min(self.cfg.mem_bytes_per_cycle, self.cfg.mem_width)
 
     @property
     def mem_fetch_cycles(self) -> int:
-        """A tile from off-chip: ``mem_bytes_per_cycle`` (latency hidden by the prefetch)."""
-        return math.ceil(self.cfg.tile_bytes / self.cfg.mem_bytes_per_cycle)
+        """A tile from off-chip at the memory bandwidth (the dynamic buffer prefetches)."""
+        return math.ceil(self.cfg.tile_bytes / self.bandwidth)
+
+    @property
+    def cmd_cycles(self) -> int:
+        return self.cfg.mem_latency + math.ceil(32 / self.bandwidth) + self.cmd_overhead
 
     def tile_period(self, m_rows: int, from_pb: bool) -> int:
-        fetch = self.pb_fetch_cycles if from_pb else self.mem_fetch_cycles
-        return max(m_rows, self.cfg.rows, fetch)
+        base = max(m_rows, self.cfg.rows + self.pb_tile_overhead)
+        return base if from_pb else max(base, self.mem_fetch_cycles)
 
     def m_tiles(self, m: int) -> list[int]:
         d = self.cfg.acc_depth
         return [min(d, m - i) for i in range(0, m, d)]
 
-    def gemm_cycles(self, m: int, tiles: int, pb_tiles: int) -> int:
-        """One GEMM: ``tiles`` weight tiles per M-tile, the first ``pb_tiles`` from the PB."""
-        off = tiles - pb_tiles
-        c = sum(
-            pb_tiles * self.tile_period(mr, True) + off * self.tile_period(mr, False)
-            for mr in self.m_tiles(m)
-        )
-        c += self.cfg.rows + self.cfg.cols + self.pipeline_latency + self.gemm_overhead
+    def gemm_cycles(
+        self, m: int, kt: int, nt: int, pb_kt: int = 0, pb_nt: int = 0, int32: bool = False
+    ) -> int:
+        """One GEMM command's execution (excluding its fetch): ``kt x nt`` tiles per M-tile,
+        the leading ``pb_kt x pb_nt`` of them from the PB."""
+        pb = pb_kt * pb_nt
+        off = kt * nt - pb
+        last_pb = pb_kt == kt and pb_nt == nt
+        mts = self.m_tiles(m)
+        c = sum(pb * self.tile_period(mr, True) + off * self.tile_period(mr, False) for mr in mts)
+        c += mts[-1] - self.tile_period(mts[-1], last_pb)
         if off:
-            c += self.cfg.mem_latency + self.stream_overhead  # paid once per weight stream
-        return c
+            before = 0 if pb == 0 else (pb_kt if pb_kt < kt else pb_nt * kt)
+            start = self.cfg.mem_latency + self.first_fetch
+            c += max(0, start - before * self.tile_period(mts[0], True))
+        if int32:
+            c += self.int32_row_cycles * mts[-1]
+        return c + self.gemm_overhead
 
-    def transfer_cycles(self, nbytes: int) -> int:
-        """A bulk off-chip transfer (activations in/out/spill, PB load)."""
+    def transfer_cycles(self, nbytes: int, overhead: int | None = None) -> int:
+        """A LOAD_ACT/STORE_ACT/CACHE transfer's execution (excluding its fetch)."""
         if nbytes <= 0:
             return 0
-        return (
-            self.cfg.mem_latency
-            + self.stream_overhead
-            + math.ceil(nbytes / self.cfg.mem_bytes_per_cycle)
-        )
+        extra = self.load_overhead if overhead is None else overhead
+        return self.cfg.mem_latency + math.ceil(nbytes / self.bandwidth) + extra
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,11 +166,16 @@ def slice_tiles(layout: str, dims: Dims, cfg: AccelConfig) -> int:
 
 @dataclass(frozen=True)
 class GemmPart:
+    """One GEMM command: ``kt x n_tiles`` tiles, the leading ``pb_kt x pb_nt`` from the PB."""
+
     m: int
     k_pad: int  # K rounded up to rows (A bytes read per output row and N-tile)
     n_tiles: int
     tiles: int
     pb_tiles: int
+    kt: int = 0
+    pb_kt: int = 0
+    pb_nt: int = 0
 
 
 def layer_parts(layer: Layer, cached: Dims | None, cfg: AccelConfig) -> list[GemmPart]:
@@ -159,18 +186,27 @@ def layer_parts(layer: Layer, cached: Dims | None, cfg: AccelConfig) -> list[Gem
         kts = _dw_ntile_ktiles(layer.n, layer.k, cfg)
         nt_pb = len(kts) if n_cov >= layer.n else n_cov // c
         return [
-            GemmPart(layer.m, kt * r, 1, kt, kt if i < nt_pb else 0) for i, kt in enumerate(kts)
+            GemmPart(
+                layer.m,
+                kt * r,
+                1,
+                kt,
+                kt if i < nt_pb else 0,
+                kt,
+                kt if i < nt_pb else 0,
+                1 if i < nt_pb else 0,
+            )
+            for i, kt in enumerate(kts)
         ]
     kt_all, nt_all = math.ceil(layer.k / r), math.ceil(layer.n / c)
     kt_pb = kt_all if k_cov >= layer.k else k_cov // r
     nt_pb = nt_all if n_cov >= layer.n else n_cov // c
     if kt_pb == 0 or nt_pb == 0:
-        return [GemmPart(layer.m, kt_all * r, nt_all, kt_all * nt_all, 0)]
-    parts = [GemmPart(layer.m, kt_all * r, nt_pb, kt_all * nt_pb, kt_pb * nt_pb)]
-    if nt_pb < nt_all:  # split: the uncached columns as a second, all-off-chip GEMM
-        rest = nt_all - nt_pb
-        parts.append(GemmPart(layer.m, kt_all * r, rest, kt_all * rest, 0))
-    return parts
+        kt_pb = nt_pb = 0
+    # one GEMM: the ISA picks PB or off-chip per tile, the accumulator adds both
+    return [
+        GemmPart(layer.m, kt_all * r, nt_all, kt_all * nt_all, kt_pb * nt_pb, kt_all, kt_pb, nt_pb)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,9 +270,10 @@ class CostModel:
         tb = cfg.tile_bytes
         cycles = w_off = pb = sram = 0
         parts = layer_parts(layer, cached, cfg)
+        int32 = layer.out_bytes > layer.m * layer.n  # int32 output (the last layer of digits)
         for p in parts:
             mt = len(tm.m_tiles(p.m))
-            cycles += tm.gemm_cycles(p.m, p.tiles, p.pb_tiles)
+            cycles += tm.cmd_cycles + tm.gemm_cycles(p.m, p.kt, p.n_tiles, p.pb_kt, p.pb_nt, int32)
             w_off += mt * (p.tiles - p.pb_tiles) * tb
             pb += mt * p.pb_tiles * tb
             # dynamic buffer write+read of streamed tiles, A reads, int32 output writes
@@ -251,13 +288,23 @@ class CostModel:
         """Off-chip activation transfers (bytes) charged to each layer: the first layer's input
         load, spills of intermediate maps larger than ``act_bytes`` (write + read back), and
         the last layer's output store."""
+        cfg = self.cfg
         layers = subnet.layers
         xfers: list[list[int]] = [[] for _ in layers]
-        xfers[0].append(layers[0].in_bytes)
+        first, last = layers[0], layers[-1]
+        if first.layout == "kn":  # GEMM-native input: LOAD_ACT of the zero-padded A words
+            xfers[0].append(first.m * math.ceil(first.k / cfg.rows) * cfg.rows)
+        else:
+            xfers[0].append(first.in_bytes)
         for i, ly in enumerate(layers[:-1]):
-            if ly.out_bytes > self.cfg.act_bytes:
+            if ly.out_bytes > cfg.act_bytes:
                 xfers[i] += [ly.out_bytes, ly.out_bytes]
-        xfers[-1].append(layers[-1].out_bytes)
+        if last.layout == "kn":  # STORE_ACT of whole output words (4 per row for int32)
+            per = 4 if last.out_bytes > last.m * last.n else 1
+            nbytes = last.m * math.ceil(last.n / cfg.cols) * cfg.cols * per
+            xfers[-1].append(math.ceil(nbytes / cfg.mem_width) * cfg.mem_width)
+        else:
+            xfers[-1].append(last.out_bytes)
         return xfers
 
     def query(self, subnet: SubNet, cache: SubGraph = EMPTY) -> QueryCost:
@@ -270,7 +317,8 @@ class CostModel:
             lc = self.layer(ly, cache.get(ly.tensor))
             if xf:  # activation transfers are not overlapped with compute (conservative)
                 act = sum(xf)
-                extra = sum(self.timing.transfer_cycles(b) for b in xf)
+                tm = self.timing
+                extra = sum(tm.cmd_cycles + tm.transfer_cycles(b) for b in xf)
                 lc = LayerCost(
                     lc.name,
                     lc.cycles + extra,
@@ -289,7 +337,8 @@ class CostModel:
     def _total(self, costs: Iterable[LayerCost]) -> QueryCost:
         costs = tuple(costs)
         e = self.energy
-        cycles = self.timing.query_overhead + sum(c.cycles for c in costs)
+        # the doorbell and the closing DONE command
+        cycles = self.timing.query_overhead + self.timing.cmd_cycles + sum(c.cycles for c in costs)
         w_off = sum(c.weight_offchip_bytes for c in costs)
         a_off = sum(c.act_offchip_bytes for c in costs)
         macs = sum(c.macs for c in costs)
@@ -308,9 +357,19 @@ class CostModel:
         )
 
     # -- cache loads ----------------------------------------------------------------------------
-    def load_cost(self, nbytes: int) -> tuple[int, float]:
-        """(cycles, off-chip energy mJ) of writing ``nbytes`` into the PB from off-chip."""
-        return self.timing.transfer_cycles(nbytes), nbytes * self.energy.dram_pj_per_byte * 1e-9
+    def load_cost(self, nbytes: int, commands: int = 1) -> tuple[int, float]:
+        """(cycles, off-chip energy mJ) of writing ``nbytes`` into the PB from off-chip with
+        ``commands`` CACHE commands (one program: doorbell, CACHEs, DONE)."""
+        if nbytes <= 0:
+            return 0, 0.0
+        tm = self.timing
+        cycles = (
+            tm.query_overhead
+            + (commands + 1) * tm.cmd_cycles
+            + commands * (self.cfg.mem_latency + tm.cache_overhead)
+            + math.ceil(nbytes / tm.bandwidth)
+        )
+        return cycles, nbytes * self.energy.dram_pj_per_byte * 1e-9
 
 
 def tensor_layouts(subnets: Iterable[SubNet]) -> dict[str, str]:

@@ -90,22 +90,29 @@ class AccelHost:
         d.bd_we.value = 0
 
     async def read(self, addr: int, length: int) -> bytes:
+        """Backdoor read, pipelined: one word per cycle."""
         d = self.dut
         out = bytearray()
-        for i in range(-(-length // self.W)):
-            d.bd_addr.value = addr // self.W + i
-            await RisingEdge(d.clk)
+        n = -(-length // self.W)
+        d.bd_addr.value = addr // self.W
+        await RisingEdge(d.clk)
+        for i in range(n):
+            if i + 1 < n:
+                d.bd_addr.value = addr // self.W + i + 1
             await ReadOnly()
-            out += int(d.bd_rdata.value).to_bytes(self.W, "little")
+            value = d.bd_rdata.value
+            if not value.is_resolvable:
+                raise ValueError(f"memory word at {addr + i * self.W:#x} holds X/Z: {value}")
+            out += int(value).to_bytes(self.W, "little")
             await RisingEdge(d.clk)
         return bytes(out[:length])
 
     async def counters(self) -> dict[str, int]:
+        """Every counter, one per cycle (the select is combinational)."""
         d = self.dut
         out = {}
         for c in isa.Counter:
             d.ctr_sel.value = int(c)
-            await RisingEdge(d.clk)
             await ReadOnly()
             out[c.name.lower()] = int(d.ctr_value.value)
             await RisingEdge(d.clk)

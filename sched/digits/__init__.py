@@ -19,6 +19,16 @@ from .reference import GemmLayer
 from .store import load_digits_supernet
 from .supernet import DigitsSuperNet, SubNetInfo
 
+
+def _space():
+    from .space import DigitsSpace
+
+    return DigitsSpace()
+
+
+#: picked up by ``sushi_sched.supernet.registry`` (``--supernet digits``)
+SUPERNETS = {"digits": _space}
+
 __all__ = [
     "DigitsSuperNet",
     "GemmLayer",

@@ -19,7 +19,16 @@ CFG = make_config(
     mem_bytes_per_cycle=2,
     mem_latency=10,
 )
-TM = TimingModel(CFG, pipeline_latency=3, gemm_overhead=5, query_overhead=7)
+TM = TimingModel(
+    CFG,
+    cmd_overhead=2,
+    gemm_overhead=5,
+    pb_tile_overhead=3,
+    first_fetch=1,
+    int32_row_cycles=3,
+    load_overhead=1,
+    query_overhead=7,
+)
 
 
 def kn(name, k, n, m):
@@ -27,28 +36,34 @@ def kn(name, k, n, m):
 
 
 def test_tile_period_and_gemm_cycles_by_hand():
-    assert TM.pb_fetch_cycles == 4 and TM.mem_fetch_cycles == 8
-    assert TM.tile_period(2, True) == 4 and TM.tile_period(2, False) == 8
+    # off-chip tile: 16 B at 2 B/cycle = 8 cycles; PB tile: rows + 3 = 7 cycles
+    assert TM.mem_fetch_cycles == 8 and TM.cmd_cycles == 10 + 16 + 2
+    assert TM.tile_period(2, True) == 7 and TM.tile_period(2, False) == 8
     assert TM.tile_period(6, False) == 8 and TM.tile_period(8, True) == 8
-    # M=10 -> M-tiles of 8 and 2; K=8,N=8 -> 2x2 = 4 tiles per M-tile, all off-chip
-    # = 4*max(8,4,8) + 4*max(2,4,8) + (R+C+pipe+gemm) + mem_latency
-    assert TM.gemm_cycles(10, 4, 0) == 32 + 32 + (4 + 4 + 3 + 5) + 10
-    # one tile from the PB in each M-tile: period 8 (m=8) and 4 (m=2); no latency if none off
-    assert TM.gemm_cycles(10, 4, 1) == (8 + 3 * 8) + (4 + 3 * 8) + 16 + 10
-    assert TM.gemm_cycles(10, 4, 4) == 4 * 8 + 4 * 4 + 16
+    # M=10 -> M-tiles of 8 and 2; 2x2 tiles each, all off-chip: periods 4*8 + 4*8, the last
+    # tile only takes its 2 rows (-8 + 2), the stream starts latency + 1 late, + overhead 5
+    assert TM.gemm_cycles(10, 2, 2) == 64 - 8 + 2 + 11 + 5
+    # tile (0,0) from the PB: its 8 (or 7) cycles hide 8 of the 11 start-up cycles
+    assert TM.gemm_cycles(10, 2, 2, 1, 1) == (8 + 24) + (7 + 24) - 8 + 2 + (11 - 8) + 5
+    # everything from the PB: no stream start-up; the last tile is a PB tile (period 7)
+    assert TM.gemm_cycles(10, 2, 2, 2, 2) == 32 + 28 - 7 + 2 + 5
+    # int32 output: 3 more cycles per row of the last M-tile
+    assert TM.gemm_cycles(10, 2, 2, 2, 2, int32=True) == TM.gemm_cycles(10, 2, 2, 2, 2) + 6
 
 
-def test_layer_split_and_bytes_by_hand():
+def test_layer_one_gemm_per_layer_by_hand():
     cm = CostModel(CFG, TM)
     ly = kn("w", 8, 8, 10)
     assert [(p.tiles, p.pb_tiles) for p in layer_parts(ly, None, CFG)] == [(4, 0)]
-    # cached leading 8x4 block: all K-tiles of the first N-tile -> split into 2 GEMMs
+    # cached leading 8x4 block: all K-tiles of the first N-tile; still one GEMM whose first
+    # two tiles come from the PB
     parts = layer_parts(ly, (8, 4), CFG)
-    assert [(p.n_tiles, p.tiles, p.pb_tiles) for p in parts] == [(1, 2, 2), (1, 2, 0)]
+    assert [(p.tiles, p.pb_tiles, p.kt, p.pb_kt, p.pb_nt) for p in parts] == [(4, 2, 2, 2, 1)]
     lc = cm.layer(ly, (8, 4))
-    # GEMM 1 all PB: (2*8)+(2*4)+16 ; GEMM 2 all off-chip: (2*8)+(2*8)+16+10
-    assert lc.cycles == (16 + 8 + 16) + (16 + 16 + 16 + 10)
-    assert lc.gemms == 2
+    # (2 PB + 2 off) periods per M-tile: (16 + 16) + (14 + 16); last tile off: -8 + 2; the two
+    # PB tiles in front (16 cycles) hide the 11 start-up cycles; + 5; + the command fetch
+    assert lc.cycles == TM.cmd_cycles + (32 + 30 - 8 + 2 + 0 + 5)
+    assert lc.gemms == 1
     assert lc.pb_hit_bytes == 2 * 2 * 16  # 2 M-tiles x 2 tiles x 16 B
     assert lc.weight_offchip_bytes == 2 * 2 * 16
     # a partly covered K (6 of 8 rows) only serves whole tiles: 1 K-tile
@@ -66,9 +81,11 @@ def test_query_activations_energy_by_hand():
     q = cm.query(sn)
     assert q.act_offchip_bytes == 40 + 2 * 80 + 40  # input, spill out+in, output
     assert q.weight_offchip_bytes == 2 * (2 + 2) * 16  # 2 M-tiles x 2 tiles, per layer
-    g1 = TM.gemm_cycles(10, 2, 0)
-    xfer = lambda b: 10 + -(-b // 2)  # noqa: E731
-    assert q.cycles == 7 + 2 * g1 + xfer(40) + 2 * xfer(80) + xfer(40)
+    g1, g2 = TM.gemm_cycles(10, 1, 2), TM.gemm_cycles(10, 2, 1)
+    xfer = lambda b: TM.cmd_cycles + 10 + -(-b // 2) + 1  # noqa: E731 - fetch + transfer
+    assert q.cycles == 7 + TM.cmd_cycles + (TM.cmd_cycles + g1) + (TM.cmd_cycles + g2) + xfer(
+        40
+    ) + 2 * xfer(80) + xfer(40)
     assert q.ms == pytest.approx(q.cycles / (CFG.clock_mhz * 1e3))
     assert q.offchip_energy_mj == pytest.approx(q.offchip_bytes * 1.0 * 1e-9)
     # caching all of layer a removes its weight bytes and moves them to PB hits

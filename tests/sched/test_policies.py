@@ -53,7 +53,7 @@ def test_latency_objective_known_answer(toy):
     assert p["sushi"]["pb_load_bytes"] == tiles * 64
     assert p["last_subnet"]["mean_latency_ms"] == pytest.approx(p["sushi"]["mean_latency_ms"])
     # static_subgraph loads before the first query (which waits for the load): every query hits
-    load_ms = CFG.cycles_to_ms(setup.cost.timing.transfer_cycles(tiles * 64))
+    load_ms = CFG.cycles_to_ms(setup.cost.load_cost(tiles * 64)[0])
     assert ser["static_subgraph"].latency_ms == pytest.approx([l1 + load_ms] + [l1] * 19)
     assert p["static_subnet"]["served"] == {"#1": 20}
     assert p["oracle"]["mean_latency_ms"] == pytest.approx(l1)

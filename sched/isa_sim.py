@@ -1,0 +1,371 @@
+"""ISA-level golden model of SushiAccel: a numpy interpreter of command programs.
+
+It holds the same architectural state as the RTL (``sushi_hw.accel.SushiAccel``): off-chip memory,
+two activation buffers of ``act_words`` words of ``rows`` bytes, the Persistent Buffer
+(``pb_tiles`` weight tiles), the accumulator (``acc_depth`` rows of ``cols`` int32, which survives
+from one GEMM to the next for ``hold``/``accumulate``) and the byte counters of
+:class:`sushi_hw.isa.Counter`. It runs no clock: ``cycles`` stays 0.
+
+:meth:`IsaSim.run` fetches 32-byte commands from memory, decodes them with ``isa.decode`` and
+applies the RTL's checks in the RTL's order (FETCH: alignment, then the command inside memory;
+CHECK per opcode, see :func:`check_command`) before a command moves any data, so a failing command
+leaves memory, buffers, PB and accumulator untouched.
+
+Two RTL behaviours are mirrored on purpose even though docs/isa.md does not spell them out:
+
+* the accumulator is indexed by the row in the M-tile only, so with more than one N-tile a
+  ``hold`` keeps only the last N-tile's sums, and ``accumulate`` adds, for N-tile ``nt > 0``,
+  what N-tile ``nt - 1`` left in it (its sums up to K-tile ``KT - 2`` when it was written out);
+* ``requant=1`` with ``mult == 0`` is not rejected; every output is then 0.
+
+The model reads a GEMM's A operand (per M-tile) before it writes that M-tile's output, so a GEMM
+whose output overlaps its own A in the same buffer is outside what it (and the compiler) covers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sushi_hw import isa
+from sushi_hw.config import AccelConfig
+from sushi_hw.reference import requantize
+
+E = isa.ErrorCode
+MASK32 = (1 << 32) - 1
+#: counter names as the cocotb host reports them (``isa.Counter`` names, lower case)
+COUNTER_NAMES = tuple(c.name.lower() for c in isa.Counter)
+#: memories up to this size are one numpy array; larger ones are sparse pages
+DENSE_LIMIT = 1 << 26
+PAGE = 1 << 16
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Memory:
+    """Off-chip memory of ``size`` bytes (zero-initialised): dense, or sparse 64 KiB pages."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._dense = np.zeros(size, dtype=np.uint8) if size <= DENSE_LIMIT else None
+        self._pages: dict[int, np.ndarray] = {}
+
+    def _check(self, addr: int, n: int) -> None:
+        if addr < 0 or n < 0 or addr + n > self.size:
+            raise ValueError(f"{n} bytes at {addr:#x} exceed memory ({self.size} bytes)")
+
+    def read(self, addr: int, n: int) -> np.ndarray:
+        """A copy of ``n`` bytes at ``addr`` (uint8)."""
+        self._check(addr, n)
+        if self._dense is not None:
+            return self._dense[addr : addr + n].copy()
+        out = np.zeros(n, dtype=np.uint8)
+        at = addr
+        while at < addr + n:
+            page, off = divmod(at, PAGE)
+            take = min(PAGE - off, addr + n - at)
+            if page in self._pages:
+                out[at - addr : at - addr + take] = self._pages[page][off : off + take]
+            at += take
+        return out
+
+    def write(self, addr: int, data) -> None:
+        buf = (
+            np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+        )
+        buf = buf.reshape(-1).view(np.uint8)
+        n = buf.size
+        self._check(addr, n)
+        if self._dense is not None:
+            self._dense[addr : addr + n] = buf
+            return
+        at = addr
+        while at < addr + n:
+            page, off = divmod(at, PAGE)
+            take = min(PAGE - off, addr + n - at)
+            p = self._pages.setdefault(page, np.zeros(PAGE, dtype=np.uint8))
+            p[off : off + take] = buf[at - addr : at - addr + take]
+            at += take
+
+    def gather(self, starts: np.ndarray, n: int) -> np.ndarray:
+        """``n`` bytes at each of ``starts``: uint8 [len(starts), n]."""
+        starts = np.asarray(starts, dtype=np.int64)
+        if starts.size and (starts.min() < 0 or starts.max() + n > self.size):
+            raise ValueError("gather outside memory")
+        if self._dense is not None:
+            return self._dense[starts[:, None] + np.arange(n, dtype=np.int64)]
+        return (
+            np.stack([self.read(int(s), n) for s in starts])
+            if starts.size
+            else np.zeros((0, n), dtype=np.uint8)
+        )
+
+
+@dataclass(frozen=True)
+class GemmGeometry:
+    """What the RTL registers in DECODE / CHECK_PREP for a GEMM."""
+
+    kt: int
+    nt: int
+    mt: int
+    a_words: int
+    o_words: int
+    pb_tiles_used: int
+    off_tiles: int
+    w_span: int  # off-chip tiles from the first to one past the last tile the GEMM may use
+    pb_span: int
+
+    @classmethod
+    def of(cls, cfg: AccelConfig, f: dict[str, int]) -> GemmGeometry:
+        r = cfg.rows
+        kt, nt, mt = _ceil(f["k"], r), _ceil(f["n"], r), _ceil(f["m"], cfg.acc_depth)
+        used = f["pb_kt"] * f["pb_nt"]
+        return cls(
+            kt=kt,
+            nt=nt,
+            mt=mt,
+            a_words=f["m"] * kt,
+            o_words=f["m"] * nt * (1 if f["requant"] else 4),
+            pb_tiles_used=used,
+            off_tiles=kt * nt - used,
+            w_span=(nt - 1) * f["w_stride"] + kt,
+            pb_span=(f["pb_nt"] - 1) * f["pb_stride"] + f["pb_kt"],
+        )
+
+
+def _misaligned(cfg: AccelConfig, v: int) -> bool:
+    return v % cfg.mem_width != 0
+
+
+def check_command(cfg: AccelConfig, op: isa.Op, f: dict[str, int]) -> isa.ErrorCode:
+    """The RTL's CHECK state for a decoded command: the first failing check, or NONE."""
+    if op == isa.Op.CACHE:
+        nbytes = f["tiles"] * cfg.tile_bytes
+        if f["tiles"] == 0:
+            return E.BAD_SHAPE
+        if f["pb_tile"] + f["tiles"] > cfg.pb_tiles:
+            return E.PB_RANGE
+        if _misaligned(cfg, f["mem_addr"]):
+            return E.BAD_ALIGN
+        if f["mem_addr"] + nbytes > cfg.mem_bytes:
+            return E.MEM_RANGE
+        return E.NONE
+    if op in (isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
+        nbytes = f["words"] * cfg.rows
+        if f["words"] == 0:
+            return E.BAD_SHAPE
+        if f["word"] + f["words"] > cfg.act_words:
+            return E.ACT_RANGE
+        if _misaligned(cfg, f["mem_addr"]) or _misaligned(cfg, nbytes):
+            return E.BAD_ALIGN
+        if f["mem_addr"] + nbytes > cfg.mem_bytes:
+            return E.MEM_RANGE
+        return E.NONE
+    if op == isa.Op.GEMM:
+        if min(f["m"], f["k"], f["n"]) == 0 or max(f["m"], f["k"], f["n"]) > cfg.max_dim:
+            return E.BAD_SHAPE
+        g = GemmGeometry.of(cfg, f)
+        if (
+            f["pb_kt"] > g.kt
+            or f["pb_nt"] > g.nt
+            or f["w_stride"] < g.kt
+            or (g.pb_tiles_used != 0 and f["pb_stride"] < f["pb_kt"])
+        ):
+            return E.BAD_SHAPE
+        if (f["accumulate"] or f["hold"]) and g.mt != 1:
+            return E.BAD_ACCUMULATE
+        if f["a_word"] + g.a_words > cfg.act_words or (
+            not f["hold"] and f["o_word"] + g.o_words > cfg.act_words
+        ):
+            return E.ACT_RANGE
+        if g.pb_tiles_used != 0 and f["pb_tile"] + g.pb_span > cfg.pb_tiles:
+            return E.PB_RANGE
+        if g.off_tiles != 0 and _misaligned(cfg, f["w_addr"]):
+            return E.BAD_ALIGN
+        if g.off_tiles != 0 and f["w_addr"] + g.w_span * cfg.tile_bytes > cfg.mem_bytes:
+            return E.MEM_RANGE
+        return E.NONE
+    if op == isa.Op.DONE:
+        return E.NONE
+    return E.ILLEGAL_OPCODE
+
+
+@dataclass
+class RunResult:
+    done: bool
+    error: isa.ErrorCode
+    counters: dict[str, int] = field(default_factory=dict)
+    pc: int = 0  #: address of the last command fetched (or of the fetch that failed)
+
+    @property
+    def error_code(self) -> int:
+        return int(self.error)
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return ((x + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
+
+
+class IsaSim:
+    """SushiAccel at the ISA level. PB, buffers and accumulator persist across :meth:`run`."""
+
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        self.mem = Memory(cfg.mem_bytes)
+        self.act = np.zeros((2, cfg.act_words, cfg.rows), dtype=np.int8)
+        self.pb = np.zeros((cfg.pb_tiles, cfg.rows, cfg.cols), dtype=np.int8)
+        self.acc = np.zeros((cfg.acc_depth, cfg.cols), dtype=np.int32)
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self._decoded: dict[bytes, tuple[isa.Op | None, dict[str, int]]] = {}
+
+    # ---- host access -------------------------------------------------------------------------
+    def write(self, addr: int, data) -> None:
+        self.mem.write(addr, data)
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.mem.read(addr, n).tobytes()
+
+    def write_program(self, addr: int, cmds: list[bytes]) -> None:
+        self.write(addr, b"".join(cmds))
+
+    # ---- execution -----------------------------------------------------------------------------
+    def _decode(self, raw: bytes) -> tuple[isa.Op | None, dict[str, int]]:
+        hit = self._decoded.get(raw)
+        if hit is None:
+            try:
+                hit = isa.decode(raw)
+            except ValueError:
+                hit = (None, {})
+            if len(self._decoded) < 1 << 14:
+                self._decoded[raw] = hit
+        return hit
+
+    def run(self, prog_addr: int, max_commands: int | None = None) -> RunResult:
+        """Ring the doorbell: run the program at ``prog_addr`` until DONE or an error."""
+        cfg = self.cfg
+        ctr = self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        pc = prog_addr & MASK32
+        fetch_bytes = max(isa.CMD_BYTES, cfg.mem_width)
+        executed = 0
+        while True:
+            if pc % isa.CMD_BYTES:
+                return RunResult(False, E.BAD_ALIGN, dict(ctr), pc)
+            if pc + isa.CMD_BYTES > cfg.mem_bytes:
+                return RunResult(False, E.MEM_RANGE, dict(ctr), pc)
+            raw = self.mem.read(pc, isa.CMD_BYTES).tobytes()
+            ctr["rd_cmd_bytes"] += fetch_bytes
+            ctr["commands"] += 1
+            op, f = self._decode(raw)
+            err = E.ILLEGAL_OPCODE if op is None else check_command(cfg, op, f)
+            if err != E.NONE:
+                return RunResult(False, err, dict(ctr), pc)
+            if op == isa.Op.DONE:
+                return RunResult(True, E.NONE, dict(ctr), pc)
+            if op == isa.Op.CACHE:
+                self._cache(f)
+            elif op == isa.Op.LOAD_ACT:
+                self._load(f)
+            elif op == isa.Op.STORE_ACT:
+                self._store(f)
+            else:
+                self._gemm(f)
+            executed += 1
+            if max_commands is not None and executed >= max_commands:
+                raise RuntimeError(f"no DONE after {executed} commands (pc={pc:#x})")
+            pc = (pc + isa.CMD_BYTES) & MASK32
+
+    def _cache(self, f: dict[str, int]) -> None:
+        cfg = self.cfg
+        nbytes = f["tiles"] * cfg.tile_bytes
+        data = self.mem.read(f["mem_addr"], nbytes).view(np.int8)
+        self.pb[f["pb_tile"] : f["pb_tile"] + f["tiles"]] = data.reshape(-1, cfg.rows, cfg.cols)
+        self.counters["rd_weight_bytes"] += nbytes
+
+    def _load(self, f: dict[str, int]) -> None:
+        r = self.cfg.rows
+        data = self.mem.read(f["mem_addr"], f["words"] * r).view(np.int8)
+        self.act[f["buf"], f["word"] : f["word"] + f["words"]] = data.reshape(-1, r)
+        self.counters["rd_act_bytes"] += f["words"] * r
+
+    def _store(self, f: dict[str, int]) -> None:
+        r = self.cfg.rows
+        self.mem.write(f["mem_addr"], self.act[f["buf"], f["word"] : f["word"] + f["words"]])
+        self.counters["wr_bytes"] += f["words"] * r
+
+    def _weights(self, f: dict[str, int], g: GemmGeometry) -> np.ndarray:
+        """int8 W [KT*rows, NT*cols]: tile (nt, kt) from the PB or from off-chip."""
+        cfg = self.cfg
+        r, c, tb = cfg.rows, cfg.cols, cfg.tile_bytes
+        nt_i, kt_i = np.meshgrid(np.arange(g.nt), np.arange(g.kt), indexing="ij")
+        in_pb = (nt_i < f["pb_nt"]) & (kt_i < f["pb_kt"])
+        tiles = np.empty((g.nt, g.kt, r, c), dtype=np.int8)
+        if in_pb.any():
+            tiles[in_pb] = self.pb[f["pb_tile"] + nt_i[in_pb] * f["pb_stride"] + kt_i[in_pb]]
+        off = ~in_pb
+        if off.any():
+            idx = nt_i[off].astype(np.int64) * f["w_stride"] + kt_i[off]
+            raw = self.mem.gather(f["w_addr"] + idx * tb, tb)
+            tiles[off] = raw.view(np.int8).reshape(-1, r, c)
+        return tiles.transpose(1, 2, 0, 3).reshape(g.kt * r, g.nt * c)
+
+    def _gemm(self, f: dict[str, int]) -> None:
+        cfg = self.cfg
+        r, c, d = cfg.rows, cfg.cols, cfg.acc_depth
+        g = GemmGeometry.of(cfg, f)
+        m, kt, nt = f["m"], g.kt, g.nt
+        w = self._weights(f, g).astype(np.int64)
+        w_part = w[: (kt - 1) * r]  # K-tiles 0..KT-2: what the accumulator holds before the last
+        a_mem, o_mem = self.act[f["a_buf"]], self.act[f["o_buf"]]
+        keep, hold, requant = bool(f["accumulate"]), bool(f["hold"]), bool(f["requant"])
+        o_at = f["o_word"]
+        for mt in range(g.mt):
+            rows = min(d, m - mt * d)
+            a0 = f["a_word"] + mt * d * kt
+            a = a_mem[a0 : a0 + kt * rows].reshape(kt, rows, r).transpose(1, 0, 2)
+            a = a.reshape(rows, kt * r).astype(np.int64)
+            full = (a @ w).reshape(rows, nt, c)
+            part = (a[:, : (kt - 1) * r] @ w_part).reshape(rows, nt, c) if kt > 1 else None
+            if keep:  # one M-tile (checked); N-tiles chain through the accumulator
+                sums = np.empty((rows, nt, c), dtype=np.int64)
+                for j in range(nt):
+                    base = self.acc[:rows].astype(np.int64)
+                    sums[:, j] = _wrap32(base + full[:, j])
+                    if hold:
+                        self.acc[:rows] = sums[:, j]
+                    elif part is not None:
+                        self.acc[:rows] = _wrap32(base + part[:, j])
+            else:
+                sums = _wrap32(full)
+                if hold:
+                    self.acc[:rows] = sums[:, -1]
+                elif part is not None:
+                    self.acc[:rows] = _wrap32(part[:, -1])
+            self.counters["mac_active"] += rows * kt * nt
+            self.counters["rd_weight_bytes"] += g.off_tiles * cfg.tile_bytes
+            self.counters["pb_read_bytes"] += g.pb_tiles_used * cfg.tile_bytes
+            if hold:
+                continue
+            s32 = sums.astype(np.int32).transpose(1, 0, 2)  # [nt][m] order
+            if requant:
+                if f["mult"] == 0:
+                    out = np.zeros(s32.shape, dtype=np.int8)
+                else:
+                    out = requantize(s32, f["mult"], f["shift"], bool(f["relu"]))
+                words = out.reshape(nt * rows, r)
+            else:
+                if f["relu"]:
+                    s32 = np.maximum(s32, 0)
+                words = s32.astype("<i4").view(np.int8).reshape(nt * rows * 4, r)
+            o_mem[o_at : o_at + len(words)] = words
+            o_at += len(words)
+
+
+def run_program(
+    cfg: AccelConfig, cmds: list[bytes], prog_addr: int = 0, sim: IsaSim | None = None
+) -> tuple[IsaSim, RunResult]:
+    """Write ``cmds`` at ``prog_addr`` of a (new) model and run them."""
+    sim = sim or IsaSim(cfg)
+    sim.write_program(prog_addr, cmds)
+    return sim, sim.run(prog_addr)
