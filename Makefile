@@ -60,3 +60,9 @@ format: $(STAMP)
 
 clean:
 	rm -rf build sim_build
+
+# FPGA bitstream + build/<board>/report.json (YoWASP tools unless YOSYS/NEXTPNR_* are set)
+BOARD ?= icebreaker
+.PHONY: bitstream
+bitstream: $(STAMP)
+	$(BIN)/sushi bitstream --board $(BOARD) --out build

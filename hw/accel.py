@@ -167,6 +167,11 @@ class SushiAccel(wiring.Component):
         a_words, o_words, pb_tiles_used, off_tiles = (Signal(32) for _ in range(4))
         w_span, pb_span = Signal(32), Signal(32)  # tiles from the first to past the last used
         act_xfer_bytes = Signal(32)
+        # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
+        overlap = Signal()
+        m.d.comb += overlap.eq(
+            (c_gemm.a_word < c_gemm.o_word + o_words) & (c_gemm.o_word < c_gemm.a_word + a_words)
+        )
 
         # ---- data movement state -------------------------------------------------------
         cnt = Signal(32)  # words moved by the current CACHE/LOAD/STORE
@@ -175,7 +180,8 @@ class SushiAccel(wiring.Component):
         store_pending = Signal()
         wbeats = Signal(32)  # STORE: beats sent
         fetch_idx = Signal(range(cmd_words + 1))
-        fetch_keep = Signal(range(cmd_words))
+        # a beat wider than a command holds several: the index of the one at pc
+        fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
 
         # GEMM off-chip weight walker: one request per tile outside the cached block
         w_mt, w_nt, w_kt = Signal(16), Signal(16), Signal(16)
@@ -236,7 +242,6 @@ class SushiAccel(wiring.Component):
                     ]
                     m.d.sync += [
                         fetch_idx.eq(0),
-                        # a beat wider than a command holds several: keep the one at pc
                         fetch_keep.eq(
                             pc[5 : 5 + (cmd_words - 1).bit_length()] if cmd_words > 1 else 0
                         ),
@@ -342,24 +347,31 @@ class SushiAccel(wiring.Component):
                                 m.next = "LOAD"
                     with m.Case(isa.Op.GEMM):
                         g = c_gemm
+
+                        def too_big(v):  # noqa: ANN001, ANN202 - a 16-bit field
+                            return v > cfg.max_dim if cfg.max_dim < (1 << isa.DIM_BITS) - 1 else 0
+
                         with m.If(
                             (g.m == 0)
                             | (g.k == 0)
                             | (g.n == 0)
-                            | (g.m > cfg.max_dim)
-                            | (g.k > cfg.max_dim)
-                            | (g.n > cfg.max_dim)
+                            | too_big(g.m)
+                            | too_big(g.k)
+                            | too_big(g.n)
                             | (g.pb_kt > kt_n)
                             | (g.pb_nt > nt_n)
                             | (g.w_stride < kt_n)
                             | ((pb_tiles_used != 0) & (g.pb_stride < g.pb_kt))
+                            | (g.requant & (g.mult == 0))
                         ):
                             fail(E.BAD_SHAPE)
-                        with m.Elif((g.accumulate | g.hold) & (mt_n != 1)):
+                        # the accumulator holds one M-tile of one N-tile
+                        with m.Elif((g.accumulate | g.hold) & ((mt_n != 1) | (nt_n != 1))):
                             fail(E.BAD_ACCUMULATE)
                         with m.Elif(
                             (g.a_word + a_words > cfg.act_words)
                             | (~g.hold & (g.o_word + o_words > cfg.act_words))
+                            | (~g.hold & (g.a_buf == g.o_buf) & overlap)
                         ):
                             fail(E.ACT_RANGE)
                         with m.Elif((pb_tiles_used != 0) & (g.pb_tile + pb_span > cfg.pb_tiles)):

@@ -13,20 +13,47 @@ Timing contract (see docs/architecture.md):
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Signal, signed
+from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+#: Attribute a build platform may carry: how many PEs (row-major) may use a hardware multiplier.
+#: The rest get the LUT multiplier :func:`lut_mul_s8`. Absent (simulation, generic Verilog):
+#: every PE writes ``a * w`` and the synthesis tool decides.
+DSP_PES_ATTR = "sushi_dsp_pes"
+
+
+def dsp_pes(platform, n_pes: int) -> int:
+    """PEs allowed to use a DSP multiplier on ``platform``."""
+    budget = getattr(platform, DSP_PES_ATTR, None)
+    return n_pes if budget is None else max(0, min(n_pes, int(budget)))
+
+
+def lut_mul_s8(a: Value, b: Value) -> Value:
+    """``a * b`` for two int8 as a balanced tree of shifted partial products (int16).
+
+    Written without a multiply operator so that Yosys does not map it onto a DSP block: on a
+    device with fewer DSPs than PEs the remaining PEs use this.
+    """
+    terms = [Mux(b[i], a << i, 0) for i in range(7)]
+    terms.append(Mux(b[7], -(a << 7), 0))
+    terms = [t.as_signed() if not t.shape().signed else t for t in terms]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms), 2)]
+    return terms[0][:16].as_signed()
 
 
 class ProcessingElement(wiring.Component):
     """One MAC: ``psum_out <= psum_in + a * w[bank]`` with a registered product (DSP friendly).
 
     Latency: ``a_in`` at cycle t -> ``a_out`` at t+1; its product lands in ``psum_out`` at t+3,
-    added to the ``psum_in`` present at t+2.
+    added to the ``psum_in`` present at t+2. ``use_dsp=False`` builds the multiplier from LUTs
+    (:func:`lut_mul_s8`); the behaviour is identical.
     """
 
-    def __init__(self, psum_bits: int):
+    def __init__(self, psum_bits: int, use_dsp: bool = True):
         self.psum_bits = psum_bits
+        self.use_dsp = use_dsp
         super().__init__(
             {
                 "a_in": In(signed(8)),
@@ -55,7 +82,7 @@ class ProcessingElement(wiring.Component):
             m.d.comb += weight.eq(w[1])
         m.d.sync += [
             self.a_out.eq(self.a_in),
-            prod.eq(self.a_out * weight),
+            prod.eq(self.a_out * weight if self.use_dsp else lut_mul_s8(self.a_out, weight)),
             self.psum_out.eq(self.psum_in + prod),
         ]
         return m
@@ -85,7 +112,11 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform) -> Elaboratable:
         m = Module()
         R, C = self.rows, self.cols
-        pes = [[ProcessingElement(self.psum_bits) for _ in range(C)] for _ in range(R)]
+        n_dsp = dsp_pes(platform, R * C)
+        pes = [
+            [ProcessingElement(self.psum_bits, use_dsp=r * C + c < n_dsp) for c in range(C)]
+            for r in range(R)
+        ]
         for r in range(R):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]

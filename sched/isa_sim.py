@@ -172,14 +172,20 @@ def check_command(cfg: AccelConfig, op: isa.Op, f: dict[str, int]) -> isa.ErrorC
             or f["pb_nt"] > g.nt
             or f["w_stride"] < g.kt
             or (g.pb_tiles_used != 0 and f["pb_stride"] < f["pb_kt"])
+            or (f["requant"] and f["mult"] == 0)
         ):
             return E.BAD_SHAPE
-        if (f["accumulate"] or f["hold"]) and g.mt != 1:
+        if (f["accumulate"] or f["hold"]) and (g.mt != 1 or g.nt != 1):
             return E.BAD_ACCUMULATE
         if f["a_word"] + g.a_words > cfg.act_words or (
             not f["hold"] and f["o_word"] + g.o_words > cfg.act_words
         ):
             return E.ACT_RANGE
+        overlap = (f["a_word"] < f["o_word"] + g.o_words) and (
+            f["o_word"] < f["a_word"] + g.a_words
+        )
+        if not f["hold"] and f["a_buf"] == f["o_buf"] and overlap:
+            return E.ACT_RANGE  # the output would overwrite A, which is re-read per N-tile
         if g.pb_tiles_used != 0 and f["pb_tile"] + g.pb_span > cfg.pb_tiles:
             return E.PB_RANGE
         if g.off_tiles != 0 and _misaligned(cfg, f["w_addr"]):

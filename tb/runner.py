@@ -6,8 +6,10 @@ simulator model are only rebuilt when the configuration or an RTL source changes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +99,22 @@ def lint_verilog(verilog: Path) -> subprocess.CompletedProcess:
     )
 
 
+_TRIGGER = re.compile(r"^  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def _icarus_time0_fix(verilog: Path) -> Path:
+    """Yosys makes every ``always @*`` block also wait on a trigger register declared
+    ``= 0`` so that simulators evaluate it once at time 0. Icarus applies declaration
+    initialisers without an event, so a combinational block whose inputs never change would
+    stay X. Pulsing the trigger once after time 0 gives every block its first evaluation."""
+    text = verilog.read_text()
+    fixed = _TRIGGER.sub(lambda m: f"{m.group(0)}\n  initial #1 {m.group(1)}= 1'h1;", text)
+    out = verilog.with_name(verilog.stem + "_icarus.v")
+    if not out.exists() or out.read_text() != fixed:
+        out.write_text(fixed)
+    return out
+
+
 def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
     """Generate Verilog and build the simulator model; returns the build directory."""
     if sim not in SIMULATORS:
@@ -108,9 +126,13 @@ def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
         )
     build_dir = SIM_BUILD / sim / top / f"{cfg.name}-{_design_hash(cfg, top)}"
     verilog = generate_verilog(cfg, top, build_dir / "rtl")
+    if sim == "icarus":
+        verilog = _icarus_time0_fix(verilog)
     stamp = build_dir / "built.json"
     runner = get_runner(sim)
-    if not stamp.exists():
+    source_id = hashlib.sha256(verilog.read_bytes()).hexdigest()
+    built = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if built.get("source") != source_id:
         # builds of older versions of the same design only take disk space
         for old in build_dir.parent.glob(f"{cfg.name}-*"):
             if old != build_dir and (old / "built.json").exists():
@@ -137,7 +159,9 @@ def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
             always=True,
             log_file=log if quiet else None,
         )
-        stamp.write_text(json.dumps({"sim": sim, "top": top, "config": cfg.to_dict()}))
+        stamp.write_text(
+            json.dumps({"sim": sim, "top": top, "config": cfg.to_dict(), "source": source_id})
+        )
     return build_dir
 
 

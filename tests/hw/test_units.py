@@ -121,7 +121,8 @@ def test_requantizer_matches_reference(seed):
             ctx.set(dut.params, {"enable": enable, "relu": relu, "mult": mult, "shift": shift})
             await ctx.tick()
             ctx.set(dut.i_valid, 0)
-            await ctx.tick()
+            for _ in range(Requantizer.latency - 1):
+                await ctx.tick()
             assert ctx.get(dut.o_valid)
             outs.append(list(ctx.get(dut.o_data)))
 

@@ -273,35 +273,31 @@ def test_hold_then_accumulate(preset):
         assert np.array_equal(read_out(sim, False, m, n), gemm_ref(x2, w[: ks[0]])), what
 
 
-def test_hold_with_several_n_tiles_keeps_the_last_one():
-    """RTL behaviour (not in docs/isa.md): the accumulator holds one N-tile (cols lanes), so a
-    ``hold`` GEMM with n > cols leaves the last N-tile's sums, which a following accumulate on
-    n <= cols adds."""
+def test_gemm_checks_added_after_review():
+    """hold/accumulate need one N-tile (the accumulator holds cols lanes), requant needs
+    mult >= 1, and a GEMM's output may not overlap its own A in the same buffer."""
     cfg = PRESETS["tiny"]
     r, c = cfg.rows, cfg.cols
     sim = IsaSim(cfg)
-    rng = np.random.default_rng(9)
-    m, k = 5, 2 * r
-    x = rng.integers(-128, 128, (m, k), dtype=np.int8)
-    w1 = rng.integers(-128, 128, (k, 3 * c), dtype=np.int8)
-    w2 = rng.integers(-128, 128, (k, c), dtype=np.int8)
-    sim.write(W_ADDR, weight_tiles(cfg, w1).tobytes())
-    sim.write(W_ADDR + 0x1000, weight_tiles(cfg, w2).tobytes())
-    sim.write(IN, act_bytes(cfg, x))
-    g = dict(m=m, k=k, a_buf=0, a_word=0, o_buf=1, o_word=0, w_stride=2)
-    cmds = [
-        isa.load_act(IN, 0, 0, m * 2),
-        isa.gemm(**g, n=3 * c, w_addr=W_ADDR, hold=True),
-        isa.gemm(**g, n=c, w_addr=W_ADDR + 0x1000, accumulate=True),
-        isa.store_act(OUT, 1, 0, 4 * m),
-        isa.done(),
+    g = dict(m=5, k=2 * r, a_buf=0, a_word=0, o_buf=1, o_word=0, w_addr=W_ADDR, w_stride=2)
+    cases = [
+        (isa.gemm(**g, n=3 * c, hold=True), isa.ErrorCode.BAD_ACCUMULATE),
+        (isa.gemm(**g, n=2 * c, accumulate=True), isa.ErrorCode.BAD_ACCUMULATE),
+        (isa.gemm(**{**g, "o_buf": 0, "o_word": 9}, n=c, requant=(1, 0)), isa.ErrorCode.ACT_RANGE),
     ]
-    run_ok(sim, PROG, cmds)
-    want = gemm_ref(x, w2, c_in=gemm_ref(x, w1)[:, 2 * c :])
-    assert np.array_equal(read_out(sim, False, m, c), want)
+    raw = bytearray(isa.gemm(**g, n=c, requant=(1, 0)))
+    mult = isa.GEMM["mult"]
+    value = int.from_bytes(raw, "little") & ~(((1 << mult.width) - 1) << mult.offset)
+    cases.append((value.to_bytes(isa.CMD_BYTES, "little"), isa.ErrorCode.BAD_SHAPE))
+    for cmd, code in cases:
+        sim.write(PROG, cmd + isa.done())
+        res = sim.run(PROG)
+        assert not res.done and res.error == code, (isa.decode(cmd)[1], res.error)
+    # no overlap: A at words 0..9, output at 10.. in the same buffer is fine
+    sim.write(PROG, isa.gemm(**{**g, "o_buf": 0, "o_word": 10}, n=c, requant=(1, 0)) + isa.done())
+    assert sim.run(PROG).done
 
 
-# ---- errors -----------------------------------------------------------------------------------
 def _gemm(cfg: AccelConfig, **over) -> bytes:
     g = dict(
         m=2,

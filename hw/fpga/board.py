@@ -1,0 +1,173 @@
+"""Board-level design: SushiAccel, the UART host link, on-chip RAM and the SPI flash.
+
+:class:`BoardCore` is platform independent (simulated by cocotb as top ``sushi_board``);
+:class:`BoardTop` adds the PLL and the board's pins for a bitstream build.
+
+::
+
+    uart_rx -> UARTRx -> HostLink -> m0 \\               /-> MemRam (programs, activations)
+    uart_tx <- UARTTx <-/      |          MemInterconnect
+                        doorbell/status  m1 /             \\-> SPIFlashReader -> SPI flash (weights)
+                               SushiAccel.mem
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Elaboratable, Instance, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from sushi_hw.config import AccelConfig
+
+from .host_link import HostLink
+from .memsys import MemInterconnect, MemRam
+from .spi_flash import SPIFlashReader
+from .uart import UARTRx, UARTTx, uart_divisor
+
+
+@dataclass(frozen=True)
+class LinkParams:
+    """Timing of the host link and flash, in clock cycles."""
+
+    divisor: int  #: UART cycles per bit
+    timeout: int  #: silence inside a frame that aborts it
+    idle_cycles: int  #: silence after a bad frame before the error response
+    spi_half_period: int = 1
+    wake_cycles: int = 100
+    flash_offset: int = 0x10_0000  #: weights start 1 MiB into the flash, past the bitstream
+
+    @classmethod
+    def for_clock(cls, clk_hz: float, baud: int = 115200, **kw) -> LinkParams:
+        div = uart_divisor(clk_hz, baud)
+        return cls(
+            divisor=div,
+            timeout=int(clk_hz * 0.05),  # 50 ms: USB-serial adapters pause between packets
+            idle_cycles=div * 10 * 4,  # four byte times
+            wake_cycles=int(clk_hz * 5e-6) + 1,
+            **kw,
+        )
+
+
+class BoardCore(wiring.Component):
+    def __init__(self, cfg: AccelConfig, link: LinkParams, ram_bytes: int, with_accel=True):
+        self.cfg, self.link, self.ram_bytes, self.with_accel = cfg, link, ram_bytes, with_accel
+        super().__init__(
+            {
+                "uart_rx": In(1, init=1),
+                "uart_tx": Out(1, init=1),
+                "flash_sclk": Out(1),
+                "flash_cs_n": Out(1, init=1),
+                "flash_copi": Out(1),
+                "flash_cipo": In(1),
+                "led_busy": Out(1),
+                "led_done": Out(1),
+                "led_error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg, lp = self.cfg, self.link
+        m.submodules.urx = urx = UARTRx(lp.divisor)
+        m.submodules.utx = utx = UARTTx(lp.divisor)
+        from sushi_hw import isa
+
+        m.submodules.link = link = HostLink(
+            cfg,
+            timeout=lp.timeout,
+            idle_cycles=lp.idle_cycles,
+            ram_bytes=self.ram_bytes,
+            ctr_bits=max(1, (isa.NUM_COUNTERS - 1).bit_length()),
+        )
+        m.submodules.ic = ic = MemInterconnect(cfg, 2, self.ram_bytes)
+        m.submodules.ram = ram = MemRam(cfg, self.ram_bytes)
+        m.submodules.flash = flash = SPIFlashReader(
+            cfg,
+            flash_offset=lp.flash_offset,
+            half_period=lp.spi_half_period,
+            wake_cycles=lp.wake_cycles,
+        )
+        m.d.comb += [
+            urx.rx.eq(self.uart_rx),
+            self.uart_tx.eq(utx.tx),
+            link.rx_error.eq(urx.frame_error),
+            link.flash_write_error.eq(flash.write_error | ic.bus_error),
+            self.flash_sclk.eq(flash.sclk),
+            self.flash_cs_n.eq(flash.cs_n),
+            self.flash_copi.eq(flash.copi),
+            flash.cipo.eq(self.flash_cipo),
+        ]
+        wiring.connect(m, urx.data, link.rx)
+        wiring.connect(m, link.tx, utx.data)
+        wiring.connect(m, link.mem, ic.m0)
+        wiring.connect(m, ic.ram, ram.bus)
+        wiring.connect(m, ic.flash, flash.bus)
+        if self.with_accel:
+            from sushi_hw.accel import SushiAccel
+
+            m.submodules.accel = accel = SushiAccel(cfg)
+            wiring.connect(m, accel.mem, ic.m1)
+            m.d.comb += [
+                accel.doorbell.eq(link.doorbell),
+                accel.prog_addr.eq(link.prog_addr),
+                accel.ctr_sel.eq(link.ctr_sel),
+                link.busy.eq(accel.busy),
+                link.done.eq(accel.done),
+                link.error.eq(accel.error),
+                link.error_code.eq(accel.error_code),
+                link.ctr_value.eq(accel.ctr_value),
+            ]
+        m.d.comb += [
+            self.led_busy.eq(link.busy),
+            self.led_done.eq(link.done),
+            self.led_error.eq(link.error),
+        ]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """BoardCore + PLL + pins of ``board`` (a :class:`sushi_hw.fpga.boards.Board`)."""
+
+    def __init__(self, board, cfg: AccelConfig, *, ram_bytes: int, baud: int = 115200):
+        self.board, self.cfg, self.ram_bytes = board, cfg, ram_bytes
+        self.link = LinkParams.for_clock(
+            board.clock_mhz * 1e6, baud, spi_half_period=1 if board.family == "ice40" else 2
+        )
+
+    def elaborate(self, platform) -> Module:
+        from .clocks import PllClock
+
+        m = Module()
+        b = self.board
+        m.submodules.clk = PllClock(b)
+        m.submodules.core = core = BoardCore(self.cfg, self.link, self.ram_bytes)
+        uart = platform.request("uart", 0)
+        m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]
+        if b.family == "ice40":
+            spi = platform.request("spi_flash_1x", 0)
+            m.d.comb += [
+                spi.cs.o.eq(~core.flash_cs_n),
+                spi.clk.o.eq(core.flash_sclk),
+                spi.copi.o.eq(core.flash_copi),
+                core.flash_cipo.eq(spi.cipo.i),
+                spi.wp.o.eq(0),
+                spi.hold.o.eq(0),
+            ]
+        else:
+            spi = platform.request("spi_flash", 0)
+            m.d.comb += [
+                spi.cs.o.eq(~core.flash_cs_n),
+                spi.copi.o.eq(core.flash_copi),
+                core.flash_cipo.eq(spi.cipo.i),
+                spi.wp.o.eq(0),
+                spi.hold.o.eq(0),
+            ]
+            # the ECP5 reaches the configuration flash's clock pin only through USRMCLK
+            m.submodules.usrmclk = Instance(
+                "USRMCLK", i_USRMCLKI=core.flash_sclk, i_USRMCLKTS=0, a_keep=1
+            )
+            m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
+        leds = [platform.request("led", i) for i in range(2)]
+        m.d.comb += [leds[0].o.eq(core.led_busy), leds[1].o.eq(core.led_error | core.led_done)]
+        return m

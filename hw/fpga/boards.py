@@ -1,0 +1,157 @@
+"""The boards SUSHI builds bitstreams for, with the resources of their FPGA.
+
+Resource counts are the device's, as nextpnr reports them as "available" (checked against the
+``--report`` JSON of a real build): iCE40UP5K has 5280 logic cells (one LUT4 + one FF each),
+8 SB_MAC16, 30 EBR of 4 kbit and 4 SPRAM of 256 kbit; LFE5U-85F has 83,640 LUT4/FF pairs in
+slices, 156 MULT18X18D and 208 DP16KD of 18 kbit (16 kbit of data at widths <= 16 bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+class BoardError(ValueError):
+    """An unknown board, or a preset that does not fit the board; raised before synthesis."""
+
+
+@dataclass(frozen=True)
+class DeviceResources:
+    luts: int
+    ffs: int
+    dsps: int  #: hardware multipliers (SB_MAC16 / MULT18X18D)
+    dsp_width: int  #: widest signed operand of one DSP multiplier
+    brams: int  #: block RAMs (EBR / DP16KD)
+    bram_bytes: int  #: data bytes of one block RAM at byte-multiple widths
+    sprams: int = 0  #: single-port 256 kbit RAMs (iCE40UP only)
+    spram_bytes: int = 0
+    #: nextpnr cell type names for each resource in its report
+    cells: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PllSetting:
+    """One PLL configuration, as computed by icepll / ecppll for the board's input clock."""
+
+    out_mhz: float
+    params: dict[str, int | str]
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    device: str
+    family: str  #: "ice40" or "ecp5"
+    preset: str  #: the preset that fits this board
+    clock_in_mhz: float
+    #: target clock of the accelerator (a PLL setting exists for it)
+    clock_mhz: float
+    resources: DeviceResources
+    plls: tuple[PllSetting, ...]
+    #: Yosys synth_<family> options
+    synth_opts: tuple[str, ...]
+    #: on-chip RAM behind the memory port for programs and activations (bytes)
+    ram_bytes: int = 32768
+    #: platform factory (imported lazily: amaranth-boards is only needed to build)
+    platform: Callable[[], object] = field(compare=False, repr=False, default=None)
+
+    def pll(self, mhz: float | None = None) -> PllSetting:
+        mhz = self.clock_mhz if mhz is None else mhz
+        for p in self.plls:
+            if abs(p.out_mhz - mhz) < 1e-6:
+                return p
+        have = ", ".join(f"{p.out_mhz:g}" for p in self.plls)
+        raise BoardError(f"board {self.name}: no PLL setting for {mhz:g} MHz (have {have} MHz)")
+
+
+def _icebreaker_platform():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    return ICEBreakerPlatform()
+
+
+def _ulx3s_platform():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    return ULX3S_85F_Platform()
+
+
+# SB_PLL40_PAD settings from `icepll -i 12 -o F` (simple feedback)
+_ICE40_PLLS = tuple(
+    PllSetting(f, {"DIVR": r, "DIVF": d, "DIVQ": q, "FILTER_RANGE": 1})
+    for f, r, d, q in ((24.0, 0, 63, 5), (30.0, 0, 79, 5), (36.0, 0, 47, 4), (48.0, 0, 63, 4))
+)
+# EHXPLLL settings from `ecppll -i 25 -o F`
+_ECP5_PLLS = tuple(
+    PllSetting(f, {"CLKI_DIV": i, "CLKFB_DIV": fb, "CLKOP_DIV": op, "CLKOP_CPHASE": cp})
+    for f, i, fb, op, cp in ((50.0, 1, 2, 12, 5), (75.0, 1, 3, 8, 4), (100.0, 1, 4, 6, 2))
+)
+
+BOARDS: dict[str, Board] = {
+    b.name: b
+    for b in (
+        Board(
+            name="icebreaker",
+            device="iCE40UP5K-SG48",
+            family="ice40",
+            preset="tiny",
+            clock_in_mhz=12.0,
+            clock_mhz=30.0,
+            resources=DeviceResources(
+                luts=5280,
+                ffs=5280,
+                dsps=8,
+                dsp_width=16,
+                brams=30,
+                bram_bytes=512,
+                sprams=4,
+                spram_bytes=32768,
+                cells={
+                    "luts": ("ICESTORM_LC",),
+                    "ffs": ("ICESTORM_LC",),
+                    "dsps": ("ICESTORM_DSP",),
+                    "brams": ("ICESTORM_RAM",),
+                    "sprams": ("ICESTORM_SPRAM",),
+                },
+            ),
+            plls=_ICE40_PLLS,
+            synth_opts=("-dsp", "-spram"),
+            ram_bytes=32768,
+            platform=_icebreaker_platform,
+        ),
+        Board(
+            name="ulx3s",
+            device="LFE5U-85F",
+            family="ecp5",
+            preset="large",
+            clock_in_mhz=25.0,
+            clock_mhz=100.0,
+            resources=DeviceResources(
+                luts=83640,
+                ffs=83640,
+                dsps=156,
+                dsp_width=18,
+                brams=208,
+                bram_bytes=2048,
+                cells={
+                    "luts": ("TRELLIS_COMB",),
+                    "ffs": ("TRELLIS_FF",),
+                    "dsps": ("MULT18X18D",),
+                    "brams": ("DP16KD",),
+                    "sprams": (),
+                },
+            ),
+            plls=_ECP5_PLLS,
+            synth_opts=(),
+            ram_bytes=65536,
+            platform=_ulx3s_platform,
+        ),
+    )
+}
+
+
+def get_board(name: str) -> Board:
+    if name not in BOARDS:
+        raise BoardError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}")
+    return BOARDS[name]

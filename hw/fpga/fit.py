@@ -1,0 +1,183 @@
+"""Does a preset fit a board? Checked before synthesis, with errors that say what does not fit.
+
+The model counts what SushiAccel instantiates for a configuration:
+
+* multipliers: ``rows*cols`` int8 PEs and ``cols`` requantiser lanes; a lane needs two DSPs
+  (two 16x16 products, see :mod:`sushi_hw.requant`). The requantiser gets its DSPs first; the
+  PEs take what is left and the rest of the PEs get LUT multipliers
+  (:func:`sushi_hw.array.lut_mul_s8`).
+* memories: the Persistent Buffer (one weight row of ``cols`` bytes per word), two activation
+  buffers (``rows`` bytes per word), the accumulator (``acc_depth`` x ``cols`` int32), the
+  dynamic weight buffer and the GEMM core's output and C_in FIFOs. On the iCE40UP the PB goes
+  to SPRAM (explicitly instantiated), activations too when SPRAM is left; everything else is
+  block RAM, costed in the block geometry the device offers.
+* logic: a rough LUT estimate, per PE, per requantiser lane and a fixed part for the command
+  processor, memory system, host link and SPI flash controller. Calibrated against nextpnr
+  builds (see docs/fpga.md); it only rejects presets that are clearly too big.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sushi_hw.config import AccelConfig
+
+from .boards import Board
+
+# block RAM geometries (width bits, depth) each device offers
+_BRAM_SHAPES = {
+    "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
+    "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+}
+_SPRAM_SHAPE = (16, 16384)
+#: memories at most this many bits go to LUT RAM / flip-flops, not block RAM
+_SMALL_MEM_BITS = {"ice40": 0, "ecp5": 2048}
+
+# LUT estimate, calibrated on nextpnr builds of the GEMM datapath (docs/fpga.md)
+_LUTS_PER_LUT_MULT = {"ice40": 75, "ecp5": 85}
+_LUTS_PER_PE = 2  # + psum_bits: the partial-sum adder and the weight bank mux
+_LUTS_PER_RQ_LANE = 260
+_LUTS_PER_COL = 110  # accumulate adder and input muxes, per int32 lane
+_LUTS_FIXED = 1400
+#: other multipliers Yosys puts on DSPs: GemmCore's A-row count m * ceil(k / rows)
+_CORE_DSPS = 1  # command processor, DMA, counters, UART host link, SPI flash controller
+
+
+class FitError(ValueError):
+    """The preset does not fit the board; the message lists every resource that overflows."""
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    name: str
+    width_bits: int
+    depth: int
+    where: str  # "spram", "bram" or "lut"
+    blocks: int
+
+    @property
+    def bytes(self) -> int:
+        return self.width_bits * self.depth // 8
+
+
+@dataclass
+class FitPlan:
+    board: Board
+    cfg: AccelConfig
+    array_dsp_pes: int
+    array_lut_pes: int
+    requant_dsps: int
+    memories: list[MemoryUse] = field(default_factory=list)
+    est_luts: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def dsps(self) -> int:
+        return self.array_dsp_pes + self.requant_dsps
+
+    @property
+    def brams(self) -> int:
+        return sum(m.blocks for m in self.memories if m.where == "bram")
+
+    @property
+    def sprams(self) -> int:
+        return sum(m.blocks for m in self.memories if m.where == "spram")
+
+    def summary(self) -> str:
+        r = self.board.resources
+        lines = [
+            f"{self.cfg.name} on {self.board.name} ({self.board.device}):",
+            f"  DSPs  {self.dsps}/{r.dsps} (requantiser+sequencer {self.requant_dsps}, "
+            f"PEs {self.array_dsp_pes}; {self.array_lut_pes} PEs with LUT multipliers)",
+            f"  BRAM  {self.brams}/{r.brams}   SPRAM {self.sprams}/{r.sprams}",
+            f"  LUTs  ~{self.est_luts}/{r.luts} (estimate)",
+        ]
+        for mu in self.memories:
+            lines.append(
+                f"    {mu.name:14s} {mu.depth:6d} x {mu.width_bits:3d} b "
+                f"({mu.bytes:7d} B) -> {mu.where} x{mu.blocks}"
+            )
+        return "\n".join(lines)
+
+
+def bram_blocks(family: str, width_bits: int, depth: int) -> int:
+    """Fewest block RAMs holding ``depth`` words of ``width_bits`` (cascading width and depth)."""
+    return min(-(-width_bits // w) * -(-depth // d) for w, d in _BRAM_SHAPES[family])
+
+
+def spram_blocks(width_bits: int, depth: int) -> int:
+    w, d = _SPRAM_SHAPE
+    return -(-width_bits // w) * -(-depth // d)
+
+
+def _memories(cfg: AccelConfig, ram_bytes: int) -> list[tuple[str, int, int, bool]]:
+    """(name, width bits, depth, may live in SPRAM) of every RAM SushiAccel builds."""
+    from sushi_hw.gemm_core import GemmCore
+
+    core = GemmCore(cfg)  # only asked for its FIFO depth, never elaborated
+    core._MustUse__silence = True
+    fifo_depth = core.fifo_depth
+    mems = [
+        ("pb", 8 * cfg.cols, cfg.pb_bytes // cfg.cols, True),
+        ("act0", 8 * cfg.rows, cfg.act_words, True),
+        ("act1", 8 * cfg.rows, cfg.act_words, True),
+        ("accumulator", 32 * cfg.cols, cfg.acc_depth, False),
+        ("dyn", 8 * cfg.cols, cfg.dyn_bytes // cfg.cols, False),
+        ("out_fifo", 32 * cfg.cols, fifo_depth, False),
+        ("cin_fifo", 32 * cfg.cols, fifo_depth, False),
+        ("host_ram", 8 * cfg.mem_width, ram_bytes // cfg.mem_width, True),
+        ("link_wbuf", 8 * cfg.mem_width, 256 // cfg.mem_width, False),
+    ]
+    return [m for m in mems if m[2] > 0]
+
+
+def plan(board: Board, cfg: AccelConfig) -> FitPlan:
+    """Map ``cfg`` onto ``board``; ``problems`` lists what does not fit (empty: it fits)."""
+    r, fam = board.resources, board.family
+    pes = cfg.rows * cfg.cols
+    rq = 2 * cfg.cols + _CORE_DSPS
+    dsp_pes = max(0, min(pes, r.dsps - rq))
+    p = FitPlan(board, cfg, dsp_pes, pes - dsp_pes, rq)
+    if rq > r.dsps:
+        p.problems.append(
+            f"DSPs: the requantiser needs 2 per column and the GEMM sequencer "
+            f"{_CORE_DSPS} ({rq} for cols={cfg.cols}), the device has {r.dsps}"
+        )
+    spram_left = r.sprams
+    for name, width, depth, spram_ok in _memories(cfg, board.ram_bytes):
+        if spram_ok and spram_left:
+            n = spram_blocks(width, depth)
+            if n <= spram_left:
+                spram_left -= n
+                p.memories.append(MemoryUse(name, width, depth, "spram", n))
+                continue
+        if width * depth <= _SMALL_MEM_BITS[fam]:
+            p.memories.append(MemoryUse(name, width, depth, "lut", 0))
+        else:
+            p.memories.append(MemoryUse(name, width, depth, "bram", bram_blocks(fam, width, depth)))
+    if p.brams > r.brams:
+        detail = ", ".join(f"{m.name} {m.blocks}" for m in p.memories if m.where == "bram")
+        p.problems.append(f"block RAM: needs {p.brams} of {r.brams} ({detail})")
+    p.est_luts = (
+        _LUTS_FIXED
+        + pes * (_LUTS_PER_PE + cfg.psum_bits)
+        + p.array_lut_pes * _LUTS_PER_LUT_MULT[fam]
+        + cfg.cols * (_LUTS_PER_RQ_LANE + _LUTS_PER_COL)
+    )
+    if p.est_luts > r.luts:
+        p.problems.append(
+            f"logic: about {p.est_luts} LUTs estimated ({p.array_lut_pes} PEs need LUT "
+            f"multipliers), the device has {r.luts}"
+        )
+    return p
+
+
+def check_fit(board: Board, cfg: AccelConfig) -> FitPlan:
+    """The plan, or :class:`FitError` naming every resource that overflows."""
+    p = plan(board, cfg)
+    if p.problems:
+        raise FitError(
+            f"preset {cfg.name!r} ({cfg.rows}x{cfg.cols}, PB {cfg.pb_bytes} B) does not fit "
+            f"{board.name} ({board.device}): " + "; ".join(p.problems)
+        )
+    return p

