@@ -50,7 +50,14 @@ def bench_gemm(
 
 
 def bench_memory(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
-    """One GEMM per weight source (PB, off-chip, split) on the full accelerator."""
+    """One GEMM per weight source (PB, off-chip, split) on the full accelerator.
+
+    The largest layer (16*rows square) must fit the PB for the all-PB case; a preset whose PB is
+    smaller is measured with ``pb_bytes`` raised to fit, and every record names the PB size.
+    """
+    need = (16 * cfg.rows) ** 2
+    if cfg.pb_bytes < need:
+        cfg = cfg.replace(pb_bytes=need)
     out_dir.mkdir(parents=True, exist_ok=True)
     part = out_dir / f"memory.{cfg.name}.{sim}.json"
     part.unlink(missing_ok=True)
