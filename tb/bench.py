@@ -57,7 +57,7 @@ def bench_memory(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
     """
     need = (16 * cfg.rows) ** 2
     if cfg.pb_bytes < need:
-        cfg = cfg.replace(pb_bytes=need)
+        cfg = cfg.replace(name=f"{cfg.name}+pb{need // 1024}k", pb_bytes=need)
     out_dir.mkdir(parents=True, exist_ok=True)
     part = out_dir / f"memory.{cfg.name}.{sim}.json"
     part.unlink(missing_ok=True)
