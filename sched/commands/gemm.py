@@ -44,8 +44,8 @@ def _load(path: Path, what: str, dtype: type, ndim: int = 2) -> np.ndarray:
         raise UserError(f"{what} file {str(path)!r} does not exist")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise UserError(f"{what} file {str(path)!r} is not a .npy array ({e})") from None
+    except (ValueError, OSError):
+        raise UserError(f"{what} file {str(path)!r} is not a .npy array file") from None
     if not isinstance(arr, np.ndarray):
         raise UserError(f"{what} file {str(path)!r} is not a single .npy array")
     if arr.dtype != np.dtype(dtype):
