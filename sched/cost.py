@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 from sushi_hw.config import AccelConfig
 
 from .subgraph import EMPTY, SubGraph
@@ -119,20 +120,39 @@ class TimingModel:
         self, m: int, kt: int, nt: int, pb_kt: int = 0, pb_nt: int = 0, int32: bool = False
     ) -> int:
         """One GEMM command's execution (excluding its fetch): ``kt x nt`` tiles per M-tile,
-        the leading ``pb_kt x pb_nt`` of them from the PB."""
+        the leading ``pb_kt x pb_nt`` of them from the PB.
+
+        Tiles issue in order; tile j starts ``max(m_rows, rows + pb_tile_overhead)`` after tile
+        j-1, and an off-chip tile no earlier than the stream delivers it: the stream starts
+        ``mem_latency + first_fetch`` after the GEMM and then brings one tile per
+        ``mem_fetch_cycles`` (prefetching into the dynamic buffer while PB tiles compute).
+        int32 output rows take 4 buffer words: the last rows cost ``int32_row_cycles`` more, and
+        the writer bounds the GEMM when it needs more cycles than the compute.
+        """
         pb = pb_kt * pb_nt
         off = kt * nt - pb
-        last_pb = pb_kt == kt and pb_nt == nt
         mts = self.m_tiles(m)
-        c = sum(pb * self.tile_period(mr, True) + off * self.tile_period(mr, False) for mr in mts)
-        c += mts[-1] - self.tile_period(mts[-1], last_pb)
-        if off:
-            before = 0 if pb == 0 else (pb_kt if pb_kt < kt else pb_nt * kt)
-            start = self.cfg.mem_latency + self.first_fetch
-            c += max(0, start - before * self.tile_period(mts[0], True))
+        base = [max(mr, self.cfg.rows + self.pb_tile_overhead) for mr in mts]
+        start0 = self.cfg.mem_latency + self.first_fetch
+        if off == 0 or pb == 0:  # closed forms of the recurrence below
+            period = [b if off == 0 else max(b, self.mem_fetch_cycles) for b in base]
+            c = sum(kt * nt * p for p in period) - period[-1] + mts[-1]
+            c += start0 if off else 0
+        else:
+            is_pb = np.zeros((nt, kt), dtype=bool)
+            is_pb[:pb_nt, :pb_kt] = True
+            is_pb = np.tile(is_pb.reshape(-1), len(mts))
+            period = np.repeat(base, kt * nt)
+            avail = np.zeros(is_pb.size)
+            rank = np.cumsum(~is_pb) - 1  # order of each off-chip tile in the stream
+            avail[~is_pb] = start0 + rank[~is_pb] * self.mem_fetch_cycles
+            before = np.concatenate(([0], np.cumsum(period)[:-1]))  # start without waits
+            start = before + np.maximum.accumulate(avail - before)
+            c = int(start[-1]) + mts[-1]
         if int32:
-            c += self.int32_row_cycles * mts[-1]
-        return c + self.gemm_overhead
+            writer = 4 * sum(mts) * nt - sum(kt * nt * b for b in base)
+            c += max(self.int32_row_cycles * mts[-1], writer)
+        return int(c) + self.gemm_overhead
 
     def transfer_cycles(self, nbytes: int, overhead: int | None = None) -> int:
         """A LOAD_ACT/STORE_ACT/CACHE transfer's execution (excluding its fetch)."""

@@ -43,12 +43,16 @@ def test_tile_period_and_gemm_cycles_by_hand():
     # M=10 -> M-tiles of 8 and 2; 2x2 tiles each, all off-chip: periods 4*8 + 4*8, the last
     # tile only takes its 2 rows (-8 + 2), the stream starts latency + 1 late, + overhead 5
     assert TM.gemm_cycles(10, 2, 2) == 64 - 8 + 2 + 11 + 5
-    # tile (0,0) from the PB: its 8 (or 7) cycles hide 8 of the 11 start-up cycles
-    assert TM.gemm_cycles(10, 2, 2, 1, 1) == (8 + 24) + (7 + 24) - 8 + 2 + (11 - 8) + 5
+    # tile (0,0) from the PB, the rest off-chip: tiles issue every 8 (M-tile 2: 7) cycles
+    # unless the stream is late; it delivers off tile i at 11 + 8*i, so tile (0,1) waits 3
+    # cycles and the later ones are prefetched in time: 7 starts + 3 wait + 2 rows + 5
+    assert TM.gemm_cycles(10, 2, 2, 1, 1) == (8 * 4 + 7 * 3) + 3 + 2 + 5
     # everything from the PB: no stream start-up; the last tile is a PB tile (period 7)
     assert TM.gemm_cycles(10, 2, 2, 2, 2) == 32 + 28 - 7 + 2 + 5
-    # int32 output: 3 more cycles per row of the last M-tile
-    assert TM.gemm_cycles(10, 2, 2, 2, 2, int32=True) == TM.gemm_cycles(10, 2, 2, 2, 2) + 6
+    # int32 output: 20 rows x 4 words = 80 writer cycles against 4*8 + 4*7 = 60 of compute
+    assert TM.gemm_cycles(10, 2, 2, 2, 2, int32=True) == TM.gemm_cycles(10, 2, 2, 2, 2) + 20
+    # a single row: only the last row's 3 extra words show
+    assert TM.gemm_cycles(1, 2, 2, 2, 2, int32=True) == TM.gemm_cycles(1, 2, 2, 2, 2) + 3
 
 
 def test_layer_one_gemm_per_layer_by_hand():
@@ -60,9 +64,9 @@ def test_layer_one_gemm_per_layer_by_hand():
     parts = layer_parts(ly, (8, 4), CFG)
     assert [(p.tiles, p.pb_tiles, p.kt, p.pb_kt, p.pb_nt) for p in parts] == [(4, 2, 2, 2, 1)]
     lc = cm.layer(ly, (8, 4))
-    # (2 PB + 2 off) periods per M-tile: (16 + 16) + (14 + 16); last tile off: -8 + 2; the two
-    # PB tiles in front (16 cycles) hide the 11 start-up cycles; + 5; + the command fetch
-    assert lc.cycles == TM.cmd_cycles + (32 + 30 - 8 + 2 + 0 + 5)
+    # two PB tiles per M-tile come first, so the stream (11 + 8*i) is always ahead: no waits;
+    # starts 8+8+8+8+7+7+7, the last tile's 2 rows, + 5, + the command fetch
+    assert lc.cycles == TM.cmd_cycles + (8 * 4 + 7 * 3 + 2 + 5)
     assert lc.gemms == 1
     assert lc.pb_hit_bytes == 2 * 2 * 16  # 2 M-tiles x 2 tiles x 16 B
     assert lc.weight_offchip_bytes == 2 * 2 * 16
