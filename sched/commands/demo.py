@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--policies",
         default=DEFAULT_POLICIES,
         help=f"comma-separated policies (default {DEFAULT_POLICIES}; also "
-        "static_subgraph, last_subnet, oracle)",
+        "static_subgraph, last_subnet; the oracle bound is in `sushi simulate`)",
     )
     p.add_argument(
         "--update-every",
@@ -121,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
     if bad or not policies:
         raise UserError(
             f"unknown policy {', '.join(bad) or '(none)'}; choose from {', '.join(POLICIES)}"
+        )
+    if "oracle" in policies:
+        raise UserError(
+            "the oracle is a cost-model bound, not a schedule the RTL can run; "
+            "compare against it with `sushi simulate --supernet digits`"
         )
     space = DigitsSpace()
     setup = Setup.build(space, cfg)
