@@ -12,6 +12,7 @@ import numpy as np
 
 from .config import AccelConfig
 from .gemm_core import gemm_desc_layout
+from .program import act_bytes, int32_from_bytes, int32_to_bytes, m_tiles, weight_bytes
 from .reference import check_requant
 
 
@@ -85,85 +86,34 @@ def encode_desc(cfg: AccelConfig, spec: GemmSpec, a_base: int = 0) -> int:
     return const.as_value().value
 
 
-def _pack_lanes(rows: np.ndarray, bits: int) -> list[int]:
-    """Each row of ``rows`` (lane 0 in the low bits) as one unsigned integer."""
-    mask = (1 << bits) - 1
-    u = rows.astype(np.int64) & mask
-    shifts = [bits * i for i in range(rows.shape[1])]
-    return [sum(int(v) << s for v, s in zip(r, shifts, strict=True)) for r in u]
-
-
-def unpack_lanes(words: list[int], lanes: int, bits: int) -> np.ndarray:
-    mask = (1 << bits) - 1
-    out = np.empty((len(words), lanes), dtype=np.int64)
-    for i, w in enumerate(words):
-        for j in range(lanes):
-            v = (w >> (bits * j)) & mask
-            out[i, j] = v - (1 << bits) if v >> (bits - 1) else v
-    return out
-
-
-def _m_tiles(cfg: AccelConfig, m: int) -> list[tuple[int, int]]:
-    d = cfg.acc_depth
-    return [(s, min(d, m - s)) for s in range(0, m, d)]
+def _words(raw: bytes, width: int) -> list[int]:
+    """Split a byte image into little-endian stream words of ``width`` bytes."""
+    return [int.from_bytes(raw[i : i + width], "little") for i in range(0, len(raw), width)]
 
 
 def a_words(cfg: AccelConfig, a: np.ndarray) -> list[int]:
-    """A[M,K] as rows-byte words in ``[mt][kt][m]`` order (K zero-padded)."""
-    m, k = a.shape
-    kt = -(-k // cfg.rows)
-    pad = np.zeros((m, kt * cfg.rows), dtype=np.int8)
-    pad[:, :k] = a
-    blocks = [
-        pad[ms : ms + mr, t * cfg.rows : (t + 1) * cfg.rows]
-        for ms, mr in _m_tiles(cfg, m)
-        for t in range(kt)
-    ]
-    return _pack_lanes(np.concatenate(blocks), 8)
+    """A[M,K] as rows-byte stream words, in the activation-buffer layout ``[mt][kt][m]``."""
+    return _words(act_bytes(cfg, a), cfg.rows)
 
 
 def w_words(cfg: AccelConfig, w: np.ndarray, m: int) -> list[int]:
-    """W[K,N] as cols-byte rows, tiles in ``[mt][nt][kt]`` order (re-sent per M-tile)."""
-    k, n = w.shape
-    kt, nt = -(-k // cfg.rows), -(-n // cfg.cols)
-    pad = np.zeros((kt * cfg.rows, nt * cfg.cols), dtype=np.int8)
-    pad[:k, :n] = w
-    tiles = [
-        pad[t * cfg.rows : (t + 1) * cfg.rows, j * cfg.cols : (j + 1) * cfg.cols]
-        for j in range(nt)
-        for t in range(kt)
-    ]
-    one_pass = _pack_lanes(np.concatenate(tiles), 8)
-    return one_pass * len(_m_tiles(cfg, m))
+    """W[K,N] as cols-byte rows, tiles ``[nt][kt]``, sent once per M-tile."""
+    return _words(weight_bytes(cfg, w), cfg.cols) * len(m_tiles(cfg, m))
 
 
 def c_words(cfg: AccelConfig, c: np.ndarray) -> list[int]:
     """C_in[M,N] int32 as cols-lane rows in ``[mt][nt][m]`` order (N zero-padded)."""
-    m, n = c.shape
-    nt = -(-n // cfg.cols)
-    pad = np.zeros((m, nt * cfg.cols), dtype=np.int64)
-    pad[:, :n] = c
-    blocks = [
-        pad[ms : ms + mr, j * cfg.cols : (j + 1) * cfg.cols]
-        for ms, mr in _m_tiles(cfg, m)
-        for j in range(nt)
-    ]
-    return _pack_lanes(np.concatenate(blocks), 32)
+    return _words(int32_to_bytes(cfg, c), 4 * cfg.cols)
 
 
 def out_matrix(cfg: AccelConfig, words: list[int], m: int, n: int) -> np.ndarray:
-    """Reassemble output rows (``[mt][nt][m]`` order) into an int32 [M,N] matrix."""
-    nt = -(-n // cfg.cols)
-    rows = unpack_lanes(words, cfg.cols, 32)
-    out = np.zeros((m, nt * cfg.cols), dtype=np.int64)
-    i = 0
-    for ms, mr in _m_tiles(cfg, m):
-        for j in range(nt):
-            out[ms : ms + mr, j * cfg.cols : (j + 1) * cfg.cols] = rows[i : i + mr]
-            i += mr
-    if i != len(words):
-        raise GemmError(f"expected {i} output rows, got {len(words)}")
-    return out[:, :n].astype(np.int32)
+    """Reassemble int32 output rows (``[mt][nt][m]`` order) into an [M,N] matrix."""
+    want = out_rows(cfg, m, n)
+    if len(words) != want:
+        raise GemmError(f"expected {want} output rows, got {len(words)}")
+    mask = (1 << (32 * cfg.cols)) - 1
+    raw = b"".join((w & mask).to_bytes(4 * cfg.cols, "little") for w in words)
+    return int32_from_bytes(cfg, raw, m, n)
 
 
 def out_rows(cfg: AccelConfig, m: int, n: int) -> int:

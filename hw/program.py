@@ -58,6 +58,18 @@ def int32_from_bytes(cfg: AccelConfig, raw: bytes, m: int, n: int) -> np.ndarray
     return out[:, :n]
 
 
+def int32_to_bytes(cfg: AccelConfig, c: np.ndarray) -> bytes:
+    """Inverse of :func:`int32_from_bytes`: int32 [M,N] as cols-lane rows ``[mt][nt][m]``."""
+    m, n = c.shape
+    col, nt = cfg.cols, _ceil(n, cfg.cols)
+    pad = np.zeros((m, nt * col), dtype="<i4")
+    pad[:, :n] = c
+    blocks = [
+        pad[s : s + r, t * col : (t + 1) * col] for s, r in m_tiles(cfg, m) for t in range(nt)
+    ]
+    return np.ascontiguousarray(np.concatenate(blocks)).tobytes()
+
+
 def out_words(cfg: AccelConfig, m: int, n: int, int32: bool = False) -> int:
     return m * _ceil(n, cfg.cols) * (4 if int32 else 1)
 
