@@ -50,7 +50,7 @@ def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
     return path
 
 
-_ZERO_INIT = re.compile(r"  initial begin\n((?:    (\w+)\[\d+\] = \d+'h0+;\n)+)  end\n")
+_ZERO_INIT = re.compile(r"  initial begin\n((?:    (\w+)\[\d+\] = \d+'[hd]0+;\n)+)  end\n")
 
 
 def _compact_zero_inits(text: str) -> str:

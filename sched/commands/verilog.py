@@ -8,6 +8,9 @@ from pathlib import Path
 from sushi_hw.config import PRESETS, make_config, parse_overrides
 from sushi_hw.generate import TOPS, generate_verilog
 
+#: largest off-chip memory the simulation top models (the HDL memory is a real array)
+SIM_MEMORY_LIMIT = 16 << 20
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -44,6 +47,13 @@ def run(args: argparse.Namespace) -> int:
     for name in args.preset or list(PRESETS):
         cfg = make_config(name, **overrides)
         for top in args.top or list(TOPS):
+            if top == "sushi_sim" and cfg.mem_bytes > SIM_MEMORY_LIMIT:
+                print(
+                    f"{name:8s} {top:12s} skipped: its memory model would hold "
+                    f"{cfg.mem_bytes >> 20} MiB (an analytical preset; lower mem_bytes to "
+                    "simulate it)"
+                )
+                continue
             path = generate_verilog(cfg, top, args.out / name)
             print(f"{name:8s} {top:12s} -> {path}  ({path.stat().st_size // 1024} KiB)")
     return 0
