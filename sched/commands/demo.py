@@ -66,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sushi re-selects the SubGraph every N queries (default 16)",
     )
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="output directory")
-    add_trace_gen_args(p)
-    p.set_defaults(func=run, phase_len=60.0)
+    add_trace_gen_args(p, phase_len=60.0)
+    p.set_defaults(func=run)
 
 
 def _table(report: dict) -> str:

@@ -7,7 +7,7 @@ import argparse
 from ..cli_args import accel_from_args, add_accel_args, supernet_from_name, supernet_help
 
 
-def add_trace_gen_args(p: argparse.ArgumentParser) -> None:
+def add_trace_gen_args(p: argparse.ArgumentParser, phase_len: float = 250.0) -> None:
     from ..traces import ARRIVALS
 
     p.add_argument(
@@ -25,8 +25,8 @@ def add_trace_gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--phase-len",
         type=float,
-        default=250.0,
-        help="mean phase length in queries for --trace phases (default 250)",
+        default=phase_len,
+        help=f"mean phase length in queries for --trace phases (default {phase_len:g})",
     )
 
 
