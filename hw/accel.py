@@ -17,6 +17,7 @@ from . import isa
 from .config import AccelConfig
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
+from .spram import SinglePortRam
 from .width import WidthConverter
 
 COUNTER_BITS = 48
@@ -66,9 +67,95 @@ class RequestIssuer(wiring.Component):
                 write.eq(self.write),
             ]
         with m.Elif(self.req.valid & self.req.ready):
-            m.d.sync += [addr.eq(addr + burst * W), left.eq(left - burst)]
+            m.d.sync += [addr.eq(addr + (burst << (W.bit_length() - 1))), left.eq(left - burst)]
             with m.If((left == burst) & (passes > 1)):
                 m.d.sync += [passes.eq(passes - 1), addr.eq(base), left.eq(total)]
+        return m
+
+
+#: platform attribute: build CheckProducts with one shared shift-add multiplier (FPGA builds
+#: whose DSPs are all taken); absent, the products are parallel multipliers (one cycle)
+SHARED_CHECK_MUL_ATTR = "sushi_shared_check_mul"
+
+
+def shared_check_mul(platform) -> bool:
+    return bool(getattr(platform, SHARED_CHECK_MUL_ATTR, False))
+
+
+class CheckProducts(wiring.Component):
+    """The products a GEMM's checks need, from its fields (held stable from ``start`` on).
+
+    ``start`` is raised in the cycle before the inputs ``kt_n``/``nt_n`` are valid; ``done``
+    says the outputs hold this command's products. ``shared=False``: six multipliers, the
+    outputs registered every cycle, ``done`` always (the products are ready one cycle after the
+    inputs). ``shared=True``: one shift-add multiplier, one product after the other, one cycle
+    per bit of the smaller operand (wide multipliers would take DSPs or many LUTs). All results
+    are modulo 2**32 in both.
+    """
+
+    def __init__(self, shared: bool = False):
+        self.shared = shared
+        members = {
+            n: In(16) for n in ("m", "kt_n", "nt_n", "pb_kt", "pb_nt", "w_stride", "pb_stride")
+        }
+        members.update(requant=In(1), start=In(1), done=Out(1))
+        for n in ("a_words", "o_words", "pb_tiles_used", "off_tiles", "w_span", "pb_span"):
+            members[n] = Out(32)
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        s = self
+        if not self.shared:
+            m.d.comb += s.done.eq(1)
+            m.d.sync += [
+                s.a_words.eq(s.m * s.kt_n),
+                s.o_words.eq(s.m * s.nt_n * Mux(s.requant, 1, 4)),
+                s.pb_tiles_used.eq(s.pb_kt * s.pb_nt),
+                s.off_tiles.eq(s.kt_n * s.nt_n - s.pb_kt * s.pb_nt),
+                s.w_span.eq((s.nt_n - 1) * s.w_stride + s.kt_n),
+                s.pb_span.eq((s.pb_nt - 1) * s.pb_stride + s.pb_kt),
+            ]
+            return m
+        x, p = Signal(32), Signal(32)
+        y = Signal(16)
+        step = Signal(3)
+        load, busy = Signal(), Signal()
+        # (x, y, p start, destination): p = start + x * y; the small operand is y. Step 3 is
+        # loaded as step 2 (pb_tiles_used) completes, so its start is -p.
+        steps = [
+            (s.m, s.kt_n, 0, s.a_words),
+            (Mux(s.requant, s.m, s.m << 2), s.nt_n, 0, s.o_words),
+            (s.pb_kt, s.pb_nt, 0, s.pb_tiles_used),
+            (s.kt_n, s.nt_n, -p, s.off_tiles),
+            (s.w_stride, s.nt_n - 1, s.kt_n, s.w_span),
+            (s.pb_stride, s.pb_nt - 1, s.pb_kt, s.pb_span),
+        ]
+
+        def load_step(i: int) -> None:
+            xi, yi, init, _ = steps[i]
+            m.d.sync += [x.eq(xi), y.eq(yi), p.eq(init), step.eq(i)]
+
+        m.d.comb += s.done.eq(~busy)
+        with m.If(s.start):
+            m.d.sync += [load.eq(1), busy.eq(1)]
+        with m.Elif(load):  # the inputs are valid from here on
+            load_step(0)
+            m.d.sync += load.eq(0)
+        with m.Elif(busy):
+            with m.If(y != 0):
+                with m.If(y[0]):
+                    m.d.sync += p.eq(p + x)
+                m.d.sync += [x.eq(x << 1), y.eq(y >> 1)]
+            with m.Else():  # this product is done: store it, load the next
+                with m.Switch(step):
+                    for i, (_, _, _, dest) in enumerate(steps):
+                        with m.Case(i):
+                            m.d.sync += dest.eq(p)
+                            if i + 1 < len(steps):
+                                load_step(i + 1)
+                            else:
+                                m.d.sync += busy.eq(0)
         return m
 
 
@@ -96,17 +183,19 @@ class SushiAccel(wiring.Component):
         lr, ld = R.bit_length() - 1, D.bit_length() - 1
         lw = W.bit_length() - 1
         tile_bytes = cfg.tile_bytes
+        lt = tile_bytes.bit_length() - 1  # tile_bytes = rows * cols is a power of two
         word_bits = 8 * R
 
         # ---- storage -------------------------------------------------------------------
-        m.submodules.core = core = GemmCore(cfg)
+        # no C_in stream (accumulation goes through acc_keep) and A is always all there
+        m.submodules.core = core = GemmCore(cfg, with_c_in=False, a_flow=False, int32_gap=4)
         acts = []
         for b in range(2):
             mem = Memory(shape=unsigned(word_bits), depth=cfg.act_words, init=[])
             m.submodules[f"act{b}"] = mem
             acts.append((mem.write_port(), mem.read_port()))
-        m.submodules.pb = pb = Memory(shape=unsigned(word_bits), depth=cfg.pb_bytes // R, init=[])
-        pb_wp, pb_rp = pb.write_port(), pb.read_port()
+        # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP)
+        m.submodules.pb = pb = SinglePortRam("pb", word_bits, max(1, cfg.pb_bytes // R))
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
         m.submodules.pbq = pbq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
@@ -162,10 +251,21 @@ class SushiAccel(wiring.Component):
 
         # GEMM geometry, registered in DECODE
         kt_n, nt_n, mt_n = Signal(16), Signal(16), Signal(16)
-        out_words_per_row = Mux(c_gemm.requant, 1, 4)
-        # products registered in CHECK_PREP (one cycle for multipliers)
-        a_words, o_words, pb_tiles_used, off_tiles = (Signal(32) for _ in range(4))
-        w_span, pb_span = Signal(32), Signal(32)  # tiles from the first to past the last used
+        # the GEMM checks' products, computed in CHECK_PREP
+        m.submodules.prods = prods = CheckProducts(shared=shared_check_mul(platform))
+        m.d.comb += [
+            prods.m.eq(c_gemm.m),
+            prods.kt_n.eq(kt_n),
+            prods.nt_n.eq(nt_n),
+            prods.pb_kt.eq(c_gemm.pb_kt),
+            prods.pb_nt.eq(c_gemm.pb_nt),
+            prods.w_stride.eq(c_gemm.w_stride),
+            prods.pb_stride.eq(c_gemm.pb_stride),
+            prods.requant.eq(c_gemm.requant),
+        ]
+        a_words, o_words = prods.a_words, prods.o_words
+        pb_tiles_used, off_tiles = prods.pb_tiles_used, prods.off_tiles
+        w_span, pb_span = prods.w_span, prods.pb_span  # tiles from the first to past the last used
         act_xfer_bytes = Signal(32)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
         overlap = Signal()
@@ -272,18 +372,13 @@ class SushiAccel(wiring.Component):
                     act_xfer_bytes.eq(c_act.words << lr),
                 ]
                 count(isa.Counter.COMMANDS, 1)
+                m.d.comb += prods.start.eq(1)
                 m.next = "CHECK_PREP"
 
             with m.State("CHECK_PREP"):
-                m.d.sync += [
-                    a_words.eq(c_gemm.m * kt_n),
-                    o_words.eq(c_gemm.m * nt_n * out_words_per_row),
-                    pb_tiles_used.eq(c_gemm.pb_kt * c_gemm.pb_nt),
-                    off_tiles.eq(kt_n * nt_n - c_gemm.pb_kt * c_gemm.pb_nt),
-                    w_span.eq((nt_n - 1) * c_gemm.w_stride + kt_n),
-                    pb_span.eq((c_gemm.pb_nt - 1) * c_gemm.pb_stride + c_gemm.pb_kt),
-                ]
-                m.next = "CHECK"
+                # only a GEMM needs the products (the shared multiplier takes some cycles)
+                with m.If(prods.done | (op != isa.Op.GEMM)):
+                    m.next = "CHECK"
 
             with m.State("CHECK"):
                 E = isa.ErrorCode
@@ -298,7 +393,7 @@ class SushiAccel(wiring.Component):
                         m.d.sync += [done.eq(1), busy.eq(0)]
                         m.next = "IDLE"
                     with m.Case(isa.Op.CACHE):
-                        nbytes = c_cache.tiles * tile_bytes
+                        nbytes = c_cache.tiles << lt  # * tile_bytes
                         with m.If(c_cache.tiles == 0):
                             fail(E.BAD_SHAPE)
                         with m.Elif(c_cache.pb_tile + c_cache.tiles > cfg.pb_tiles):
@@ -378,9 +473,7 @@ class SushiAccel(wiring.Component):
                             fail(E.PB_RANGE)
                         with m.Elif((off_tiles != 0) & misaligned(g.w_addr)):
                             fail(E.BAD_ALIGN)
-                        with m.Elif(
-                            (off_tiles != 0) & (g.w_addr + w_span * tile_bytes > cfg.mem_bytes)
-                        ):
+                        with m.Elif((off_tiles != 0) & (g.w_addr + (w_span << lt) > cfg.mem_bytes)):
                             fail(E.MEM_RANGE)
                         with m.Else():
                             m.d.sync += [
@@ -414,9 +507,9 @@ class SushiAccel(wiring.Component):
                     conv_in.i.payload.eq(rdata.payload),
                     rdata.ready.eq(conv_in.i.ready),
                     conv_in.o.ready.eq(1),
-                    pb_wp.en.eq(conv_in.o.valid),
-                    pb_wp.addr.eq((c_cache.pb_tile << lr) + cnt),
-                    pb_wp.data.eq(conv_in.o.payload),
+                    pb.we.eq(conv_in.o.valid),
+                    pb.addr.eq((c_cache.pb_tile << lr) + cnt),
+                    pb.wdata.eq(conv_in.o.payload),
                 ]
                 with m.If(beat_in):
                     count(isa.Counter.RD_WEIGHT_BYTES, W)
@@ -533,10 +626,10 @@ class SushiAccel(wiring.Component):
                 pb_issue = (pb_pass != 0) & (pbq.level + pb_rd_pending < pbq.depth - 1)
                 m.d.sync += pb_rd_pending.eq(pb_issue)
                 m.d.comb += [
-                    pb_rp.en.eq(1),
-                    pb_rp.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
+                    pb.en.eq(1),
+                    pb.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
                     pbq.w_en.eq(pb_rd_pending),
-                    pbq.w_data.eq(pb_rp.data),
+                    pbq.w_data.eq(pb.rdata),
                 ]
                 with m.If(pb_issue):
                     m.d.sync += pb_r.eq(pb_r + 1)

@@ -9,7 +9,7 @@ guaranteed, so the array itself never stalls.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -40,8 +40,32 @@ def _pow2_fifo_depth(n: int) -> int:
 
 
 class GemmCore(wiring.Component):
-    def __init__(self, cfg: AccelConfig):
+    """The GEMM sequencer.
+
+    ``with_c_in=False`` builds no C_in FIFO: ``c_in`` is never ready and ``accumulate`` reads
+    as 0 (SushiAccel accumulates through ``acc_keep`` instead). ``a_flow=False`` drops the A
+    flow control: ``a_avail`` is ignored (every A row is taken as written) and ``a_total`` is
+    not computed, which saves the ``m * ceil(k/rows)`` multiplier and the issue comparator.
+
+    ``int32_gap=None`` buffers output rows in a FIFO of :attr:`fifo_depth` rows under credits.
+    ``int32_gap=G`` has no output FIFO (it costs a ``32*cols``-bit wide block RAM): the
+    requantiser's output register holds the row, and the consumer promises to take a requantised
+    row in the cycle it appears and an int32 row (``requant.enable`` low) within ``G`` cycles;
+    the core spaces int32 output rows ``G`` cycles apart at issue to keep that promise.
+    """
+
+    def __init__(
+        self,
+        cfg: AccelConfig,
+        *,
+        with_c_in: bool = True,
+        a_flow: bool = True,
+        int32_gap: int | None = None,
+    ):
         self.cfg = cfg
+        self.with_c_in = with_c_in
+        self.a_flow = a_flow
+        self.int32_gap = int32_gap
         R, C = cfg.rows, cfg.cols
         self.array_latency = R + C + 1
         self.fifo_depth = _pow2_fifo_depth(self.array_latency + Requantizer.latency + 8)
@@ -73,13 +97,16 @@ class GemmCore(wiring.Component):
         L = self.array_latency
 
         m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits)
-        m.submodules.requant = rq = Requantizer(C)
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
-            width=32 * C, depth=self.fifo_depth
-        )
-        m.submodules.cin_fifo = cin_fifo = fifo.SyncFIFOBuffered(
-            width=32 * C, depth=self.fifo_depth
-        )
+        m.submodules.requant = rq = Requantizer(C, hold_output=self.int32_gap is not None)
+        gap = self.int32_gap
+        if gap is None:
+            m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
+                width=32 * C, depth=self.fifo_depth
+            )
+        if self.with_c_in:
+            m.submodules.cin_fifo = cin_fifo = fifo.SyncFIFOBuffered(
+                width=32 * C, depth=self.fifo_depth
+            )
         m.submodules.acc = acc = Memory(shape=data.ArrayLayout(signed(32), C), depth=D, init=[])
         acc_wp = acc.write_port()
         acc_rp = acc.read_port(transparent_for=(acc_wp,))
@@ -90,7 +117,10 @@ class GemmCore(wiring.Component):
         nt_n = Signal(range(1 << cfg.dim_bits))
         mt_n = Signal(range(1 << cfg.dim_bits))
         last_rows = Signal(range(D + 1))
-        m.d.comb += self.a_total.eq(desc.m * kt_n)
+        if self.a_flow:
+            m.d.comb += self.a_total.eq(desc.m * kt_n)
+        # C_in is only ever added when the core has a C_in FIFO
+        accumulate = desc.accumulate if self.with_c_in else Const(0, 1)
 
         # ---- weight loader: tiles of R rows into alternating banks ----------------------
         w_row = Signal(range(R))
@@ -123,6 +153,7 @@ class GemmCore(wiring.Component):
         mt_base = Signal.like(self.a_total)
         a_rel = Signal.like(self.a_total)
         credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
+        out_ok = Signal()  # an output row may be issued (credit / int32 spacing)
         cin_res = Signal(range(self.fifo_depth + 1))  # C_in entries promised to issued rows
 
         first, last = Signal(), Signal()
@@ -132,17 +163,13 @@ class GemmCore(wiring.Component):
             a_rel.eq(kt_base + m_cnt),
         ]
         tile_start = m_cnt == 0
-        need_cin = first & desc.accumulate
+        need_cin = first & accumulate
         emit = Signal()  # this row produces an output row
         m.d.comb += emit.eq(last & ~desc.hold)
         fire = Signal()
-        m.d.comb += fire.eq(
-            running
-            & (~tile_start | pending)
-            & (a_rel < self.a_avail)
-            & (~need_cin | (cin_fifo.level > cin_res))
-            & (~emit | (credits != 0))
-        )
+        a_ok = (a_rel < self.a_avail) if self.a_flow else Const(1, 1)
+        cin_ok = (~need_cin | (cin_fifo.level > cin_res)) if self.with_c_in else Const(1, 1)
+        m.d.comb += fire.eq(running & (~tile_start | pending) & a_ok & cin_ok & (~emit | out_ok))
         m.d.comb += [
             self.running.eq(running),
             self.issue.eq(fire),
@@ -158,7 +185,9 @@ class GemmCore(wiring.Component):
 
         # One GEMM at a time: its descriptor (requant, accumulate) must stay put until drained.
         m.d.comb += self.cmd.ready.eq(~running & ~busy_pipe)
-        m.d.comb += self.idle.eq(self.cmd.ready & (out_fifo.level == 0))
+        out_held = Signal()  # int32_gap mode: the requantiser's output register holds a row
+        out_left = out_fifo.level != 0 if gap is None else out_held
+        m.d.comb += self.idle.eq(self.cmd.ready & ~out_left)
         with m.If(self.cmd.valid & self.cmd.ready):
             p = self.cmd.payload
             kt_v = (p.k + (R - 1)) >> lr
@@ -204,9 +233,20 @@ class GemmCore(wiring.Component):
 
         # ---- credits ---------------------------------------------------------------------
         out_taken = self.out.valid & self.out.ready
-        m.d.sync += credits.eq(credits - (fire & emit) + out_taken)
-        cin_pop = out_valid_stage & out_first & desc.accumulate
-        m.d.sync += cin_res.eq(cin_res + (fire & need_cin) - cin_pop)
+        if gap is None:
+            m.d.comb += out_ok.eq(credits != 0)
+            m.d.sync += credits.eq(credits - (fire & emit) + out_taken)
+        else:
+            # cycles until the next int32 output row may issue
+            wait = Signal(range(max(2, gap)))
+            m.d.comb += out_ok.eq(wait == 0)
+            with m.If(fire & emit & ~desc.requant.enable):
+                m.d.sync += wait.eq(gap - 1)
+            with m.Elif(wait != 0):
+                m.d.sync += wait.eq(wait - 1)
+        cin_pop = out_valid_stage & out_first & accumulate
+        if self.with_c_in:
+            m.d.sync += cin_res.eq(cin_res + (fire & need_cin) - cin_pop)
 
         # ---- array feed (stage 1: A word arrives from the memory) ---------------------------
         meta_layout = data.StructLayout(
@@ -243,14 +283,24 @@ class GemmCore(wiring.Component):
             out_valid_stage.eq(outm.valid),
             out_first.eq(outm.first),
         ]
-        cin_view = data.ArrayLayout(signed(32), C)(cin_fifo.r_data)
         sums = Signal(data.ArrayLayout(signed(32), C))
         for c in range(C):
             fresh = outm.first & ~desc.acc_keep
-            base = Mux(fresh, Mux(desc.accumulate, cin_view[c], 0), acc_rp.data[c])
+            if self.with_c_in:
+                cin_view = data.ArrayLayout(signed(32), C)(cin_fifo.r_data)
+                start = Mux(accumulate, cin_view[c], 0)
+            else:
+                start = 0
+            base = Mux(fresh, start, acc_rp.data[c])
             m.d.comb += sums[c].eq(base + array.out_data[c])
+        if self.with_c_in:
+            m.d.comb += [
+                cin_fifo.r_en.eq(cin_pop),
+                cin_fifo.w_en.eq(self.c_in.valid),
+                cin_fifo.w_data.eq(self.c_in.payload.as_value()),
+                self.c_in.ready.eq(cin_fifo.w_rdy),
+            ]
         m.d.comb += [
-            cin_fifo.r_en.eq(cin_pop),
             acc_wp.en.eq(outm.valid & ~outm.emit),
             acc_wp.addr.eq(outm.idx),
             acc_wp.data.eq(sums),
@@ -260,14 +310,20 @@ class GemmCore(wiring.Component):
         ]
 
         # ---- output ----------------------------------------------------------------------
-        m.d.comb += [
-            out_fifo.w_en.eq(rq.o_valid),
-            out_fifo.w_data.eq(rq.o_data.as_value()),
-            self.out.valid.eq(out_fifo.r_rdy),
-            self.out.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.out.ready),
-            cin_fifo.w_en.eq(self.c_in.valid),
-            cin_fifo.w_data.eq(self.c_in.payload.as_value()),
-            self.c_in.ready.eq(cin_fifo.w_rdy),
-        ]
+        if gap is None:
+            m.d.comb += [
+                out_fifo.w_en.eq(rq.o_valid),
+                out_fifo.w_data.eq(rq.o_data.as_value()),
+                self.out.valid.eq(out_fifo.r_rdy),
+                self.out.payload.eq(out_fifo.r_data),
+                out_fifo.r_en.eq(self.out.ready),
+            ]
+        else:
+            # the requantiser keeps its output until the next row (hold_output); a row is
+            # offered from the cycle it appears until taken
+            m.d.sync += out_held.eq(self.out.valid & ~self.out.ready)
+            m.d.comb += [
+                self.out.valid.eq(rq.o_valid | out_held),
+                self.out.payload.eq(rq.o_data),
+            ]
         return m

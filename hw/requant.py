@@ -34,8 +34,10 @@ class Requantizer(wiring.Component):
 
     latency = 4
 
-    def __init__(self, lanes: int):
+    def __init__(self, lanes: int, *, hold_output: bool = False):
         self.lanes = lanes
+        #: ``o_data`` only changes with ``o_valid`` (it holds the last row), else every cycle
+        self.hold_output = hold_output
         layout = data.ArrayLayout(signed(32), lanes)
         super().__init__(
             {
@@ -102,5 +104,6 @@ class Requantizer(wiring.Component):
             ]
             # stage 4
             q = Mux(p3.relu & neg, 0, Mux(hi, 127, Mux(lo, -128, window)))
-            m.d.sync += self.o_data[i].eq(Mux(p3.enable, q, plain3))
+            with m.If(v3 if self.hold_output else 1):
+                m.d.sync += self.o_data[i].eq(Mux(p3.enable, q, plain3))
         return m

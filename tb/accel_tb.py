@@ -397,7 +397,7 @@ async def bench_memory(dut):
                     "expected_offchip_weight_bytes": expected,
                     "pb_bytes": c["pb_read_bytes"],
                     "pb_tiles_cached": pb_kt * pb_nt,
-                "pb_bytes_config": cfg.pb_bytes,
+                    "pb_bytes_config": cfg.pb_bytes,
                 }
             )
     with open(os.environ["SUSHI_BENCH_OUT"], "w") as f:

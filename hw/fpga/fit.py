@@ -8,12 +8,14 @@ The model counts what SushiAccel instantiates for a configuration:
   (:func:`sushi_hw.array.lut_mul_s8`).
 * memories: the Persistent Buffer (one weight row of ``cols`` bytes per word), two activation
   buffers (``rows`` bytes per word), the accumulator (``acc_depth`` x ``cols`` int32), the
-  dynamic weight buffer and the GEMM core's output and C_in FIFOs. On the iCE40UP the PB goes
-  to SPRAM (explicitly instantiated), activations too when SPRAM is left; everything else is
-  block RAM, costed in the block geometry the device offers.
+  dynamic weight buffer, the board's host RAM and the link's write buffer (SushiAccel's GemmCore
+  has no output or C_in FIFO). On the iCE40UP the single-ported PB and host RAM go to SPRAM
+  (instantiated as SB_SPRAM256KA, :mod:`sushi_hw.spram`); the activation buffers are read and
+  written in the same cycle, so they stay in block RAM, costed in the device's block geometries.
 * logic: a rough LUT estimate, per PE, per requantiser lane and a fixed part for the command
-  processor, memory system, host link and SPI flash controller. Calibrated against nextpnr
-  builds (see docs/fpga.md); it only rejects presets that are clearly too big.
+  processor, memory system, host link and SPI flash controller. Calibrated on Yosys
+  ``synth_ice40`` of the parts (see docs/fpga.md); it only rejects presets that are clearly
+  too big.
 """
 
 from __future__ import annotations
@@ -33,14 +35,18 @@ _SPRAM_SHAPE = (16, 16384)
 #: memories at most this many bits go to LUT RAM / flip-flops, not block RAM
 _SMALL_MEM_BITS = {"ice40": 0, "ecp5": 2048}
 
-# LUT estimate, calibrated on nextpnr builds of the GEMM datapath (docs/fpga.md)
-_LUTS_PER_LUT_MULT = {"ice40": 75, "ecp5": 85}
+# LUT estimate. iCE40 numbers from Yosys synth_ice40 -dsp (abc9) of the tiny parts
+# (docs/fpga.md): a LUT-multiplier PE 220 LUT4, the 4x4 array 3548, requantiser + sequencer
+# + accumulate adders 1848 for 4 columns, command processor 4102, board glue 1036.
+_LUTS_PER_LUT_MULT = {"ice40": 200, "ecp5": 85}
 _LUTS_PER_PE = 2  # + psum_bits: the partial-sum adder and the weight bank mux
-_LUTS_PER_RQ_LANE = 260
+_LUTS_PER_RQ_LANE = 300
 _LUTS_PER_COL = 110  # accumulate adder and input muxes, per int32 lane
-_LUTS_FIXED = 1400
-#: other multipliers Yosys puts on DSPs: GemmCore's A-row count m * ceil(k / rows)
-_CORE_DSPS = 1  # command processor, DMA, counters, UART host link, SPI flash controller
+#: command processor, DMA, counters, UART host link, SPI flash controller, memory interconnect
+_LUTS_FIXED = 5000
+#: other multipliers Yosys puts on DSPs (SushiAccel's GemmCore has no A-row product, and the
+#: command processor's CHECK products share one shift-add multiplier, see sushi_hw.accel)
+_CORE_DSPS = 0
 
 
 class FitError(ValueError):
@@ -87,7 +93,7 @@ class FitPlan:
         r = self.board.resources
         lines = [
             f"{self.cfg.name} on {self.board.name} ({self.board.device}):",
-            f"  DSPs  {self.dsps}/{r.dsps} (requantiser+sequencer {self.requant_dsps}, "
+            f"  DSPs  {self.dsps}/{r.dsps} (requantiser {self.requant_dsps}, "
             f"PEs {self.array_dsp_pes}; {self.array_lut_pes} PEs with LUT multipliers)",
             f"  BRAM  {self.brams}/{r.brams}   SPRAM {self.sprams}/{r.sprams}",
             f"  LUTs  ~{self.est_luts}/{r.luts} (estimate)",
@@ -112,19 +118,15 @@ def spram_blocks(width_bits: int, depth: int) -> int:
 
 def _memories(cfg: AccelConfig, ram_bytes: int) -> list[tuple[str, int, int, bool]]:
     """(name, width bits, depth, may live in SPRAM) of every RAM SushiAccel builds."""
-    from sushi_hw.gemm_core import GemmCore
-
-    core = GemmCore(cfg)  # only asked for its FIFO depth, never elaborated
-    core._MustUse__silence = True
-    fifo_depth = core.fifo_depth
+    # SushiAccel's GemmCore has neither a C_in FIFO nor an output FIFO (see GemmCore's
+    # with_c_in / int32_gap); the activation buffers are read and written in the same cycle
+    # during a GEMM, so they cannot be single-ported SPRAM
     mems = [
         ("pb", 8 * cfg.cols, cfg.pb_bytes // cfg.cols, True),
-        ("act0", 8 * cfg.rows, cfg.act_words, True),
-        ("act1", 8 * cfg.rows, cfg.act_words, True),
+        ("act0", 8 * cfg.rows, cfg.act_words, False),
+        ("act1", 8 * cfg.rows, cfg.act_words, False),
         ("accumulator", 32 * cfg.cols, cfg.acc_depth, False),
         ("dyn", 8 * cfg.cols, cfg.dyn_bytes // cfg.cols, False),
-        ("out_fifo", 32 * cfg.cols, fifo_depth, False),
-        ("cin_fifo", 32 * cfg.cols, fifo_depth, False),
         ("host_ram", 8 * cfg.mem_width, ram_bytes // cfg.mem_width, True),
         ("link_wbuf", 8 * cfg.mem_width, 256 // cfg.mem_width, False),
     ]
@@ -140,12 +142,12 @@ def plan(board: Board, cfg: AccelConfig) -> FitPlan:
     p = FitPlan(board, cfg, dsp_pes, pes - dsp_pes, rq)
     if rq > r.dsps:
         p.problems.append(
-            f"DSPs: the requantiser needs 2 per column and the GEMM sequencer "
-            f"{_CORE_DSPS} ({rq} for cols={cfg.cols}), the device has {r.dsps}"
+            f"DSPs: the requantiser needs 2 per column ({rq} for cols={cfg.cols}), "
+            f"the device has {r.dsps}"
         )
     spram_left = r.sprams
     for name, width, depth, spram_ok in _memories(cfg, board.ram_bytes):
-        if spram_ok and spram_left:
+        if spram_ok and spram_left and depth <= _SPRAM_SHAPE[1]:
             n = spram_blocks(width, depth)
             if n <= spram_left:
                 spram_left -= n

@@ -222,11 +222,19 @@ def build_bitstream(
         )
     platform = board.platform()
     # PEs beyond the DSP budget get LUT multipliers (sushi_hw.array.DSP_PES_ATTR)
+    from sushi_hw.accel import SHARED_CHECK_MUL_ATTR
     from sushi_hw.array import DSP_PES_ATTR
+    from sushi_hw.spram import SPRAM_ATTR
 
     from .fit import plan
 
-    setattr(platform, DSP_PES_ATTR, plan(board, cfg).array_dsp_pes)
+    fit_plan = plan(board, cfg)
+    setattr(platform, DSP_PES_ATTR, fit_plan.array_dsp_pes)
+    # the requantiser and the PEs take every DSP: the command processor's check products share
+    # one shift-add multiplier (sushi_hw.accel.CheckProducts)
+    setattr(platform, SHARED_CHECK_MUL_ATTR, True)
+    # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
+    setattr(platform, SPRAM_ATTR, {mu.name for mu in fit_plan.memories if mu.where == "spram"})
     opts: dict[str, Any] = {
         "nextpnr_opts": ["--report", "nextpnr_report.json", "--timing-allow-fail"]
         + ["--seed", str(seed)],

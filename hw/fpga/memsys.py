@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig
 from sushi_hw.mem_port import mem_port_signature
+from sushi_hw.spram import SinglePortRam
 
 FLASH_BASE = 0x1000_0000
 FLASH_WINDOW = 0x0100_0000  # 16 MiB, the largest flash the 24-bit READ command addresses
@@ -126,8 +126,9 @@ class MemInterconnect(wiring.Component):
 class MemRam(wiring.Component):
     """On-chip RAM as a memory-port slave; one beat per cycle, reads and writes.
 
-    Read and write share one address, so the RAM is single-ported: on the iCE40UP Yosys maps it
-    to SPRAM (``synth_ice40 -spram``), elsewhere to block RAM.
+    Read and write share one address, so the RAM is single-ported: on the iCE40UP it is built
+    from SPRAM when the fit plan puts ``host_ram`` there (:mod:`sushi_hw.spram`), elsewhere it
+    is block RAM.
     """
 
     def __init__(self, cfg: AccelConfig, ram_bytes: int):
@@ -141,15 +142,13 @@ class MemRam(wiring.Component):
         mw = self.cfg.mem_width
         lmw = mw.bit_length() - 1
         depth = self.ram_bytes // mw
-        m.submodules.mem = mem = Memory(shape=8 * mw, depth=depth, init=[])
-        wp = mem.write_port()
-        rp = mem.read_port()
+        m.submodules.mem = mem = SinglePortRam("host_ram", 8 * mw, depth)
         cur = Signal(range(depth))
         left = Signal(17)
         write = Signal()
         have = Signal()
-        m.d.comb += [wp.addr.eq(cur), rp.addr.eq(cur), wp.data.eq(self.bus.wdata.payload)]
-        m.d.comb += [self.bus.rdata.valid.eq(have), self.bus.rdata.payload.eq(rp.data)]
+        m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(self.bus.wdata.payload)]
+        m.d.comb += [self.bus.rdata.valid.eq(have), self.bus.rdata.payload.eq(mem.rdata)]
         m.d.comb += self.bus.req.ready.eq((left == 0) & ~have)
         with m.If(self.bus.req.valid & self.bus.req.ready):
             p = self.bus.req.payload
@@ -157,14 +156,13 @@ class MemRam(wiring.Component):
         with m.If(write):
             m.d.comb += [
                 self.bus.wdata.ready.eq(left != 0),
-                wp.en.eq(self.bus.wdata.valid & (left != 0)),
-                rp.en.eq(0),
+                mem.we.eq(self.bus.wdata.valid & (left != 0)),
             ]
             with m.If(self.bus.wdata.valid & (left != 0)):
                 m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
         with m.Else():
             adv = ~have | self.bus.rdata.ready
-            m.d.comb += rp.en.eq(adv & (left != 0))
+            m.d.comb += mem.en.eq(adv & (left != 0))
             with m.If(adv):
                 m.d.sync += have.eq(left != 0)
                 with m.If(left != 0):

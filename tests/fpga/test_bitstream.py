@@ -17,8 +17,9 @@ from sushi_sched.cli import main
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 6 open: preset 'tiny' does not fit the iCE40UP5K yet (DSPs 9/8, block RAM over; "
-    "sushi bitstream rejects it before synthesis). Runs in CI so it flags as soon as it fits.",
+    reason="issue 6 open: preset 'tiny' does not fit the iCE40UP5K yet (DSPs 8/8, EBR 28/30 and "
+    "SPRAM 4/4 fit, but the logic packs into ~14.5k of 5280 LCs; sushi bitstream rejects it before "
+    "synthesis, see docs/fpga.md). Runs in CI so it flags as soon as it fits.",
 )
 def test_icebreaker_bitstream_and_report(tmp_path):
     board = BOARDS["icebreaker"]

@@ -158,3 +158,57 @@ def test_array_with_lut_pes_matches_numpy():
     sim.add_testbench(bench)
     sim.run()
     assert np.array_equal(np.array(got), a @ w)
+
+
+def test_tiny_on_icebreaker_memories_and_dsps_fit():
+    """DSPs, block RAM and SPRAM fit; only the logic estimate is over (docs/fpga.md)."""
+    p = plan(BOARDS["icebreaker"], PRESETS["tiny"])
+    assert (p.dsps, p.brams, p.sprams) == (8, 28, 4)
+    where = {mu.name: mu.where for mu in p.memories}
+    assert where["pb"] == where["host_ram"] == "spram"
+    assert where["act0"] == where["act1"] == "bram"
+    assert len(p.problems) == 1 and p.problems[0].startswith("logic:")
+
+
+class _Spram:
+    sushi_spram = frozenset({"pb"})
+
+
+def test_single_port_ram_becomes_spram_only_when_named():
+    from amaranth.back import rtlil
+    from sushi_hw.spram import SinglePortRam
+
+    pb = rtlil.convert(SinglePortRam("pb", 32, 4096), platform=_Spram())
+    assert pb.count("SB_SPRAM256KA") == 2
+    other = rtlil.convert(SinglePortRam("act0", 32, 1024), platform=_Spram())
+    assert "SB_SPRAM256KA" not in other
+
+
+def test_single_port_ram_simulates_like_a_ram():
+    from sushi_hw.spram import SinglePortRam
+
+    dut = SinglePortRam("x", 16, 64)
+    got = []
+
+    async def bench(ctx):
+        for a in range(8):
+            ctx.set(dut.addr, a)
+            ctx.set(dut.we, 1)
+            ctx.set(dut.wdata, 1000 + a)
+            await ctx.tick()
+        ctx.set(dut.we, 0)
+        ctx.set(dut.en, 1)
+        for a in (3, 0, 7):
+            ctx.set(dut.addr, a)
+            await ctx.tick()
+            got.append(ctx.get(dut.rdata))
+        ctx.set(dut.en, 0)  # data holds while not reading
+        ctx.set(dut.addr, 1)
+        await ctx.tick()
+        got.append(ctx.get(dut.rdata))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [1003, 1000, 1007, 1007]

@@ -150,3 +150,73 @@ def test_config_errors_name_the_field():
         make_config("default", colz=8)
     assert parse_overrides(["rows=16", "clock_mhz=250"]) == {"rows": 16, "clock_mhz": 250.0}
     assert {"tiny", "default", "large", "zcu104"} <= set(PRESETS)
+
+
+def test_check_products_shared_multiplier_matches_parallel():
+    """CheckProducts(shared=True) (one shift-add multiplier, FPGA builds) gives the same
+    products, modulo 2**32, as the parallel multipliers the simulations use."""
+    from sushi_hw.accel import CheckProducts
+
+    rng = np.random.default_rng(7)
+    names = ("m", "kt_n", "nt_n", "pb_kt", "pb_nt", "w_stride", "pb_stride")
+    cases = [dict.fromkeys(names, 0), dict.fromkeys(names, 0xFFFF)]
+    for _ in range(40):
+        small = rng.integers(0, 40, 4)
+        cases.append(
+            dict(
+                m=int(rng.integers(0, 1 << 16)),
+                kt_n=int(small[0]),
+                nt_n=int(small[1]),
+                pb_kt=int(small[2]),
+                pb_nt=int(small[3]),
+                w_stride=int(rng.integers(0, 1 << 16)),
+                pb_stride=int(rng.integers(0, 300)),
+            )
+        )
+
+    def want(c, requant):
+        M = 1 << 32
+        return {
+            "a_words": c["m"] * c["kt_n"] % M,
+            "o_words": c["m"] * c["nt_n"] * (1 if requant else 4) % M,
+            "pb_tiles_used": c["pb_kt"] * c["pb_nt"] % M,
+            "off_tiles": (c["kt_n"] * c["nt_n"] - c["pb_kt"] * c["pb_nt"]) % M,
+            "w_span": ((c["nt_n"] - 1) * c["w_stride"] + c["kt_n"]) % M,
+            "pb_span": ((c["pb_nt"] - 1) * c["pb_stride"] + c["pb_kt"]) % M,
+        }
+
+    for shared in (False, True):
+        dut = CheckProducts(shared=shared)
+        bad, cycles = [], []
+
+        async def bench(ctx, dut=dut, bad=bad, cycles=cycles):
+            for i, c in enumerate(cases):
+                requant = i % 2
+                ctx.set(dut.start, 1)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                for k, v in c.items():  # valid from the cycle after start, like kt_n/nt_n
+                    ctx.set(getattr(dut, k), v)
+                ctx.set(dut.requant, requant)
+                n = 1
+                await ctx.tick()
+                while not ctx.get(dut.done):
+                    await ctx.tick()
+                    n += 1
+                cycles.append(n)
+                exp = want(c, requant)
+                got = {k: ctx.get(getattr(dut, k)) for k in exp}
+                # nt_n - 1 / pb_nt - 1 wrap differently when 0: those spans are never used
+                for k in ("w_span",) if c["nt_n"] == 0 else ():
+                    got.pop(k), exp.pop(k)
+                for k in ("pb_span",) if c["pb_nt"] == 0 else ():
+                    got.pop(k), exp.pop(k)
+                if got != exp:
+                    bad.append((dut.shared, c, requant, got, exp))
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(bench)
+        sim.run()
+        assert not bad, bad[:2]
+        assert max(cycles) <= (1 if not shared else 1 + 6 * 17), max(cycles)

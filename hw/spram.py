@@ -1,0 +1,73 @@
+"""A single-port RAM that becomes iCE40UP SPRAM (SB_SPRAM256KA) when the build asks for it.
+
+One address for reads and writes; read data arrives one cycle after ``en`` (and holds while
+``en`` and ``we`` are low). In simulation and on other devices it is an Amaranth ``Memory``
+with a read and a write port on the same address, which behaves the same. A build platform
+selects SPRAM per RAM name through the attribute :data:`SPRAM_ATTR` (a set of names, set by
+the FPGA flow from the fit plan); Yosys does not infer SPRAM for these RAMs by itself.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import ClockSignal, Instance, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+#: platform attribute: names of the SinglePortRam instances to build from SB_SPRAM256KA
+SPRAM_ATTR = "sushi_spram"
+SPRAM_WIDTH, SPRAM_DEPTH = 16, 16384
+
+
+class SinglePortRam(wiring.Component):
+    def __init__(self, name: str, width: int, depth: int):
+        self.ram_name, self.width, self.depth = name, width, depth
+        super().__init__(
+            {
+                "addr": In(range(depth)),
+                "en": In(1),  # read
+                "we": In(1),  # write (wins over en)
+                "wdata": In(width),
+                "rdata": Out(width),
+            }
+        )
+
+    def use_spram(self, platform) -> bool:
+        names = getattr(platform, SPRAM_ATTR, None) or ()
+        return self.ram_name in names and self.depth <= SPRAM_DEPTH
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        if self.use_spram(platform):
+            addr = Signal(14)
+            m.d.comb += addr.eq(self.addr)
+            for i in range(-(-self.width // SPRAM_WIDTH)):
+                lo = i * SPRAM_WIDTH
+                hi = min(self.width, lo + SPRAM_WIDTH)
+                din, dout = Signal(SPRAM_WIDTH), Signal(SPRAM_WIDTH)
+                m.d.comb += [din.eq(self.wdata[lo:hi]), self.rdata[lo:hi].eq(dout)]
+                m.submodules[f"spram{i}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=addr,
+                    i_DATAIN=din,
+                    i_MASKWREN=0b1111,
+                    i_WREN=self.we,
+                    i_CHIPSELECT=self.we | self.en,
+                    i_CLOCK=ClockSignal(),
+                    i_STANDBY=0,
+                    i_SLEEP=0,
+                    i_POWEROFF=1,
+                    o_DATAOUT=dout,
+                )
+        else:
+            m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [
+                wp.addr.eq(self.addr),
+                wp.en.eq(self.we),
+                wp.data.eq(self.wdata),
+                rp.addr.eq(self.addr),
+                rp.en.eq(self.en & ~self.we),
+                self.rdata.eq(rp.data),
+            ]
+        return m
