@@ -6,6 +6,7 @@ simulator model are only rebuilt when the configuration or an RTL source changes
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -125,6 +126,14 @@ def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
             + (" (install Icarus: apt-get install iverilog)" if sim == "icarus" else "")
         )
     build_dir = SIM_BUILD / sim / top / f"{cfg.name}-{_design_hash(cfg, top)}"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    # parallel pytest workers may ask for the same model: one builds, the others wait for it
+    with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(sim, top, cfg, build_dir, quiet)
+
+
+def _build_locked(sim: str, top: str, cfg: AccelConfig, build_dir: Path, quiet: bool) -> Path:
     verilog = generate_verilog(cfg, top, build_dir / "rtl")
     if sim == "icarus":
         verilog = _icarus_time0_fix(verilog)
