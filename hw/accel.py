@@ -315,6 +315,23 @@ class SushiAccel(wiring.Component):
 
         core_started = Signal()
 
+        def read_into_conv_in(counter: isa.Counter) -> None:
+            """Off-chip read beats enter the rows-wide converter, counted as ``counter``."""
+            m.d.comb += [
+                conv_in.i.valid.eq(rdata.valid),
+                conv_in.i.payload.eq(rdata.payload),
+                rdata.ready.eq(conv_in.i.ready),
+            ]
+            with m.If(beat_in):
+                count(counter, W)
+
+        def count_words_until_limit() -> None:
+            """CACHE/LOAD: one converted word lands per valid; the command ends at ``limit``."""
+            with m.If(conv_in.o.valid):
+                m.d.sync += cnt.eq(cnt + 1)
+                with m.If(cnt + 1 == limit):
+                    m.next = "NEXT"
+
         with m.FSM(name="cp"):
             with m.State("IDLE"):
                 with m.If(self.doorbell):
@@ -502,29 +519,18 @@ class SushiAccel(wiring.Component):
                         fail(E.ILLEGAL_OPCODE)
 
             with m.State("CACHE"):
+                read_into_conv_in(isa.Counter.RD_WEIGHT_BYTES)
                 m.d.comb += [
-                    conv_in.i.valid.eq(rdata.valid),
-                    conv_in.i.payload.eq(rdata.payload),
-                    rdata.ready.eq(conv_in.i.ready),
                     conv_in.o.ready.eq(1),
                     pb.we.eq(conv_in.o.valid),
                     pb.addr.eq((c_cache.pb_tile << lr) + cnt),
                     pb.wdata.eq(conv_in.o.payload),
                 ]
-                with m.If(beat_in):
-                    count(isa.Counter.RD_WEIGHT_BYTES, W)
-                with m.If(conv_in.o.valid):
-                    m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt + 1 == limit):
-                        m.next = "NEXT"
+                count_words_until_limit()
 
             with m.State("LOAD"):
-                m.d.comb += [
-                    conv_in.i.valid.eq(rdata.valid),
-                    conv_in.i.payload.eq(rdata.payload),
-                    rdata.ready.eq(conv_in.i.ready),
-                    conv_in.o.ready.eq(1),
-                ]
+                read_into_conv_in(isa.Counter.RD_ACT_BYTES)
+                m.d.comb += conv_in.o.ready.eq(1)
                 for b, (wp, _) in enumerate(acts):
                     with m.If(c_act.buf == b):
                         m.d.comb += [
@@ -532,12 +538,7 @@ class SushiAccel(wiring.Component):
                             wp.addr.eq(c_act.word + cnt),
                             wp.data.eq(conv_in.o.payload),
                         ]
-                with m.If(beat_in):
-                    count(isa.Counter.RD_ACT_BYTES, W)
-                with m.If(conv_in.o.valid):
-                    m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt + 1 == limit):
-                        m.next = "NEXT"
+                count_words_until_limit()
 
             with m.State("STORE"):
                 # buffer -> storeq (sync read, 1 cycle) -> conv_out -> wdata
@@ -611,16 +612,12 @@ class SushiAccel(wiring.Component):
                                 m.d.sync += w_done.eq(1)
 
                 # off-chip weights -> dynamic buffer
+                read_into_conv_in(isa.Counter.RD_WEIGHT_BYTES)
                 m.d.comb += [
-                    conv_in.i.valid.eq(rdata.valid),
-                    conv_in.i.payload.eq(rdata.payload),
-                    rdata.ready.eq(conv_in.i.ready),
                     dynq.w_en.eq(conv_in.o.valid),
                     dynq.w_data.eq(conv_in.o.payload),
                     conv_in.o.ready.eq(dynq.w_rdy),
                 ]
-                with m.If(beat_in):
-                    count(isa.Counter.RD_WEIGHT_BYTES, W)
 
                 # PB tiles -> pbq, in feed order (a pass per M-tile)
                 pb_issue = (pb_pass != 0) & (pbq.level + pb_rd_pending < pbq.depth - 1)
