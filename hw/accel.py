@@ -8,7 +8,7 @@ cycles and never hangs. Ports are listed in docs/architecture.md.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,16 +25,20 @@ MAX_BURST = 256  # beats per memory request
 
 
 class RequestIssuer(wiring.Component):
-    """Issues ``passes`` passes over ``beats`` beats from ``addr`` as bursts of MAX_BURST."""
+    """Issues ``beats`` beats from ``addr`` as bursts of MAX_BURST.
+
+    Addresses are ``addr_bits`` wide (``log2(mem_bytes)``: the command checks have already
+    rejected anything outside memory), so no adder is wider than the memory needs.
+    """
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
+        self.addr_bits = addr_bits(cfg)
         super().__init__(
             {
                 "start": In(1),
-                "addr": In(32),
-                "beats": In(32),
-                "passes": In(16),
+                "addr": In(self.addr_bits),
+                "beats": In(self.addr_bits + 1),
                 "write": In(1),
                 "busy": Out(1),
                 "req": Out(mem_port_signature(cfg).members["req"].signature),
@@ -44,9 +48,8 @@ class RequestIssuer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         W = self.cfg.mem_width
-        base, addr = Signal(32), Signal(32)
-        left, total = Signal(32), Signal(32)
-        passes = Signal(16)
+        addr = Signal(self.addr_bits)
+        left = Signal(self.addr_bits + 1)
         write = Signal()
         burst = Signal(MEM_BEATS_BITS)
         m.d.comb += burst.eq(Mux(left > MAX_BURST, MAX_BURST, left))
@@ -58,19 +61,26 @@ class RequestIssuer(wiring.Component):
             self.req.payload.write.eq(write),
         ]
         with m.If(self.start):
-            m.d.sync += [
-                base.eq(self.addr),
-                addr.eq(self.addr),
-                total.eq(self.beats),
-                left.eq(Mux(self.passes == 0, 0, self.beats)),
-                passes.eq(self.passes),
-                write.eq(self.write),
-            ]
+            m.d.sync += [addr.eq(self.addr), left.eq(self.beats), write.eq(self.write)]
         with m.Elif(self.req.valid & self.req.ready):
             m.d.sync += [addr.eq(addr + (burst << (W.bit_length() - 1))), left.eq(left - burst)]
-            with m.If((left == burst) & (passes > 1)):
-                m.d.sync += [passes.eq(passes - 1), addr.eq(base), left.eq(total)]
         return m
+
+
+def addr_bits(cfg: AccelConfig) -> int:
+    """Bits of an off-chip byte address inside ``cfg.mem_bytes`` (a power of two)."""
+    return max(1, (cfg.mem_bytes - 1).bit_length())
+
+
+def sum_exceeds(a: Value, b: Value, limit: int) -> Value:
+    """``a + b > limit`` with an adder only as wide as ``limit``: an operand with a bit set
+    above ``limit``'s width exceeds it on its own."""
+    nb = limit.bit_length()
+    high = Const(0)
+    for v in (a, b):
+        if len(v) > nb:
+            high = high | (v[nb:] != 0)
+    return high | (a[:nb] + b[:nb] > limit)
 
 
 #: platform attribute: build CheckProducts with one shared shift-add multiplier (FPGA builds
@@ -185,6 +195,11 @@ class SushiAccel(wiring.Component):
         tile_bytes = cfg.tile_bytes
         lt = tile_bytes.bit_length() - 1  # tile_bytes = rows * cols is a power of two
         word_bits = 8 * R
+        # internal widths follow the configuration; each value is narrowed only after the
+        # checks that bound it have passed (docs/isa.md keeps the 32-bit fields)
+        AW = addr_bits(cfg)  # off-chip byte address
+        act_w = cfg.act_words.bit_length()  # activation word index, up to act_words
+        pb_t = max(1, cfg.pb_tiles.bit_length())  # PB tile index, up to pb_tiles
 
         # ---- storage -------------------------------------------------------------------
         # no C_in stream (accumulation goes through acc_keep) and A is always all there
@@ -201,7 +216,6 @@ class SushiAccel(wiring.Component):
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)
-        m.submodules.conv_cmd = conv_cmd = WidthConverter(W, isa.CMD_BYTES)
         m.submodules.issuer = issuer = RequestIssuer(cfg)
         m.submodules.storeq = storeq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
 
@@ -238,7 +252,8 @@ class SushiAccel(wiring.Component):
         c_cache = data.View(isa.CACHE, cmd[: isa.CACHE.size])
         c_act = data.View(isa.ACT_MOVE, cmd[: isa.ACT_MOVE.size])
         c_gemm = data.View(isa.GEMM, cmd[: isa.GEMM.size])
-        pc = Signal(32)
+        pc = Signal(AW + 1)  # up to mem_bytes: a program may run off the end
+        pc_outside = Signal()  # the doorbell's address is beyond memory
         err = Signal(8)
         done = Signal()
         busy = Signal()
@@ -266,26 +281,27 @@ class SushiAccel(wiring.Component):
         a_words, o_words = prods.a_words, prods.o_words
         pb_tiles_used, off_tiles = prods.pb_tiles_used, prods.off_tiles
         w_span, pb_span = prods.w_span, prods.pb_span  # tiles from the first to past the last used
-        act_xfer_bytes = Signal(32)
+        act_xfer_bytes = Signal(isa.INDEX_BITS + lr)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
+        # (only consulted once both ranges are known to lie inside the buffer: act_w bits do)
         overlap = Signal()
-        m.d.comb += overlap.eq(
-            (c_gemm.a_word < c_gemm.o_word + o_words) & (c_gemm.o_word < c_gemm.a_word + a_words)
-        )
+        a_lo, o_lo = c_gemm.a_word[:act_w], c_gemm.o_word[:act_w]
+        m.d.comb += overlap.eq((a_lo < o_lo + o_words[:act_w]) & (o_lo < a_lo + a_words[:act_w]))
 
         # ---- data movement state -------------------------------------------------------
-        cnt = Signal(32)  # words moved by the current CACHE/LOAD/STORE
-        limit = Signal(32)
-        store_rd = Signal(32)  # STORE: words read from the buffer
+        move_w = max(cfg.act_words, cfg.pb_bytes // R).bit_length()
+        cnt = Signal(move_w)  # words moved by the current CACHE/LOAD/STORE
+        limit = Signal(move_w)
+        store_rd = Signal(act_w)  # STORE: words read from the buffer
         store_pending = Signal()
-        wbeats = Signal(32)  # STORE: beats sent
-        fetch_idx = Signal(range(cmd_words + 1))
+        wbeats = Signal(range(cfg.act_bytes // W + 1))  # STORE: beats sent
+        fetch_idx = Signal(range(max(1, isa.CMD_BYTES // W) + 1))  # beats of the command
         # a beat wider than a command holds several: the index of the one at pc
         fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
 
         # GEMM off-chip weight walker: one request per tile outside the cached block
         w_mt, w_nt, w_kt = Signal(16), Signal(16), Signal(16)
-        w_idx, w_row_start = Signal(32), Signal(32)
+        w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
         w_done = Signal()
         # GEMM weight feed
         f_mt, f_nt, f_kt = Signal(16), Signal(16), Signal(16)
@@ -294,10 +310,10 @@ class SushiAccel(wiring.Component):
         pb_pass = Signal(16)  # M-tile passes left over the cached block
         pb_k, pb_n = Signal(16), Signal(16)
         pb_r = Signal(range(R))
-        pb_tile_row = Signal(24)  # PB tile index of (pb_n, 0)
+        pb_tile_row = Signal(pb_t)  # PB tile index of (pb_n, 0)
         pb_rd_pending = Signal()
         # GEMM output writer
-        o_addr = Signal(24)
+        o_addr = Signal(act_w)
         o_part = Signal(2)
 
         rdata = self.mem.rdata
@@ -335,26 +351,27 @@ class SushiAccel(wiring.Component):
         with m.FSM(name="cp"):
             with m.State("IDLE"):
                 with m.If(self.doorbell):
-                    m.d.sync += [pc.eq(self.prog_addr), err.eq(0), done.eq(0), busy.eq(1)]
+                    m.d.sync += [pc.eq(self.prog_addr[:AW]), err.eq(0), done.eq(0), busy.eq(1)]
+                    m.d.sync += pc_outside.eq(
+                        (self.prog_addr[AW:] != 0) if AW < isa.ADDR_BITS else 0
+                    )
                     m.d.sync += [c.eq(0) for c in ctrs]
                     m.next = "FETCH"
 
             with m.State("FETCH"):
                 aligned = pc[:5] == 0
-                in_mem = (pc + isa.CMD_BYTES) <= cfg.mem_bytes
                 with m.If(~aligned):
                     m.d.sync += err.eq(isa.ErrorCode.BAD_ALIGN)
                     m.next = "HALT"
-                with m.Elif(~in_mem | (pc >= cfg.mem_bytes)):
+                with m.Elif(pc_outside | (pc > cfg.mem_bytes - isa.CMD_BYTES)):
                     m.d.sync += err.eq(isa.ErrorCode.MEM_RANGE)
                     m.next = "HALT"
                 with m.Else():
                     beats = max(1, isa.CMD_BYTES // W)
                     m.d.comb += [
                         issuer.start.eq(1),
-                        issuer.addr.eq(Cat(Const(0, lw), pc[lw:])),
+                        issuer.addr.eq(Cat(Const(0, lw), pc[lw:AW])),
                         issuer.beats.eq(beats),
-                        issuer.passes.eq(1),
                         issuer.write.eq(0),
                     ]
                     m.d.sync += [
@@ -366,20 +383,19 @@ class SushiAccel(wiring.Component):
                     m.next = "FETCH_DATA"
 
             with m.State("FETCH_DATA"):
-                m.d.comb += [
-                    conv_cmd.i.valid.eq(rdata.valid),
-                    conv_cmd.i.payload.eq(rdata.payload),
-                    rdata.ready.eq(conv_cmd.i.ready),
-                    conv_cmd.o.ready.eq(1),
-                ]
+                m.d.comb += rdata.ready.eq(1)
                 with m.If(beat_in):
                     count(isa.Counter.RD_CMD_BYTES, W)
-                with m.If(conv_cmd.o.valid):
-                    with m.If(fetch_idx == fetch_keep):
-                        m.d.sync += cmd.eq(conv_cmd.o.payload)
-                    m.d.sync += fetch_idx.eq(fetch_idx + 1)
-                    with m.If(fetch_idx == cmd_words - 1):
+                    if cmd_words > 1:  # one beat holds several commands: take the one at pc
+                        m.d.sync += cmd.eq(rdata.payload.word_select(fetch_keep, isa.CMD_BITS))
                         m.next = "DECODE"
+                    else:  # beats shift in from the top: the first ends up in the low bytes
+                        m.d.sync += [
+                            cmd.eq(Cat(cmd[8 * W :], rdata.payload)),
+                            fetch_idx.eq(fetch_idx + 1),
+                        ]
+                        with m.If(fetch_idx == isa.CMD_BYTES // W - 1):
+                            m.next = "DECODE"
 
             with m.State("DECODE"):
                 m.d.sync += [
@@ -413,37 +429,35 @@ class SushiAccel(wiring.Component):
                         nbytes = c_cache.tiles << lt  # * tile_bytes
                         with m.If(c_cache.tiles == 0):
                             fail(E.BAD_SHAPE)
-                        with m.Elif(c_cache.pb_tile + c_cache.tiles > cfg.pb_tiles):
+                        with m.Elif(sum_exceeds(c_cache.pb_tile, c_cache.tiles, cfg.pb_tiles)):
                             fail(E.PB_RANGE)
                         with m.Elif(misaligned(c_cache.mem_addr)):
                             fail(E.BAD_ALIGN)
-                        with m.Elif(c_cache.mem_addr + nbytes > cfg.mem_bytes):
+                        with m.Elif(sum_exceeds(c_cache.mem_addr, nbytes, cfg.mem_bytes)):
                             fail(E.MEM_RANGE)
                         with m.Else():
                             m.d.comb += [
                                 issuer.start.eq(1),
-                                issuer.addr.eq(c_cache.mem_addr),
+                                issuer.addr.eq(c_cache.mem_addr[:AW]),
                                 issuer.beats.eq(nbytes >> lw),
-                                issuer.passes.eq(1),
                             ]
                             m.d.sync += [cnt.eq(0), limit.eq(c_cache.tiles << lr)]
                             m.next = "CACHE"
                     with m.Case(isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
                         with m.If(c_act.words == 0):
                             fail(E.BAD_SHAPE)
-                        with m.Elif(c_act.word + c_act.words > cfg.act_words):
+                        with m.Elif(sum_exceeds(c_act.word, c_act.words, cfg.act_words)):
                             fail(E.ACT_RANGE)
                         with m.Elif(misaligned(c_act.mem_addr) | misaligned(act_xfer_bytes)):
                             fail(E.BAD_ALIGN)
-                        with m.Elif(c_act.mem_addr + act_xfer_bytes > cfg.mem_bytes):
+                        with m.Elif(sum_exceeds(c_act.mem_addr, act_xfer_bytes, cfg.mem_bytes)):
                             fail(E.MEM_RANGE)
                         with m.Else():
                             store = op == isa.Op.STORE_ACT
                             m.d.comb += [
                                 issuer.start.eq(1),
-                                issuer.addr.eq(c_act.mem_addr),
+                                issuer.addr.eq(c_act.mem_addr[:AW]),
                                 issuer.beats.eq(act_xfer_bytes >> lw),
-                                issuer.passes.eq(1),
                                 issuer.write.eq(store),
                             ]
                             m.d.sync += [
@@ -481,16 +495,20 @@ class SushiAccel(wiring.Component):
                         with m.Elif((g.accumulate | g.hold) & ((mt_n != 1) | (nt_n != 1))):
                             fail(E.BAD_ACCUMULATE)
                         with m.Elif(
-                            (g.a_word + a_words > cfg.act_words)
-                            | (~g.hold & (g.o_word + o_words > cfg.act_words))
+                            sum_exceeds(g.a_word, a_words, cfg.act_words)
+                            | (~g.hold & sum_exceeds(g.o_word, o_words, cfg.act_words))
                             | (~g.hold & (g.a_buf == g.o_buf) & overlap)
                         ):
                             fail(E.ACT_RANGE)
-                        with m.Elif((pb_tiles_used != 0) & (g.pb_tile + pb_span > cfg.pb_tiles)):
+                        with m.Elif(
+                            (pb_tiles_used != 0) & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles)
+                        ):
                             fail(E.PB_RANGE)
                         with m.Elif((off_tiles != 0) & misaligned(g.w_addr)):
                             fail(E.BAD_ALIGN)
-                        with m.Elif((off_tiles != 0) & (g.w_addr + (w_span << lt) > cfg.mem_bytes)):
+                        with m.Elif(
+                            (off_tiles != 0) & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes)
+                        ):
                             fail(E.MEM_RANGE)
                         with m.Else():
                             m.d.sync += [
@@ -589,7 +607,7 @@ class SushiAccel(wiring.Component):
                 m.d.comb += [
                     gemm_req.eq(1),
                     walk_valid.eq(~w_done & ~w_is_pb),
-                    walk_addr.eq(g.w_addr + (w_idx << (tile_bytes.bit_length() - 1))),
+                    walk_addr.eq((g.w_addr[:AW] + (w_idx << lt))[:AW]),
                 ]
                 with m.If(~w_done & (w_is_pb | mreq.ready)):
                     m.d.sync += [w_kt.eq(w_kt + 1), w_idx.eq(w_idx + 1)]

@@ -85,7 +85,7 @@ class TimingModel:
     """
 
     cfg: AccelConfig
-    cmd_overhead: int = 6
+    cmd_overhead: int = 5
     gemm_overhead: int = 37
     pb_tile_overhead: int = 3
     first_fetch: int = 7
