@@ -283,6 +283,25 @@ async def illegal_commands_halt(dut):
         isa.ErrorCode.MEM_RANGE,
         s,
     )
+    # fields far beyond every limit: the RTL narrows its adders to the configuration's sizes,
+    # so the bits above them must still be seen
+    top = (1 << isa.ADDR_BITS) - 64
+    await expect_error(host, cfg, [isa.cache(top, 0, 1)], isa.ErrorCode.MEM_RANGE, s)
+    await expect_error(host, cfg, [isa.cache(end, 0, 1)], isa.ErrorCode.MEM_RANGE, s)
+    max_index = (1 << isa.INDEX_BITS) - 1
+    await expect_error(host, cfg, [isa.cache(W_ADDR, 0, max_index)], isa.ErrorCode.PB_RANGE, s)
+    await expect_error(
+        host, cfg, [isa.load_act(IN_ADDR, 1, max_index, 1)], isa.ErrorCode.ACT_RANGE, s
+    )
+    await expect_error(host, cfg, [isa.load_act(top, 0, 0, 1)], isa.ErrorCode.MEM_RANGE, s)
+    await expect_error(
+        host, cfg, [isa.gemm(**{**gemm, "w_addr": 1 << 31})], isa.ErrorCode.MEM_RANGE, s
+    )
+    await expect_error(
+        host, cfg, [isa.gemm(**{**gemm, "a_word": max_index})], isa.ErrorCode.ACT_RANGE, s
+    )
+    res = await host.run(1 << 31, timeout_cycles=5000)  # the doorbell points outside memory
+    assert res.error == isa.ErrorCode.MEM_RANGE, f"seed={s}: doorbell outside: {res.error.name}"
     # a program without DONE at the very end of memory runs off it
     await expect_error(
         host, cfg, [good, good], isa.ErrorCode.MEM_RANGE, s, addr=end - 2 * isa.CMD_BYTES
