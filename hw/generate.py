@@ -13,14 +13,33 @@ from amaranth.lib import wiring
 
 from .accel import SushiAccel
 from .config import AccelConfig
+from .fpga.board import BoardCore, LinkParams
 from .gemm_engine import GemmEngine
 from .sim_top import SushiSim
+
+#: Host-link timing of the simulated board (``sushi_board``), in cycles: the fastest UART the
+#: receiver takes (4 cycles per bit), timeouts of a few byte times, SCLK = clk / 2 and a short
+#: flash wake-up, so a cocotb test serves a query in tens of thousands of cycles. The flash
+#: offset is the real boards' (weights 1 MiB into the flash).
+BOARD_SIM_LINK = LinkParams(
+    divisor=4, timeout=400, idle_cycles=160, spi_half_period=1, wake_cycles=10
+)
+#: On-chip RAM of the simulated board: programs, activations and results of a digits query.
+BOARD_SIM_RAM_BYTES = 4096
+
+
+def board_sim_top(cfg: AccelConfig) -> BoardCore:
+    """``sushi_board``: the platform-independent board design (UART pins, SPI flash pins,
+    LEDs) with :data:`BOARD_SIM_LINK` timing, for cocotb (``tb/board_tb.py``)."""
+    return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES)
+
 
 #: top name -> component factory. Later tops (the full accelerator, board tops) register here.
 TOPS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "sushi_gemm": GemmEngine,  # the compute core alone, with streams
     "sushi_accel": SushiAccel,  # the accelerator, memory port outside (FPGA tops wrap it)
     "sushi_sim": SushiSim,  # the accelerator with the HDL memory model, for cocotb
+    "sushi_board": board_sim_top,  # the board: UART, host link, RAM, SPI flash, accelerator
 }
 
 _SOURCES = Path(__file__).parent

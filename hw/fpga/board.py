@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig
 
 from .host_link import HostLink
-from .memsys import MemInterconnect, MemRam
+from .memsys import MemInterconnect, MemRam, check_ram_bytes
 from .spi_flash import SPIFlashReader
 from .uart import UARTRx, UARTTx, uart_divisor
 
@@ -51,6 +51,7 @@ class LinkParams:
 
 class BoardCore(wiring.Component):
     def __init__(self, cfg: AccelConfig, link: LinkParams, ram_bytes: int, with_accel=True):
+        check_ram_bytes(cfg, ram_bytes)  # the RAM must end below the flash window
         self.cfg, self.link, self.ram_bytes, self.with_accel = cfg, link, ram_bytes, with_accel
         super().__init__(
             {
@@ -130,6 +131,7 @@ class BoardTop(Elaboratable):
     """BoardCore + PLL + pins of ``board`` (a :class:`sushi_hw.fpga.boards.Board`)."""
 
     def __init__(self, board, cfg: AccelConfig, *, ram_bytes: int, baud: int = 115200):
+        check_ram_bytes(cfg, ram_bytes)
         self.board, self.cfg, self.ram_bytes = board, cfg, ram_bytes
         self.link = LinkParams.for_clock(
             board.clock_mhz * 1e6, baud, spi_half_period=1 if board.family == "ice40" else 2

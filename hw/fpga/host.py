@@ -3,11 +3,15 @@
 :class:`BoardClient` needs an object with ``write(bytes)`` and ``read(n) -> bytes`` (a
 ``serial.Serial``, or a simulation's UART model). It raises :class:`LinkError` on a bad or
 missing response and :class:`RemoteError` when the board answers with an error status.
+
+Addresses are those of the board's memory map (:mod:`sushi_hw.fpga.memsys`): on-chip RAM from 0,
+the SPI flash (weights) from :func:`flash_base` of the accelerator configuration.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
 
 from .host_link import (
@@ -20,15 +24,17 @@ from .host_link import (
     Status,
     crc8,
 )
-from .memsys import FLASH_BASE
+from .memsys import flash_base, flash_window
 
 __all__ = [
-    "FLASH_BASE",
     "BoardClient",
     "BoardInfo",
+    "BoardStatus",
     "LinkError",
     "RemoteError",
     "encode_request",
+    "flash_base",
+    "flash_window",
     "parse_response",
 ]
 
@@ -154,6 +160,20 @@ class BoardClient:
 
     def run(self, prog_addr: int) -> None:
         self.transact(Cmd.RUN, prog_addr)
+
+    def wait(self, max_polls: int | None = None, timeout_s: float | None = None) -> BoardStatus:
+        """Poll STATUS until the accelerator is not busy; LinkError after ``max_polls`` polls
+        or ``timeout_s`` seconds (wall clock), whichever comes first."""
+        t0, polls = time.monotonic(), 0
+        while True:
+            st = self.status()
+            polls += 1
+            if not st.busy:
+                return st
+            if max_polls is not None and polls >= max_polls:
+                raise LinkError(f"accelerator still busy after {polls} STATUS polls")
+            if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                raise LinkError(f"accelerator still busy after {timeout_s} s")
 
     def counter(self, index: int) -> int:
         return int.from_bytes(self.transact(Cmd.COUNTER, index), "little")

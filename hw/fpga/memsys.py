@@ -1,10 +1,14 @@
 """Board memory system: on-chip RAM and SPI flash behind one memory-port interconnect.
 
-Address map seen by every master (the accelerator and the UART host link), byte addresses:
+Address map seen by every master (the accelerator and the UART host link), byte addresses. It
+lies inside the accelerator's address space ``[0, cfg.mem_bytes)`` (its range checks reject
+anything above) and derives from the configuration alone (:func:`flash_window`):
 
 * ``[0, ram_bytes)``: on-chip RAM (programs, activations, results); read and write.
-* ``[FLASH_BASE, FLASH_BASE + flash window)``: the board's SPI flash, read only; flash byte
-  ``flash_offset + (addr - FLASH_BASE)``. Weights live here.
+  ``ram_bytes <= cfg.mem_bytes // 2`` (:func:`check_ram_bytes`).
+* ``[cfg.mem_bytes // 2, cfg.mem_bytes)``: the board's SPI flash, read only; flash byte
+  ``flash_offset + (addr - flash_base(cfg))``. Weights live here. The window is capped at
+  16 MiB, all that the 24-bit FAST READ address reaches.
 
 Anything else, and writes to flash, are consumed (reads return zeros) and set ``bus_error``.
 The interconnect serves one burst at a time (fixed priority: master 0 first), which is what a
@@ -20,15 +24,44 @@ from sushi_hw.config import AccelConfig
 from sushi_hw.mem_port import mem_port_signature
 from sushi_hw.spram import SinglePortRam
 
-FLASH_BASE = 0x1000_0000
-FLASH_WINDOW = 0x0100_0000  # 16 MiB, the largest flash the 24-bit READ command addresses
+MAX_FLASH_WINDOW = 1 << 24  # 16 MiB, the largest flash the 24-bit READ command addresses
+
+
+def flash_window(cfg: AccelConfig) -> tuple[int, int]:
+    """(base, size) in bytes of the SPI flash in the memory map: the upper half of the
+    accelerator's address space, at most 16 MiB of it."""
+    base = cfg.mem_bytes // 2
+    return base, min(cfg.mem_bytes - base, MAX_FLASH_WINDOW)
+
+
+def flash_base(cfg: AccelConfig) -> int:
+    """Address at which the accelerator (and the host link) see flash byte ``flash_offset``."""
+    return flash_window(cfg)[0]
+
+
+def check_ram_bytes(cfg: AccelConfig, ram_bytes: int) -> None:
+    """ValueError unless the on-chip RAM fits below the flash window and is whole beats."""
+    if ram_bytes <= 0 or ram_bytes % cfg.mem_width:
+        raise ValueError(
+            f"on-chip RAM of {ram_bytes} bytes must be a positive multiple of mem_width "
+            f"({cfg.mem_width})"
+        )
+    base = flash_base(cfg)
+    if ram_bytes > base:
+        raise ValueError(
+            f"on-chip RAM of {ram_bytes} bytes overlaps the flash window at {base:#x}: config "
+            f"{cfg.name!r} has mem_bytes = {cfg.mem_bytes}, so RAM may be at most "
+            f"mem_bytes // 2 = {base} bytes"
+        )
 
 
 class MemInterconnect(wiring.Component):
     """``n_masters`` memory-port masters onto a RAM port and a flash port."""
 
     def __init__(self, cfg: AccelConfig, n_masters: int, ram_bytes: int):
+        check_ram_bytes(cfg, ram_bytes)
         self.cfg, self.n, self.ram_bytes = cfg, n_masters, ram_bytes
+        self.flash_base, self.flash_size = flash_window(cfg)
         sig = mem_port_signature(cfg)
         members = {f"m{i}": In(sig) for i in range(n_masters)}
         members.update({"ram": Out(sig), "flash": Out(sig), "bus_error": Out(1)})
@@ -45,7 +78,8 @@ class MemInterconnect(wiring.Component):
 
         def decode(a):
             in_ram = a < self.ram_bytes
-            in_flash = (a >= FLASH_BASE) & (a < FLASH_BASE + FLASH_WINDOW)
+            base, size = self.flash_base, self.flash_size
+            in_flash = (a >= base) & (a < base + size)
             return Mux(in_ram, 0, Mux(in_flash, 1, 2))
 
         with m.FSM():
@@ -73,7 +107,7 @@ class MemInterconnect(wiring.Component):
                                         slv.req.payload.beats.eq(p.beats),
                                         slv.req.payload.write.eq(p.write),
                                         slv.req.payload.addr.eq(
-                                            p.addr - (FLASH_BASE if s_i == 1 else 0)
+                                            p.addr - (self.flash_base if s_i == 1 else 0)
                                         ),
                                         mst.req.ready.eq(slv.req.ready),
                                     ]
@@ -142,7 +176,9 @@ class MemRam(wiring.Component):
         mw = self.cfg.mem_width
         lmw = mw.bit_length() - 1
         depth = self.ram_bytes // mw
-        m.submodules.mem = mem = SinglePortRam("host_ram", 8 * mw, depth)
+        # not named "mem": SinglePortRam's own array is, and Verilator's lint (VARHIDDEN) objects
+        # to an array that shares its name with the instance in the parent module
+        m.submodules.sram = mem = SinglePortRam("host_ram", 8 * mw, depth)
         cur = Signal(range(depth))
         left = Signal(17)
         write = Signal()

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Amaranth-simulator tests of the UART, the host link, the board memory system and SPI flash."""
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.board import BoardCore, LinkParams
-from sushi_hw.fpga.host import FLASH_BASE, encode_request, parse_response
+from sushi_hw.fpga.host import encode_request, flash_base, flash_window, parse_response
 from sushi_hw.fpga.host_link import MAX_WRITE, Cmd, Status, crc8, crc8_update
+from sushi_hw.fpga.memsys import MemInterconnect
 from sushi_hw.fpga.uart import UARTRx, UARTTx, uart_divisor
 
 DIV = 4
@@ -187,8 +189,25 @@ class UartHost:
 LP = LinkParams(divisor=DIV, timeout=400, idle_cycles=120, wake_cycles=10, flash_offset=0x100)
 
 
+CFG = PRESETS["tiny"]
+FLASH_BASE = flash_base(CFG)
+
+
+def test_flash_window_is_inside_the_accelerator_address_space():
+    for cfg in PRESETS.values():
+        base, size = flash_window(cfg)
+        assert base == cfg.mem_bytes // 2 and base + size <= cfg.mem_bytes
+        assert size == min(cfg.mem_bytes // 2, 1 << 24)
+    assert FLASH_BASE == 0x2_0000  # tiny: 256 KiB address space, flash in the upper half
+    with pytest.raises(ValueError, match="overlaps the flash window at 0x20000"):
+        BoardCore(CFG, LP, ram_bytes=CFG.mem_bytes // 2 + CFG.mem_width)
+    with pytest.raises(ValueError, match="mem_bytes // 2"):
+        MemInterconnect(CFG, 2, CFG.mem_bytes)
+    BoardCore(CFG, LP, ram_bytes=CFG.mem_bytes // 2)  # exactly up to the window is fine
+
+
 def _run_board(bench_body, flash_data: bytes, cycles: int = 400_000):
-    cfg = PRESETS["tiny"]
+    cfg = CFG
     dut = BoardCore(cfg, LP, ram_bytes=1024, with_accel=False)
     flash = FlashModel(flash_data)
     host = UartHost(dut, DIV)
@@ -233,6 +252,9 @@ def test_link_memory_flash_and_bad_frames():
         # flash read through the memory port: flash byte offset 0x100 + 8
         st, fl = await _req(ctx, host, encode_request(Cmd.READ, FLASH_BASE + 8, length=24))
         assert st == Status.OK and fl == flash_data[0x108 : 0x108 + 24]
+        # RAM and flash accesses inside the map raise no bus error
+        st, s = await _req(ctx, host, encode_request(Cmd.STATUS))
+        assert st == Status.OK and not s[0] & 8
         # bad CRC: rejected, memory untouched
         bad = bytearray(encode_request(Cmd.WRITE, 32, bytes(64)))
         bad[-1] ^= 0xFF
@@ -250,6 +272,9 @@ def test_link_memory_flash_and_bad_frames():
         await _req(ctx, host, encode_request(Cmd.WRITE, FLASH_BASE, bytes(4)))
         st, s = await _req(ctx, host, encode_request(Cmd.STATUS))
         assert st == Status.OK and s[0] & 8 and int.from_bytes(s[4:6], "little") == 5
+        # between the RAM and the flash window: unmapped, reads zeros
+        st, z = await _req(ctx, host, encode_request(Cmd.READ, FLASH_BASE - 8, length=8))
+        assert st == Status.OK and z == bytes(8)
         # RUN and COUNTER answer OK (no accelerator attached here)
         assert (await _req(ctx, host, encode_request(Cmd.RUN, 0)))[0] == Status.OK
         st, back = await _req(ctx, host, encode_request(Cmd.READ, 32, length=64))

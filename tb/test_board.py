@@ -1,0 +1,73 @@
+"""pytest entry point: the whole board top (``sushi_board``) serves digits queries over its
+UART, with the weights in an SPI-flash model, on Verilator and Icarus (``tb/board_tb.py``).
+
+The cocotb test checks each query's logits bit-exactly against the numpy int8 reference and
+the accelerator's counters and the flash model's byte count against the compiler's numbers;
+here the results it wrote are checked once more, so a test that silently served nothing fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from sushi_hw.config import PRESETS
+from sushi_tb.runner import SIM_BUILD, require_simulator, run
+
+SEED = int(os.environ.get("SUSHI_SEED", "1"))
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_board_serves_digits(sim: str) -> None:
+    require_simulator(sim)
+    cfg = PRESETS["tiny"]
+    out = SIM_BUILD / "board" / sim
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / "results.json"
+    raw.unlink(missing_ok=True)
+    log = out / "board_tb.all.log"
+    t0 = time.perf_counter()
+    try:
+        tests, failed, xml = run(
+            sim,
+            "sushi_board",
+            cfg,
+            "board_tb",
+            test_dir=out,
+            env={"SUSHI_SEED": str(SEED), "SUSHI_BOARD_OUT": str(raw)},
+        )
+    except SystemExit:  # cocotb's runner exits when a test fails: show why
+        pytest.fail(f"board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}")
+    wall = time.perf_counter() - t0
+    assert tests == 1 and failed == 0, f"board test failed on {sim} (seed {SEED}); see {log}"
+    res = json.loads(raw.read_text())
+    print(
+        f"\n{sim}: {len(res['queries'])} queries, {res['sim_cycles']} cycles, "
+        f"cocotb {res['wall_s']:.1f} s, pytest incl. any build {wall:.1f} s"
+    )
+    q = res["queries"]
+    assert [r["subnet"] for r in q] == ["i8-d2-8-16", "i8-d2-16-8", "i8-d1-16"]
+    assert all(r["match"] for r in q)
+    flash_only, cached, after = q
+    # the first query has no PB: every weight byte came from the flash
+    assert flash_only["pb_read_bytes"] == 0
+    assert flash_only["rd_weight_bytes"] == flash_only["flash_bytes"] > 0
+    # after CACHE the PB serves part of the SubNet and the flash the uncached rest
+    assert res["cache"]["rd_weight_bytes"] == res["cache"]["flash_bytes"] > 0
+    for r in (cached, after):
+        assert r["pb_read_bytes"] == r["expected_pb_bytes"] > 0
+        assert r["flash_bytes"] == r["rd_weight_bytes"] == r["expected_flash_bytes"]
+    # the bad program stopped with ILLEGAL_OPCODE and the next query was still served
+    bad = res["bad_program"]["status"]
+    assert bad["error"] and bad["error_code"] == 1 and not bad["busy"]
+
+
+def _failure(log) -> str:  # noqa: ANN001
+    """The assertion lines of a failed cocotb run."""
+    if not log.exists():
+        return "(no log)"
+    lines = log.read_text(errors="replace").splitlines()
+    hits = [ln.strip() for ln in lines if "Error" in ln and "Traceback" not in ln]
+    return "\n".join(hits[:10]) or "\n".join(lines[-20:])
