@@ -9,6 +9,10 @@ cocotb bridge thread. The SPI flash model answers the two commands of
 else. The weight image is "programmed" into the flash model; only programs, inputs and
 results cross the UART.
 
+The queries themselves are served by :class:`sushi_sched.board_serve.DigitsServer`, the code
+``sushi board query`` runs on a real board: the weight image, the RAM map, the programs and the
+result checks are the same; this test adds the flash model's byte counts and the checks.
+
 Parameters (environment): ``SUSHI_CONFIG`` (AccelConfig JSON), ``SUSHI_SEED`` (which test
 images) and ``SUSHI_BOARD_OUT`` (results JSON).
 """
@@ -36,29 +40,14 @@ from cocotb.triggers import (
 )
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig
-from sushi_hw.fpga.host import BoardClient, flash_base
+from sushi_hw.fpga.host import BoardClient
 from sushi_hw.fpga.spi_flash import CMD_FAST_READ, CMD_RELEASE_PD
 from sushi_hw.generate import BOARD_SIM_LINK, BOARD_SIM_RAM_BYTES
-from sushi_hw.program import act_bytes, int32_from_bytes, out_words
-from sushi_sched.compiler import (
-    LayerCall,
-    PBLayout,
-    WeightImage,
-    cache_program,
-    network_program,
-    offchip_weight_bytes,
-)
+from sushi_sched.board_serve import BoardRunError, DigitsServer, build_flash_image
+from sushi_sched.compiler import PBLayout, offchip_weight_bytes
 from sushi_sched.digits.store import load_digits_supernet
 
 CLK_NS = 10
-
-# the board's on-chip RAM (BOARD_SIM_RAM_BYTES): programs, the input and the logits
-PROG_ADDR = 0x000
-CACHE_PROG_ADDR = 0x400
-BAD_PROG_ADDR = 0x600
-IN_ADDR = 0x800
-OUT_ADDR = 0xA00
-assert OUT_ADDR + 0x200 <= BOARD_SIM_RAM_BYTES
 
 # the queries: SubNet, PB contents ({tensor: (kc, nc)} tiles) while it runs
 FLASH_ONLY = "i8-d2-8-16"  # every weight tile from the flash
@@ -224,112 +213,93 @@ class SpiFlashModel:
 
 
 class DigitsOnBoard:
-    """Compiles digits queries for the board's memory map and serves them with a BoardClient
-    (runs in the bridge thread; the flash model is only read for its byte counter)."""
+    """The cocotb side of the digits queries: :class:`sushi_sched.board_serve.DigitsServer`
+    (the code ``sushi board query`` runs on a real board) does the serving; this class
+    programs the flash model, counts the bytes it clocks out per program and checks every
+    result. Runs in the bridge thread."""
 
     def __init__(self, cfg: AccelConfig, flash: SpiFlashModel, seed: int, log):
         self.cfg, self.flash, self.seed, self.log = cfg, flash, seed, log
         self.net = load_digits_supernet()
-        tensors = {n: np.ascontiguousarray(self.net.tensor(n)) for n in self.net.tensor_names()}
         # weights at flash byte flash_offset + (addr - flash_base): the flash window
-        self.base = flash_base(cfg)
-        self.image = WeightImage.build(cfg, tensors, self.base)
-        self.x_test, self.y_test = self.net.test_set()
+        self.flash_image = build_flash_image(cfg, self.net)
+        assert self.flash_image.offset == BOARD_SIM_LINK.flash_offset
+        self.image = self.flash_image.image
         self.rng = np.random.default_rng(seed)
+        self.n_test = len(self.net.test_set()[1])
+        self.server: DigitsServer | None = None
         self.results: list[dict] = []
 
     def program_flash(self) -> int:
-        off = BOARD_SIM_LINK.flash_offset
-        for name, blob in self.image.blobs.items():
-            self.flash.program(off + self.image.addr[name] - self.base, blob)
-        return self.image.end - self.base
+        self.flash.program(self.flash_image.offset, self.flash_image.data)
+        return len(self.flash_image.data)
 
-    def calls(self, key: str) -> list[LayerCall]:
-        return [LayerCall(g.name, g.k, g.n, g.requant, g.relu) for g in self.net.layers(key)]
-
-    def padded_weight_bytes(self, key: str) -> int:
-        r, c = self.cfg.rows, self.cfg.cols
-        return sum(-(-g.k // r) * -(-g.n // c) * self.cfg.tile_bytes for g in self.net.layers(key))
-
-    def _run(self, client: BoardClient, addr: int, what: str):
-        before = self.flash.read_bytes
-        client.run(addr)
-        st = client.wait(max_polls=500)
-        ctr = {c.name.lower(): client.counter(c) for c in isa.Counter}
-        ctr["flash_bytes"] = self.flash.read_bytes - before
-        self.log.info(
-            "%s: done=%s error=%s code=%d, %d cycles, %d weight bytes from flash, %d from PB",
-            what,
-            st.done,
-            st.error,
-            st.error_code,
-            ctr["cycles"],
-            ctr["rd_weight_bytes"],
-            ctr["pb_read_bytes"],
+    def connect(self, client: BoardClient, info) -> DigitsServer:  # noqa: ANN001
+        self.server = DigitsServer(
+            client,
+            self.cfg,
+            self.net,
+            info=info,
+            flash=self.flash_image,
+            max_polls=500,
+            timeout_s=None,
+            log=self.log,
         )
-        return st, ctr
+        self.server.verify_flash()  # what `sushi board query` checks first
+        return self.server
 
-    def fill_pb(self, client: BoardClient, layout: PBLayout) -> dict:
-        prog = b"".join([*cache_program(self.cfg, self.image, layout), isa.done()])
-        assert len(prog) <= BAD_PROG_ADDR - CACHE_PROG_ADDR
-        client.write(CACHE_PROG_ADDR, prog)
-        st, ctr = self._run(client, CACHE_PROG_ADDR, f"CACHE {layout.blocks}")
-        assert st.done and not st.error and not st.bus_error, f"CACHE program: {st}"
+    def fill_pb(self, layout: PBLayout) -> dict:
+        before = self.flash.read_bytes
+        res = self.server.fill_pb(layout)
+        ctr = {**res.counters, "flash_bytes": self.flash.read_bytes - before}
         want = layout.tiles * self.cfg.tile_bytes
+        assert res.expected_bytes == want and not res.problems, res.problems
         assert ctr["rd_weight_bytes"] == want, f"CACHE read {ctr['rd_weight_bytes']} B, not {want}"
         assert ctr["flash_bytes"] == want, (
             f"flash sent {ctr['flash_bytes']} B for CACHE, not {want}"
         )
         return ctr
 
-    def serve(self, client: BoardClient, key: str, layout: PBLayout) -> dict:
-        cfg = self.cfg
-        img = int(self.rng.integers(0, len(self.y_test)))
+    def serve(self, key: str, layout: PBLayout) -> dict:
+        img = int(self.rng.integers(0, self.n_test))
         where = f"seed {self.seed}, SubNet {key}, image {img}, PB {layout.blocks}"
-        calls = self.calls(key)
-        prog = b"".join(network_program(cfg, self.image, layout, calls, 1, IN_ADDR, OUT_ADDR))
-        assert len(prog) <= CACHE_PROG_ADDR - PROG_ADDR
-        x = self.x_test[img : img + 1]
-        t0 = time.perf_counter()
-        client.write(PROG_ADDR, prog)
-        client.write(IN_ADDR, act_bytes(cfg, x[:, : calls[0].k]))
-        st, ctr = self._run(client, PROG_ADDR, where)
-        assert st.done and not st.error and st.error_code == 0 and not st.bus_error, (
-            f"{where}: query halted with {st}"
+        before = self.flash.read_bytes
+        try:
+            r = self.server.query(key, image=img, layout=layout)
+        except BoardRunError as e:
+            raise AssertionError(f"{where}: query halted with {e.status}") from e
+        ctr = {**r.counters, "flash_bytes": self.flash.read_bytes - before}
+        logits, ref = r.logits, r.reference
+        assert r.match and np.array_equal(logits, ref), (
+            f"{where}: logits {logits.tolist()} != {ref.tolist()}"
         )
-        raw = client.read(OUT_ADDR, out_words(cfg, 1, 10, int32=True) * cfg.rows)
-        logits = int32_from_bytes(cfg, raw, 1, 10)[0]
-        ref = self.net.reference_logits(key, x)[0]
-        assert np.array_equal(logits, ref), f"{where}: logits {logits.tolist()} != {ref.tolist()}"
-        off = offchip_weight_bytes(cfg, layout, calls, 1)
-        pb = self.padded_weight_bytes(key) - off
+        off, pb = r.expected_offchip_bytes, r.expected_pb_bytes
+        assert off == offchip_weight_bytes(self.cfg, layout, self.server.calls(key), 1)
         assert ctr["rd_weight_bytes"] == off, f"{where}: {ctr['rd_weight_bytes']} B != {off} B"
         assert ctr["flash_bytes"] == off, f"{where}: flash sent {ctr['flash_bytes']} B != {off}"
         assert ctr["pb_read_bytes"] == pb, f"{where}: PB served {ctr['pb_read_bytes']} B != {pb}"
-        assert ctr["commands"] == len(calls) + 3, f"{where}: {ctr['commands']} commands"
+        n_calls = len(self.net.layers(key))
+        assert ctr["commands"] == n_calls + 3, f"{where}: {ctr['commands']} commands"
+        assert not r.problems, f"{where}: {r.problems}"
         rec = {
-            "subnet": key,
-            "image": img,
-            "pb_tiles": layout.tiles,
-            "logits": logits.tolist(),
-            "match": True,
-            "predicted": int(np.argmax(logits)),
-            "label": int(self.y_test[img]),
+            **r.as_dict(),
             "expected_flash_bytes": off,
-            "expected_pb_bytes": pb,
-            "wall_s": time.perf_counter() - t0,
             **ctr,
         }
         self.results.append(rec)
         return rec
 
-    def bad_program(self, client: BoardClient) -> dict:
+    def bad_program(self) -> dict:
         """An unknown opcode: the accelerator halts with ILLEGAL_OPCODE, nothing wedges."""
         bad_op = 0x9
         assert bad_op not in {int(op) for op in isa.Op}
         prog = bytes([bad_op]) + bytes(range(1, isa.CMD_BYTES)) + isa.done()
-        client.write(BAD_PROG_ADDR, prog)
-        st, ctr = self._run(client, BAD_PROG_ADDR, "illegal opcode")
+        ram = self.server.ram
+        assert len(prog) <= ram.scratch_bytes, ram
+        self.server.client.write(ram.scratch, prog)
+        before = self.flash.read_bytes
+        res = self.server.run(ram.scratch, "illegal opcode")
+        st, ctr = res.status, {**res.counters, "flash_bytes": self.flash.read_bytes - before}
         assert not st.busy and st.error and not st.done, f"bad program: {st}"
         assert st.error_code == isa.ErrorCode.ILLEGAL_OPCODE, f"bad program: {st}"
         assert ctr["flash_bytes"] == 0 and ctr["rd_weight_bytes"] == 0
@@ -372,12 +342,14 @@ async def serve_digits_over_uart(dut):
         # the host sees the flash at the same addresses as the accelerator
         head = app.image.addr["head"]
         assert client.read(head, 32) == app.image.blobs["head"][:32]
-        out["flash_only"] = app.serve(client, FLASH_ONLY, PBLayout())
+        server = app.connect(client, info)  # checks INFO and reads every tensor back
+        out["ram_map"] = vars(server.ram)
+        out["flash_only"] = app.serve(FLASH_ONLY, PBLayout())
         layout = PBLayout.allocate(cfg, CACHE_PLAN)
-        out["cache"] = app.fill_pb(client, layout)
-        out["partly_cached"] = app.serve(client, PARTLY_CACHED, layout)
-        out["bad_program"] = app.bad_program(client)
-        out["after_error"] = app.serve(client, AFTER_ERROR, layout)
+        out["cache"] = app.fill_pb(layout)
+        out["partly_cached"] = app.serve(PARTLY_CACHED, layout)
+        out["bad_program"] = app.bad_program()
+        out["after_error"] = app.serve(AFTER_ERROR, layout)
         st = client.status()
         assert st.done and not st.error and st.bad_frames == 0 and not st.bus_error, st
 

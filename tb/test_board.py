@@ -1,9 +1,11 @@
 """pytest entry point: the whole board top (``sushi_board``) serves digits queries over its
 UART, with the weights in an SPI-flash model, on Verilator and Icarus (``tb/board_tb.py``).
 
-The cocotb test checks each query's logits bit-exactly against the numpy int8 reference and
-the accelerator's counters and the flash model's byte count against the compiler's numbers;
-here the results it wrote are checked once more, so a test that silently served nothing fails.
+The cocotb test serves the queries with ``sushi_sched.board_serve`` (what ``sushi board query``
+runs on a real board) and checks each query's logits bit-exactly against the numpy int8
+reference and the accelerator's counters and the flash model's byte count against the
+compiler's numbers; here the results it wrote are checked once more, so a test that silently
+served nothing fails.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 
 import pytest
 from sushi_hw.config import PRESETS
+from sushi_hw.generate import BOARD_SIM_RAM_BYTES
 from sushi_tb.runner import SIM_BUILD, require_simulator, run
 
 SEED = int(os.environ.get("SUSHI_SEED", "1"))
@@ -47,6 +50,9 @@ def test_board_serves_digits(sim: str) -> None:
         f"\n{sim}: {len(res['queries'])} queries, {res['sim_cycles']} cycles, "
         f"cocotb {res['wall_s']:.1f} s, pytest incl. any build {wall:.1f} s"
     )
+    # the RAM map board_serve derived from the board's INFO covers the simulated RAM
+    ram = res["ram_map"]
+    assert ram["ram_bytes"] == ram["scratch"] + ram["scratch_bytes"] == BOARD_SIM_RAM_BYTES
     q = res["queries"]
     assert [r["subnet"] for r in q] == ["i8-d2-8-16", "i8-d2-16-8", "i8-d1-16"]
     assert all(r["match"] for r in q)

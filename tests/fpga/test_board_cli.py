@@ -1,0 +1,176 @@
+"""``sushi board image / subnets / query`` and the board-serving helpers, without a board or a
+simulator (the end-to-end check of ``sushi_sched.board_serve`` is ``tb/test_board.py``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sushi_hw.config import PRESETS
+from sushi_hw.fpga.board import LinkParams
+from sushi_hw.fpga.host import flash_base, flash_window
+from sushi_hw.generate import BOARD_SIM_LINK, BOARD_SIM_RAM_BYTES
+from sushi_sched.board_serve import (
+    FLASH_OFFSET,
+    BoardServeError,
+    RamMap,
+    build_flash_image,
+    cache_layout,
+    program_command,
+    subgraph_of,
+    subnet_info,
+)
+from sushi_sched.cli import main
+from sushi_sched.compiler import WeightImage
+from sushi_sched.digits import load_digits_supernet
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_digits_supernet()
+
+
+@pytest.mark.parametrize(
+    "preset, board, command",
+    [
+        ("tiny", "icebreaker", "iceprog -o 1M {out}"),
+        ("large", "ulx3s", "openFPGALoader -b ulx3s -f -o 0x100000 {out}"),
+    ],
+)
+def test_image_is_the_compilers_layout(tmp_path, capsys, net, preset, board, command):
+    out = tmp_path / "weights.bin"
+    assert main(["board", "image", "--preset", preset, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert command.format(out=out) in printed, printed
+    data = out.read_bytes()
+    cfg = PRESETS[preset]
+    assert data == build_flash_image(cfg, net).data
+    # the compiler's own layout of the SuperNet at the flash window's base
+    tensors = {n: np.ascontiguousarray(net.tensor(n)) for n in net.tensor_names()}
+    base = flash_base(cfg)
+    img = WeightImage.build(cfg, tensors, base)
+    assert len(data) == img.end - base <= flash_window(cfg)[1]
+    at = base
+    for name, blob in img.blobs.items():
+        assert img.addr[name] == at  # tensors back to back, in the SuperNet's order
+        assert data[at - base : at - base + len(blob)] == blob
+        at += len(blob)
+        # printed: tensor, accelerator address and flash byte
+        assert f"{img.addr[name]:#x}" in printed
+        assert f"{FLASH_OFFSET + img.addr[name] - base:#x}" in printed
+    # the board designs put the image 1 MiB into the flash, where the commands write it
+    assert FLASH_OFFSET == LinkParams.flash_offset == BOARD_SIM_LINK.flash_offset == 1 << 20
+    # --board picks the preset; --json gives the layout
+    out2 = tmp_path / "w2.bin"
+    assert main(["board", "image", "--board", board, "--out", str(out2), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert out2.read_bytes() == data and rep["preset"] == preset and rep["bytes"] == len(data)
+    assert rep["program"] == {board: command.format(out=out2)}
+    assert [t["tensor"] for t in rep["tensors"]] == list(img.blobs)
+    assert [t["flash_offset"] for t in rep["tensors"]] == [
+        FLASH_OFFSET + img.addr[n] - base for n in img.blobs
+    ]
+
+
+def test_image_needs_a_preset(capsys):
+    assert main(["board", "image"]) == 2
+    assert "--preset" in capsys.readouterr().err
+    assert main(["board", "image", "--preset", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_program_commands():
+    assert program_command("icebreaker", "w.bin") == "iceprog -o 1M w.bin"
+    assert program_command("ulx3s", "w.bin") == "openFPGALoader -b ulx3s -f -o 0x100000 w.bin"
+
+
+def test_subnets_lists_keys(capsys, net):
+    assert main(["board", "subnets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    keys = [ln.split()[0] for ln in lines[2:]]
+    assert keys == [s.id for s in net.subnets()] and "i8-d2-8-16" in keys
+    row = lines[2 + keys.index("i64-d3-64-64-64")].split()
+    s = net.subnet("i64-d3-64-64-64")
+    assert row[2] == f"{100 * s.accuracy_int8:.1f}%" and int(row[3]) == s.weight_bytes
+    assert main(["board", "subnets", "--json", "--preset", "tiny", "--sort", "accuracy"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    acc = [r["accuracy_int8"] for r in rep["subnets"]]
+    assert len(acc) == len(net.subnets()) and acc == sorted(acc, reverse=True)
+    assert all(r["tile_bytes"] >= r["weight_bytes"] for r in rep["subnets"])
+
+
+@pytest.mark.parametrize(
+    "extra, msg",
+    [
+        (["--subnet", "i8-d2-8-17"], "unknown SubNet 'i8-d2-8-17'"),
+        (["--subnet", "i8-d2-8-16", "--cache-subgraph", "x"], "unknown SubNet 'x'"),
+        (["--subnet", "i8-d2-8-16", "--image", "100000"], "--image 100000 out of range"),
+        (
+            [
+                "--subnet",
+                "i8-d2-8-16",
+                "--cache-subgraph",
+                "i64-d3-64-64-64",
+                "--preset",
+                "default",
+            ],
+            "does not fit the PB",
+        ),
+    ],
+)
+def test_query_rejects_bad_requests_before_the_port(tmp_path, capsys, extra, msg):
+    port = tmp_path / "ttyNOPE"  # never opened: the request is checked first
+    assert main(["board", "query", "--port", str(port), *extra]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "cannot open" not in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_query_unknown_subnet_suggests_keys(capsys):
+    assert main(["board", "query", "--port", "/dev/null", "--subnet", "i8-d2-8-17"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean i8-d2-8-16" in err and "sushi board subnets" in err
+
+
+def test_query_missing_port_is_a_clean_error(tmp_path, capsys):
+    port = tmp_path / "ttyUSB9"
+    assert main(["board", "query", "--port", str(port), "--subnet", "i8-d2-8-16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sushi: error: cannot open serial port {port}")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    # the link options also work before the action, and --port is required for board I/O
+    assert main(["board", "--port", str(port), "status"]) == 2
+    assert "cannot open serial port" in capsys.readouterr().err
+    assert main(["board", "info"]) == 2
+    assert "needs --port" in capsys.readouterr().err
+
+
+def test_ram_map_fits_the_board_ram(net):
+    cfg = PRESETS["tiny"]
+    ram = RamMap.plan(cfg, BOARD_SIM_RAM_BYTES, net)
+    regions = [
+        (ram.prog, ram.prog_bytes),
+        (ram.cache_prog, ram.cache_prog_bytes),
+        (ram.input, ram.input_bytes),
+        (ram.output, ram.output_bytes),
+        (ram.scratch, ram.scratch_bytes),
+    ]
+    end = 0
+    for addr, size in regions:
+        assert addr >= end and addr % 32 == 0 and addr % cfg.mem_width == 0
+        end = addr + size
+    assert end == BOARD_SIM_RAM_BYTES and ram.scratch_bytes >= 64
+    with pytest.raises(BoardServeError, match="needs .* bytes of board RAM"):
+        RamMap.plan(cfg, 1024, net)
+    with pytest.raises(BoardServeError, match="overlaps the flash window"):
+        RamMap.plan(cfg, flash_base(cfg) * 2, net)
+
+
+def test_subgraph_layouts(net):
+    cfg = PRESETS["tiny"]
+    sub = subgraph_of(net, "i16-d2-16-16, i64-d1-64")
+    assert dict(sub) == {"fc1": (16, 16), "head": (16, 10)}  # fc2: only in the first
+    layout = cache_layout(cfg, subgraph_of(net, ["i16-d2-16-16"]))
+    assert layout.tiles == sum(-(-g.k // 4) * -(-g.n // 4) for g in net.layers("i16-d2-16-16"))
+    assert subnet_info(net, "i16-d2-16-16").id == "i16-d2-16-16"
