@@ -68,7 +68,7 @@ class GemmCore(wiring.Component):
         self.int32_gap = int32_gap
         R, C = cfg.rows, cfg.cols
         self.array_latency = R + C + 1
-        self.fifo_depth = _pow2_fifo_depth(self.array_latency + Requantizer.latency + 8)
+        self.fifo_depth = _pow2_fifo_depth(self.array_latency + 1 + Requantizer.latency + 8)
         super().__init__(
             {
                 "cmd": In(stream.Signature(gemm_desc_layout(cfg))),
@@ -274,9 +274,18 @@ class GemmCore(wiring.Component):
             d = Signal(meta_layout, name=f"meta_d{i + 1}")
             m.d.sync += d.eq(line[-1])
             line.append(d)
-        m.d.comb += busy_pipe.eq(Cat(*(x.valid for x in line)).any() | rq.busy)
-        pre, outm = line[L - 1], line[L]
-        m.d.comb += [acc_rp.addr.eq(pre.idx), acc_rp.en.eq(1)]
+        # Timing (FPGA): the accumulator's read data and the sums are registered, so neither a
+        # block RAM's clock-to-out nor the 32-bit adder sits in front of the requantiser's DSPs.
+        # The read is issued two stages before the sum: the next K-tile's read of a row comes at
+        # least a tile period (> rows cycles) after this tile's write, or in the same cycle
+        # (read port transparent).
+        out2 = Signal(meta_layout)  # the stage that writes the accumulator / feeds the requantiser
+        outm = line[L]
+        m.d.sync += out2.eq(outm)
+        m.d.comb += busy_pipe.eq(Cat(*(x.valid for x in line), out2.valid).any() | rq.busy)
+        acc_q = Signal(data.ArrayLayout(signed(32), C))
+        m.d.comb += [acc_rp.addr.eq(line[L - 2].idx), acc_rp.en.eq(1)]
+        m.d.sync += acc_q.eq(acc_rp.data)
 
         # ---- accumulate ------------------------------------------------------------------
         m.d.comb += [
@@ -291,8 +300,8 @@ class GemmCore(wiring.Component):
                 start = Mux(accumulate, cin_view[c], 0)
             else:
                 start = 0
-            base = Mux(fresh, start, acc_rp.data[c])
-            m.d.comb += sums[c].eq(base + array.out_data[c])
+            base = Mux(fresh, start, acc_q[c])
+            m.d.sync += sums[c].eq(base + array.out_data[c])
         if self.with_c_in:
             m.d.comb += [
                 cin_fifo.r_en.eq(cin_pop),
@@ -301,10 +310,10 @@ class GemmCore(wiring.Component):
                 self.c_in.ready.eq(cin_fifo.w_rdy),
             ]
         m.d.comb += [
-            acc_wp.en.eq(outm.valid & ~outm.emit),
-            acc_wp.addr.eq(outm.idx),
+            acc_wp.en.eq(out2.valid & ~out2.emit),
+            acc_wp.addr.eq(out2.idx),
             acc_wp.data.eq(sums),
-            rq.i_valid.eq(outm.valid & outm.emit),
+            rq.i_valid.eq(out2.valid & out2.emit),
             rq.i_data.eq(sums),
             rq.params.eq(desc.requant),
         ]

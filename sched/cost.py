@@ -86,7 +86,7 @@ class TimingModel:
 
     cfg: AccelConfig
     cmd_overhead: int = 5
-    gemm_overhead: int = 37
+    gemm_overhead: int = 38
     pb_tile_overhead: int = 3
     first_fetch: int = 7
     int32_row_cycles: int = 3
