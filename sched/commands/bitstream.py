@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--check-only", action="store_true", help="only run the fit check and print the plan"
     )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="skip the fit check; synthesise and pack (iCE40) or place without routing (ECP5) "
+        "and write OUT/<board>/estimate.json: what the design needs even if it does not fit, "
+        "and on ECP5 the placer's Fmax estimate. Minutes, not the hour a full ECP5 route takes",
+    )
     p.set_defaults(func=run)
 
 
@@ -40,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         board = get_board(args.board)
         cfg = make_config(args.preset or board.preset, **parse_overrides(args.set))
+        if args.estimate:
+            return _estimate(board, cfg, args)
         fit = check_fit(board, cfg)
     except (BoardError, FitError) as e:
         raise UserError(str(e)) from None
@@ -61,4 +70,24 @@ def run(args: argparse.Namespace) -> int:
             f"sushi: warning: timing NOT met: {rep['fmax_mhz']} MHz < {rep['clock_mhz']} MHz "
             f"(critical path in {out / 'report_detail.json'})"
         )
+    return 0
+
+
+def _estimate(board, cfg, args: argparse.Namespace) -> int:
+    from sushi_hw.fpga.board import BoardTop
+    from sushi_hw.fpga.fit import plan
+    from sushi_hw.fpga.flow import estimate
+
+    p = plan(board, cfg)
+    print(p.summary())
+    for problem in p.problems:
+        print(f"  does not fit: {problem}")
+    out = args.out / board.name
+    top = BoardTop(board, cfg, ram_bytes=board.ram_bytes, baud=args.baud)
+    try:
+        est = estimate(board, top, cfg, out, seed=args.seed)
+    except ToolError as e:
+        raise UserError(str(e)) from None
+    print(json.dumps(est, indent=2))
+    print(f"wrote {out / 'estimate.json'}")
     return 0
