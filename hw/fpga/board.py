@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Elaboratable, Instance, Module
-from amaranth.lib import wiring
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig
 
@@ -142,34 +142,41 @@ class BoardTop(Elaboratable):
 
         m = Module()
         b = self.board
+        m.domains.sync = ClockDomain("sync")  # driven by the PLL
         m.submodules.clk = PllClock(b)
         m.submodules.core = core = BoardCore(self.cfg, self.link, self.ram_bytes)
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]
+
+        def pin(resource: str, number: int, direction: str) -> io.Buffer:
+            """An I/O buffer on a one-pin resource (inversion comes with the port)."""
+            port = platform.request(resource, number, dir="-")
+            m.submodules[f"pin_{resource}{number}"] = buf = io.Buffer(direction, port)
+            return buf
+
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.pin_uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.pin_uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.uart_rx.eq(rx.i), tx.o.eq(core.uart_tx)]
+        flash = "spi_flash_1x" if b.family == "ice40" else "spi_flash"
+        spi = platform.request(flash, 0, dir="-")
+        bufs = {}
+        for sub, d in (("cs", "o"), ("copi", "o"), ("cipo", "i"), ("wp", "o"), ("hold", "o")):
+            bufs[sub] = m.submodules[f"pin_flash_{sub}"] = io.Buffer(d, getattr(spi, sub))
+        m.d.comb += [
+            bufs["cs"].o.eq(~core.flash_cs_n),
+            bufs["copi"].o.eq(core.flash_copi),
+            core.flash_cipo.eq(bufs["cipo"].i),
+            bufs["wp"].o.eq(0),
+            bufs["hold"].o.eq(0),
+        ]
         if b.family == "ice40":
-            spi = platform.request("spi_flash_1x", 0)
-            m.d.comb += [
-                spi.cs.o.eq(~core.flash_cs_n),
-                spi.clk.o.eq(core.flash_sclk),
-                spi.copi.o.eq(core.flash_copi),
-                core.flash_cipo.eq(spi.cipo.i),
-                spi.wp.o.eq(0),
-                spi.hold.o.eq(0),
-            ]
+            m.submodules.pin_flash_clk = sclk = io.Buffer("o", spi.clk)
+            m.d.comb += sclk.o.eq(core.flash_sclk)
         else:
-            spi = platform.request("spi_flash", 0)
-            m.d.comb += [
-                spi.cs.o.eq(~core.flash_cs_n),
-                spi.copi.o.eq(core.flash_copi),
-                core.flash_cipo.eq(spi.cipo.i),
-                spi.wp.o.eq(0),
-                spi.hold.o.eq(0),
-            ]
             # the ECP5 reaches the configuration flash's clock pin only through USRMCLK
             m.submodules.usrmclk = Instance(
                 "USRMCLK", i_USRMCLKI=core.flash_sclk, i_USRMCLKTS=0, a_keep=1
             )
-            m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
-        leds = [platform.request("led", i) for i in range(2)]
-        m.d.comb += [leds[0].o.eq(core.led_busy), leds[1].o.eq(core.led_error | core.led_done)]
+            m.d.comb += pin("uart_tx_enable", 0, "o").o.eq(1)
+        led0, led1 = pin("led", 0, "o"), pin("led", 1, "o")
+        m.d.comb += [led0.o.eq(core.led_busy), led1.o.eq(core.led_error | core.led_done)]
         return m

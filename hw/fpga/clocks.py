@@ -7,14 +7,16 @@ clock's, so it reports Fmax for ``sync``.
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .boards import Board
 
 
 class PllClock(Elaboratable):
-    """Drives domain ``sync`` at ``mhz`` from ``board``'s input clock through its PLL."""
+    """Drives domain ``sync`` (defined by the parent, the board top) at ``mhz`` from
+    ``board``'s input clock through its PLL."""
 
     def __init__(self, board: Board, mhz: float | None = None):
         self.board = board
@@ -24,8 +26,8 @@ class PllClock(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         b, p = self.board, self.setting.params
-        m.domains.sync = cd_sync = ClockDomain("sync")
-        locked = Signal()
+        pll_out, locked = Signal(), Signal()
+        m.d.comb += ClockSignal("sync").eq(pll_out)
         if b.family == "ice40":
             clk_pin = platform.request(platform.default_clk, dir="-")
             m.submodules.pll = Instance(
@@ -38,11 +40,14 @@ class PllClock(Elaboratable):
                 i_PACKAGEPIN=clk_pin.io,
                 i_RESETB=1,
                 i_BYPASS=0,
-                o_PLLOUTGLOBAL=cd_sync.clk,
+                o_PLLOUTGLOBAL=pll_out,
                 o_LOCK=locked,
             )
         elif b.family == "ecp5":
-            clk_in = platform.request(platform.default_clk, dir="i").i
+            m.submodules.clk_buf = clk_buf = io.Buffer(
+                "i", platform.request(platform.default_clk, dir="-")
+            )
+            clk_in = clk_buf.i
             m.submodules.pll = Instance(
                 "EHXPLLL",
                 a_FREQUENCY_PIN_CLKI=f"{b.clock_in_mhz:g}",
@@ -77,7 +82,7 @@ class PllClock(Elaboratable):
                 i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0,
                 i_ENCLKOP=0,
-                o_CLKOP=cd_sync.clk,
+                o_CLKOP=pll_out,
                 o_LOCK=locked,
             )
         else:  # pragma: no cover - the registry only has the two families
