@@ -47,8 +47,11 @@ class ProcessingElement(wiring.Component):
     """One MAC: ``psum_out <= psum_in + a * w[bank]`` with a registered product (DSP friendly).
 
     Latency: ``a_in`` at cycle t -> ``a_out`` at t+1; its product lands in ``psum_out`` at t+3,
-    added to the ``psum_in`` present at t+2. ``use_dsp=False`` builds the multiplier from LUTs
-    (:func:`lut_mul_s8`); the behaviour is identical.
+    added to the ``psum_in`` present at t+2. ``bank`` belongs to the activation on ``a_in``: the
+    weight is selected and registered alongside ``a_out``, so the multiplier's inputs are both
+    flip-flops (the bank bit fans out to a whole anti-diagonal and is slow to route).
+    ``use_dsp=False`` builds the multiplier from LUTs (:func:`lut_mul_s8`); the behaviour is
+    identical.
     """
 
     def __init__(self, psum_bits: int, use_dsp: bool = True):
@@ -58,7 +61,7 @@ class ProcessingElement(wiring.Component):
             {
                 "a_in": In(signed(8)),
                 "a_out": Out(signed(8)),
-                "bank": In(1),  # weight bank for the activation currently in a_out
+                "bank": In(1),  # weight bank for the activation on a_in
                 "psum_in": In(signed(psum_bits)),
                 "psum_out": Out(signed(psum_bits)),
                 "w_we": In(1),
@@ -76,10 +79,8 @@ class ProcessingElement(wiring.Component):
                 for i in range(2):
                     with m.Case(i):
                         m.d.sync += w[i].eq(self.w_data)
-        weight = Signal(signed(8))
-        m.d.comb += weight.eq(w[0])
-        with m.If(self.bank):
-            m.d.comb += weight.eq(w[1])
+        weight = Signal(signed(8))  # w[bank] of the activation in a_out
+        m.d.sync += weight.eq(Mux(self.bank, w[1], w[0]))
         m.d.sync += [
             self.a_out.eq(self.a_in),
             prod.eq(self.a_out * weight if self.use_dsp else lut_mul_s8(self.a_out, weight)),
@@ -132,16 +133,17 @@ class SystolicArray(wiring.Component):
             for c in range(1, C):
                 m.d.comb += pes[r][c].a_in.eq(pes[r][c - 1].a_out)
 
-        # The bank bit rides the activation wavefront: PE(r, c) holds the activation presented
-        # r+c+1 cycles ago, so every PE on an anti-diagonal shares one tap of a delay line.
+        # The bank bit rides the activation wavefront: PE(r, c)'s a_in carries the activation
+        # presented r+c cycles ago, so every PE on an anti-diagonal shares one tap of a delay
+        # line. A tile's weights are complete two cycles before the PE selects them (rows >= 2).
         bank_line = [self.a_bank]
-        for i in range(R + C):
+        for i in range(R + C - 2):
             d = Signal(name=f"bank_d{i + 1}")
             m.d.sync += d.eq(bank_line[-1])
             bank_line.append(d)
         for r in range(R):
             for c in range(C):
-                m.d.comb += pes[r][c].bank.eq(bank_line[r + c + 1])
+                m.d.comb += pes[r][c].bank.eq(bank_line[r + c])
 
         # Weight bus: column c sees it c+1 cycles late (same skew as the activations); each PE
         # latches the row addressed to it.

@@ -29,11 +29,12 @@ def test_pe_mac_and_banks():
             ctx.set(dut.w_data, wv)
             await ctx.tick()
         ctx.set(dut.w_we, 0)
-        # a at t -> a_out at t+1 (bank selects the weight) -> psum_out at t+3
+        # a and its bank at t -> a_out and the selected weight at t+1 -> psum_out at t+3
         for a, bank, psum in ((-128, 0, 5), (127, 1, -7), (3, 0, 100)):
             ctx.set(dut.a_in, a)
-            await ctx.tick()
             ctx.set(dut.bank, bank)
+            await ctx.tick()
+            ctx.set(dut.bank, 1 - bank)  # the next activation's bank must not matter
             ctx.set(dut.a_in, 0)
             await ctx.tick()
             ctx.set(dut.psum_in, psum)
