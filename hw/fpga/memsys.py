@@ -76,10 +76,14 @@ class MemInterconnect(wiring.Component):
         write = Signal()
         left = Signal(17)
 
+        # the flash window is a power of two aligned to its size: an equality compare of the
+        # high address bits decodes it, and its low bits are the flash address
+        wbits = self.flash_size.bit_length() - 1
+        assert self.flash_size == 1 << wbits and self.flash_base % self.flash_size == 0
+
         def decode(a):
             in_ram = a < self.ram_bytes
-            base, size = self.flash_base, self.flash_size
-            in_flash = (a >= base) & (a < base + size)
+            in_flash = a[wbits:] == self.flash_base >> wbits
             return Mux(in_ram, 0, Mux(in_flash, 1, 2))
 
         with m.FSM():
@@ -107,7 +111,7 @@ class MemInterconnect(wiring.Component):
                                         slv.req.payload.beats.eq(p.beats),
                                         slv.req.payload.write.eq(p.write),
                                         slv.req.payload.addr.eq(
-                                            p.addr - (self.flash_base if s_i == 1 else 0)
+                                            p.addr[:wbits] if s_i == 1 else p.addr
                                         ),
                                         mst.req.ready.eq(slv.req.ready),
                                     ]
