@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -271,6 +272,9 @@ def estimate(board: Board, top, cfg, out_dir: Path, *, seed: int = 1) -> dict[st
         f = json.loads(rep_path.read_text()).get("fmax", {})
         if f:
             fmax = round(min(float(v["achieved"]) for v in f.values()), 2)
+    if fmax is None:  # without routing the report may leave it out; the log has it
+        found = re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", text)
+        fmax = round(min(float(x) for x in found), 2) if found else None
     out = {
         "board": board.name,
         "device": board.device,
