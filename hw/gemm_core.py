@@ -156,10 +156,12 @@ class GemmCore(wiring.Component):
         out_ok = Signal()  # an output row may be issued (credit / int32 spacing)
         cin_res = Signal(range(self.fifo_depth + 1))  # C_in entries promised to issued rows
 
-        first, last = Signal(), Signal()
+        first = Signal()
+        # kt == kt_n - 1, kept in a register: the subtract-and-compare sat on the issue path
+        # (fire -> the activation buffer's read enable; ECP5 critical path)
+        last = Signal()
         m.d.comb += [
             first.eq(kt == 0),
-            last.eq(kt == kt_n - 1),
             a_rel.eq(kt_base + m_cnt),
         ]
         tile_start = m_cnt == 0
@@ -204,6 +206,7 @@ class GemmCore(wiring.Component):
                 running.eq(1),
                 m_cnt.eq(0),
                 kt.eq(0),
+                last.eq(kt_v == 1),
                 nt.eq(0),
                 mt.eq(0),
                 kt_base.eq(0),
@@ -214,7 +217,7 @@ class GemmCore(wiring.Component):
             with m.If(m_cnt == m_rows - 1):
                 m.d.sync += [m_cnt.eq(0), kt_base.eq(kt_base + m_rows)]
                 with m.If(last):
-                    m.d.sync += kt.eq(0)
+                    m.d.sync += [kt.eq(0), last.eq(kt_n == 1)]
                     with m.If(nt == nt_n - 1):
                         m.d.sync += [nt.eq(0), mt_base.eq(kt_base + m_rows)]
                         with m.If(mt == mt_n - 1):
@@ -227,7 +230,7 @@ class GemmCore(wiring.Component):
                     with m.Else():
                         m.d.sync += [nt.eq(nt + 1), kt_base.eq(mt_base)]
                 with m.Else():
-                    m.d.sync += kt.eq(kt + 1)
+                    m.d.sync += [kt.eq(kt + 1), last.eq(kt + 2 == kt_n)]
             with m.Else():
                 m.d.sync += m_cnt.eq(m_cnt + 1)
 
