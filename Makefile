@@ -63,6 +63,7 @@ clean:
 
 # FPGA bitstream + build/<board>/report.json (YoWASP tools unless YOSYS/NEXTPNR_* are set)
 BOARD ?= icebreaker
+BOARD_PRESET ?=
 .PHONY: bitstream
 bitstream: $(STAMP)
-	$(BIN)/sushi bitstream --board $(BOARD) --out build
+	$(BIN)/sushi bitstream --board $(BOARD) --out build $(if $(BOARD_PRESET),--preset $(BOARD_PRESET))
