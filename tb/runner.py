@@ -198,17 +198,25 @@ def run(
         "SUSHI_CONFIG": json.dumps(cfg.to_dict()),
         **(env or {}),
     }
-    xml = runner.test(
-        test_module=test_module,
-        hdl_toplevel=top,
-        hdl_toplevel_lang="verilog",
-        build_dir=build_dir,
-        test_dir=test_dir,
-        testcase=testcase,
-        extra_env=extra_env,
-        timescale=("1ns", "1ps"),
-        results_xml=str(test_dir / f"{test_module}.{testcase or 'all'}.xml"),
-        log_file=(test_dir / f"{test_module}.{testcase or 'all'}.log") if quiet else None,
-    )
+    results_xml = test_dir / f"{test_module}.{testcase or 'all'}.xml"
+    results_xml.unlink(missing_ok=True)
+    try:
+        xml = runner.test(
+            test_module=test_module,
+            hdl_toplevel=top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=test_dir,
+            testcase=testcase,
+            extra_env=extra_env,
+            timescale=("1ns", "1ps"),
+            results_xml=str(results_xml),
+            log_file=(test_dir / f"{test_module}.{testcase or 'all'}.log") if quiet else None,
+        )
+    except SystemExit:
+        # cocotb's runner exits when a test failed; the results file still says which
+        if not results_xml.exists():
+            raise
+        xml = results_xml
     tests, failed = get_results(Path(xml))
     return tests, failed, Path(xml)

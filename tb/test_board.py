@@ -44,7 +44,9 @@ def test_board_serves_digits(sim: str) -> None:
     except SystemExit:  # cocotb's runner exits when a test fails: show why
         pytest.fail(f"board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}")
     wall = time.perf_counter() - t0
-    assert tests == 1 and failed == 0, f"board test failed on {sim} (seed {SEED}); see {log}"
+    assert tests == 1 and failed == 0, (
+        f"board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}"
+    )
     res = json.loads(raw.read_text())
     print(
         f"\n{sim}: {len(res['queries'])} queries, {res['sim_cycles']} cycles, "
