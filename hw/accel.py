@@ -20,7 +20,6 @@ from .mem_port import MEM_BEATS_BITS, mem_port_signature
 from .spram import SinglePortRam
 from .width import WidthConverter
 
-COUNTER_BITS = 48
 MAX_BURST = 256  # beats per memory request
 
 
@@ -90,56 +89,65 @@ def shared_check_mul(platform) -> bool:
 class CheckProducts(wiring.Component):
     """The products a GEMM's checks need, from its fields (held stable from ``start`` on).
 
+    Each output is exact below ``2**bits`` and at least ``2**bits`` otherwise (bit ``bits`` is
+    an overflow flag): the checks only compare them with limits below ``2**bits``, so wider
+    products would be registers and adders that decide nothing.
+
     ``start`` is raised in the cycle before the inputs ``kt_n``/``nt_n`` are valid; ``done``
-    says the outputs hold this command's products. ``shared=False``: six multipliers, the
+    says the outputs hold this command's products. ``shared=False``: four multipliers, the
     outputs registered every cycle, ``done`` always (the products are ready one cycle after the
     inputs). ``shared=True``: one shift-add multiplier, one product after the other, one cycle
-    per bit of the smaller operand (wide multipliers would take DSPs or many LUTs). All results
-    are modulo 2**32 in both.
+    per bit of the smaller operand (wide multipliers would take DSPs or many LUTs).
     """
 
-    def __init__(self, shared: bool = False):
-        self.shared = shared
+    OUTPUTS = ("a_words", "o_words", "w_span", "pb_span")
+
+    def __init__(self, bits: int, shared: bool = False):
+        self.bits, self.shared = bits, shared
         members = {
             n: In(16) for n in ("m", "kt_n", "nt_n", "pb_kt", "pb_nt", "w_stride", "pb_stride")
         }
         members.update(requant=In(1), start=In(1), done=Out(1))
-        for n in ("a_words", "o_words", "pb_tiles_used", "off_tiles", "w_span", "pb_span"):
-            members[n] = Out(32)
+        for n in self.OUTPUTS:
+            members[n] = Out(bits + 1)
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        s = self
+        s, B = self, self.bits
+
+        def high(v: Value) -> Value:  # v has a bit set at or above 2**B
+            return (v[B:] != 0) if len(v) > B else Const(0)
+
+        # (x, y, p start, destination): destination = start + x * y; the small operand is y
+        steps = [
+            (s.m, s.kt_n, Const(0), s.a_words),
+            (Mux(s.requant, s.m, s.m << 2), s.nt_n, Const(0), s.o_words),
+            (s.w_stride, (s.nt_n - 1)[:16], s.kt_n, s.w_span),
+            (s.pb_stride, (s.pb_nt - 1)[:16], s.pb_kt, s.pb_span),
+        ]
         if not self.shared:
             m.d.comb += s.done.eq(1)
-            m.d.sync += [
-                s.a_words.eq(s.m * s.kt_n),
-                s.o_words.eq(s.m * s.nt_n * Mux(s.requant, 1, 4)),
-                s.pb_tiles_used.eq(s.pb_kt * s.pb_nt),
-                s.off_tiles.eq(s.kt_n * s.nt_n - s.pb_kt * s.pb_nt),
-                s.w_span.eq((s.nt_n - 1) * s.w_stride + s.kt_n),
-                s.pb_span.eq((s.pb_nt - 1) * s.pb_stride + s.pb_kt),
-            ]
+            for x, y, init, dest in steps:
+                prod = Signal(len(x) + len(y) + 1)
+                m.d.comb += prod.eq(init + x * y)
+                m.d.sync += dest.eq(Cat(prod[:B], high(prod)))
             return m
-        x, p = Signal(32), Signal(32)
-        y = Signal(16)
-        step = Signal(3)
+        x, p, y = Signal(B), Signal(B), Signal(16)
+        x_big, sat = Signal(), Signal()  # x >= 2**B; the product so far >= 2**B
+        step = Signal(range(len(steps)))
         load, busy = Signal(), Signal()
-        # (x, y, p start, destination): p = start + x * y; the small operand is y. Step 3 is
-        # loaded as step 2 (pb_tiles_used) completes, so its start is -p.
-        steps = [
-            (s.m, s.kt_n, 0, s.a_words),
-            (Mux(s.requant, s.m, s.m << 2), s.nt_n, 0, s.o_words),
-            (s.pb_kt, s.pb_nt, 0, s.pb_tiles_used),
-            (s.kt_n, s.nt_n, -p, s.off_tiles),
-            (s.w_stride, s.nt_n - 1, s.kt_n, s.w_span),
-            (s.pb_stride, s.pb_nt - 1, s.pb_kt, s.pb_span),
-        ]
 
         def load_step(i: int) -> None:
             xi, yi, init, _ = steps[i]
-            m.d.sync += [x.eq(xi), y.eq(yi), p.eq(init), step.eq(i)]
+            m.d.sync += [
+                x.eq(xi[:B]),
+                x_big.eq(high(xi)),
+                y.eq(yi),
+                p.eq(init[:B]),
+                sat.eq(high(init)),
+                step.eq(i),
+            ]
 
         m.d.comb += s.done.eq(~busy)
         with m.If(s.start):
@@ -150,13 +158,14 @@ class CheckProducts(wiring.Component):
         with m.Elif(busy):
             with m.If(y != 0):
                 with m.If(y[0]):
-                    m.d.sync += p.eq(p + x)
-                m.d.sync += [x.eq(x << 1), y.eq(y >> 1)]
+                    total = p + x
+                    m.d.sync += [p.eq(total[:B]), sat.eq(sat | total[B] | x_big)]
+                m.d.sync += [x.eq(x << 1), x_big.eq(x_big | x[B - 1]), y.eq(y >> 1)]
             with m.Else():  # this product is done: store it, load the next
                 with m.Switch(step):
                     for i, (_, _, _, dest) in enumerate(steps):
                         with m.Case(i):
-                            m.d.sync += dest.eq(p)
+                            m.d.sync += dest.eq(Cat(p, sat))
                             if i + 1 < len(steps):
                                 load_step(i + 1)
                             else:
@@ -235,7 +244,13 @@ class SushiAccel(wiring.Component):
             ]
 
         # ---- counters ------------------------------------------------------------------
-        ctrs = [Signal(COUNTER_BITS, name=f"ctr_{c.name.lower()}") for c in isa.Counter]
+        ctrs = [Signal(cfg.counter_bits, name=f"ctr_{c.name.lower()}") for c in isa.Counter]
+        # every decoded command was fetched whole, so its bytes follow from COMMANDS: one
+        # counter less (read while a fetch is under way, it lags by that command's beats)
+        fetch_bytes = max(isa.CMD_BYTES, W)
+        ctrs[isa.Counter.RD_CMD_BYTES] = (
+            ctrs[isa.Counter.COMMANDS] << (fetch_bytes.bit_length() - 1)
+        )[: cfg.counter_bits]
         with m.Switch(self.ctr_sel):
             for c in isa.Counter:
                 with m.Case(c):
@@ -259,10 +274,14 @@ class SushiAccel(wiring.Component):
             self.error_code.eq(err),
         ]
 
-        # GEMM geometry, registered in DECODE
-        kt_n, nt_n, mt_n = Signal(16), Signal(16), Signal(16)
-        # the GEMM checks' products, computed in CHECK_PREP
-        m.submodules.prods = prods = CheckProducts(shared=shared_check_mul(platform))
+        # GEMM geometry, registered in DECODE; tile counts are only as wide as a legal GEMM
+        # needs (a wider field fails BAD_SHAPE, so its truncated count is never used)
+        tile_w = clog2(-(-cfg.max_dim // R)) + 1
+        mtile_w = clog2(-(-cfg.max_dim // D)) + 1
+        kt_n, nt_n, mt_n = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
+        # the GEMM checks' products, computed in CHECK_PREP, exact up to the largest limit
+        prod_bits = max(cfg.act_words, cfg.mem_bytes >> lt, cfg.pb_tiles).bit_length()
+        m.submodules.prods = prods = CheckProducts(prod_bits, shared=shared_check_mul(platform))
         m.d.comb += [
             prods.m.eq(c_gemm.m),
             prods.kt_n.eq(kt_n),
@@ -274,8 +293,10 @@ class SushiAccel(wiring.Component):
             prods.requant.eq(c_gemm.requant),
         ]
         a_words, o_words = prods.a_words, prods.o_words
-        pb_tiles_used, off_tiles = prods.pb_tiles_used, prods.off_tiles
         w_span, pb_span = prods.w_span, prods.pb_span  # tiles from the first to past the last used
+        # pb_kt*pb_nt != 0 and, once pb_kt <= KT and pb_nt <= NT are checked, KT*NT > pb_kt*pb_nt
+        pb_used = (c_gemm.pb_kt != 0) & (c_gemm.pb_nt != 0)
+        off_used = (c_gemm.pb_kt < kt_n) | (c_gemm.pb_nt < nt_n)
         act_xfer_bytes = Signal(isa.INDEX_BITS + lr)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
         # (only consulted once both ranges are known to lie inside the buffer: act_w bits do)
@@ -295,15 +316,15 @@ class SushiAccel(wiring.Component):
         fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
 
         # GEMM off-chip weight walker: one request per tile outside the cached block
-        w_mt, w_nt, w_kt = Signal(16), Signal(16), Signal(16)
+        w_mt, w_nt, w_kt = Signal(mtile_w), Signal(tile_w), Signal(tile_w)
         w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
         w_done = Signal()
         # GEMM weight feed
-        f_mt, f_nt, f_kt = Signal(16), Signal(16), Signal(16)
+        f_mt, f_nt, f_kt = Signal(mtile_w), Signal(tile_w), Signal(tile_w)
         f_row = Signal(range(R))
         f_done = Signal()
-        pb_pass = Signal(16)  # M-tile passes left over the cached block
-        pb_k, pb_n = Signal(16), Signal(16)
+        pb_pass = Signal(mtile_w)  # M-tile passes left over the cached block
+        pb_k, pb_n = Signal(tile_w), Signal(tile_w)
         pb_r = Signal(range(R))
         pb_tile_row = Signal(pb_t)  # PB tile index of (pb_n, 0)
         pb_rd_pending = Signal()
@@ -350,7 +371,7 @@ class SushiAccel(wiring.Component):
                     m.d.sync += pc_outside.eq(
                         (self.prog_addr[AW:] != 0) if AW < isa.ADDR_BITS else 0
                     )
-                    m.d.sync += [c.eq(0) for c in ctrs]
+                    m.d.sync += [c.eq(0) for c in ctrs if isinstance(c, Signal)]
                     m.next = "FETCH"
 
             with m.State("FETCH"):
@@ -380,7 +401,6 @@ class SushiAccel(wiring.Component):
             with m.State("FETCH_DATA"):
                 m.d.comb += rdata.ready.eq(1)
                 with m.If(beat_in):
-                    count(isa.Counter.RD_CMD_BYTES, W)
                     if cmd_words > 1:  # one beat holds several commands: take the one at pc
                         m.d.sync += cmd.eq(rdata.payload.word_select(fetch_keep, isa.CMD_BITS))
                         m.next = "DECODE"
@@ -482,7 +502,7 @@ class SushiAccel(wiring.Component):
                             | (g.pb_kt > kt_n)
                             | (g.pb_nt > nt_n)
                             | (g.w_stride < kt_n)
-                            | ((pb_tiles_used != 0) & (g.pb_stride < g.pb_kt))
+                            | (pb_used & (g.pb_stride < g.pb_kt))
                             | (g.requant & (g.mult == 0))
                         ):
                             fail(E.BAD_SHAPE)
@@ -496,13 +516,13 @@ class SushiAccel(wiring.Component):
                         ):
                             fail(E.ACT_RANGE)
                         with m.Elif(
-                            (pb_tiles_used != 0) & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles)
+                            pb_used & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles)
                         ):
                             fail(E.PB_RANGE)
-                        with m.Elif((off_tiles != 0) & misaligned(g.w_addr)):
+                        with m.Elif(off_used & misaligned(g.w_addr)):
                             fail(E.BAD_ALIGN)
                         with m.Elif(
-                            (off_tiles != 0) & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes)
+                            off_used & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes)
                         ):
                             fail(E.MEM_RANGE)
                         with m.Else():
@@ -512,7 +532,7 @@ class SushiAccel(wiring.Component):
                                 w_kt.eq(0),
                                 w_idx.eq(0),
                                 w_row_start.eq(0),
-                                w_done.eq(off_tiles == 0),
+                                w_done.eq(~off_used),
                                 f_mt.eq(0),
                                 f_nt.eq(0),
                                 f_kt.eq(0),
@@ -522,7 +542,7 @@ class SushiAccel(wiring.Component):
                                 pb_n.eq(0),
                                 pb_r.eq(0),
                                 pb_tile_row.eq(g.pb_tile),
-                                pb_pass.eq(Mux(pb_tiles_used == 0, 0, mt_n)),
+                                pb_pass.eq(Mux(pb_used, mt_n, 0)),
                                 o_addr.eq(g.o_word),
                                 o_part.eq(0),
                                 core_started.eq(0),

@@ -59,6 +59,9 @@ class AccelConfig:
     max_dim: int = 4096
     #: Bytes of off-chip memory the accelerator may address (and the simulation model holds).
     mem_bytes: int = 1 << 20
+    #: Width of each hardware counter (cycles, bytes, ...; reset by every doorbell). 32 bits
+    #: count 143 s at 30 MHz, more than one program ever runs; the host reads 64 either way.
+    counter_bits: int = 48
     #: Free-text note on where the numbers come from.
     note: str = field(default="", compare=False)
 
@@ -80,6 +83,7 @@ class AccelConfig:
             "mem_latency",
             "mem_bytes_per_cycle",
             "max_dim",
+            "counter_bits",
         ):
             v = getattr(self, f)
             need(isinstance(v, int) and not isinstance(v, bool), f, "must be an integer")
@@ -131,6 +135,7 @@ class AccelConfig:
             "clock_mhz",
             "must be > 0",
         )
+        need(16 <= self.counter_bits <= 64, "counter_bits", "must be between 16 and 64")
         need(self.max_dim >= max(self.rows, self.cols), "max_dim", "must be >= rows and cols")
         need(self.max_dim < (1 << 16), "max_dim", "must fit the 16-bit GEMM fields of the ISA")
         need(
@@ -189,19 +194,21 @@ PRESETS: dict[str, AccelConfig] = {
     for p in (
         AccelConfig(
             name="tiny",
-            rows=4,
-            cols=4,
+            rows=2,
+            cols=2,
             acc_depth=64,
             act_bytes=4096,
             pb_bytes=16384,
-            dyn_bytes=256,
-            mem_width=4,
+            dyn_bytes=64,
+            mem_width=2,
             mem_latency=8,
             mem_bytes_per_cycle=2,
             clock_mhz=30.0,
-            max_dim=1024,
+            max_dim=256,
             mem_bytes=1 << 18,
-            note="Fits an iCE40UP5K: 16 LUT multipliers; PB and activations in SPRAM.",
+            counter_bits=32,
+            note="Fits an iCE40UP5K: 4 PEs and 2 requantiser lanes on its 8 DSPs; PB and host "
+            "RAM in SPRAM.",
         ),
         AccelConfig(
             name="default",

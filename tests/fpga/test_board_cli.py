@@ -172,5 +172,6 @@ def test_subgraph_layouts(net):
     sub = subgraph_of(net, "i16-d2-16-16, i64-d1-64")
     assert dict(sub) == {"fc1": (16, 16), "head": (16, 10)}  # fc2: only in the first
     layout = cache_layout(cfg, subgraph_of(net, ["i16-d2-16-16"]))
-    assert layout.tiles == sum(-(-g.k // 4) * -(-g.n // 4) for g in net.layers("i16-d2-16-16"))
+    r = cfg.rows
+    assert layout.tiles == sum(-(-g.k // r) * -(-g.n // r) for g in net.layers("i16-d2-16-16"))
     assert subnet_info(net, "i16-d2-16-16").id == "i16-d2-16-16"

@@ -243,7 +243,7 @@ def test_link_memory_flash_and_bad_frames():
     async def body(ctx, host, dut, flash):
         # INFO
         st, info = await _req(ctx, host, encode_request(Cmd.INFO))
-        assert st == Status.OK and info[:4] == b"SUSH" and info[5:8] == bytes([4, 4, 4])
+        assert st == Status.OK and info[:4] == b"SUSH" and info[5:8] == bytes([CFG.rows, CFG.cols, CFG.mem_width])
         # RAM write then read back
         data = bytes(rng.randrange(256) for _ in range(64))
         assert (await _req(ctx, host, encode_request(Cmd.WRITE, 32, data)))[0] == Status.OK
@@ -262,7 +262,7 @@ def test_link_memory_flash_and_bad_frames():
         assert (await _req(ctx, host, encode_request(Cmd.READ, 32, length=64)))[1] == data
         # unknown command, misaligned address, oversize write
         assert (await _req(ctx, host, encode_request(0x7E, 0)))[0] == Status.BAD_CMD
-        assert (await _req(ctx, host, encode_request(Cmd.READ, 2, length=4)))[0] == (Status.BAD_ARG)
+        assert (await _req(ctx, host, encode_request(Cmd.READ, 1, length=4)))[0] == (Status.BAD_ARG)
         big = encode_request(Cmd.WRITE, 0, bytes(MAX_WRITE + 4))
         assert (await _req(ctx, host, big))[0] == Status.BAD_ARG
         # truncated frame: TIMEOUT, then the link works again

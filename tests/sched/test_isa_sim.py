@@ -320,6 +320,7 @@ def error_cases(cfg: AccelConfig) -> list[tuple[str, list[bytes], E, int]]:
     end, r, tb, aw = cfg.mem_bytes, cfg.rows, cfg.tile_bytes, cfg.act_words
     wpb, bb = max(1, cfg.mem_width // r), max(cfg.mem_width, r)  # words / bytes of a beat
     w_past = end - tb // 2 if (tb // 2) % cfg.mem_width == 0 else end
+    half = max(1, cfg.mem_width // 2)  # an address off the memory-beat grid
     good = isa.cache(W_ADDR, 0, 1)
     pb1 = dict(pb_kt=1, pb_nt=1, pb_stride=1)
     cases = [
@@ -341,12 +342,12 @@ def error_cases(cfg: AccelConfig) -> list[tuple[str, list[bytes], E, int]]:
         ("fetch misaligned", [isa.done()], E.BAD_ALIGN, PROG + 16),
         ("opcode 5", [isa.raw(5)], E.ILLEGAL_OPCODE, PROG),
         ("CACHE 0 tiles", [isa.cache(W_ADDR, 0, 0)], E.BAD_SHAPE, PROG),
-        ("CACHE misaligned", [isa.cache(W_ADDR + 2, 0, 1)], E.BAD_ALIGN, PROG),
+        ("CACHE misaligned", [isa.cache(W_ADDR + half, 0, 1)], E.BAD_ALIGN, PROG),
         ("CACHE past memory", [isa.cache(end - tb, 0, 2)], E.MEM_RANGE, PROG),
         ("LOAD 0 words", [isa.load_act(IN, 0, 0, 0)], E.BAD_SHAPE, PROG),
         ("STORE 0 words", [isa.store_act(OUT, 1, 0, 0)], E.BAD_SHAPE, PROG),
         ("STORE buffer end", [isa.store_act(OUT, 1, aw, 1)], E.ACT_RANGE, PROG),
-        ("STORE misaligned", [isa.store_act(OUT + 2, 1, 0, 1)], E.BAD_ALIGN, PROG),
+        ("STORE misaligned", [isa.store_act(OUT + half, 1, 0, 1)], E.BAD_ALIGN, PROG),
         ("STORE past memory", [isa.store_act(end - bb, 1, 0, 2 * wpb)], E.MEM_RANGE, PROG),
         ("GEMM k=0", [_gemm(cfg, k=0)], E.BAD_SHAPE, PROG),
         ("GEMM n=0", [_gemm(cfg, n=0)], E.BAD_SHAPE, PROG),
@@ -728,19 +729,22 @@ def test_compiler_digits_two_m_tiles(net):
 
 def test_compiler_rejects_what_cannot_run():
     cfg = PRESETS["tiny"]
+    r, half = cfg.rows, max(1, cfg.mem_width // 2)
     w = np.zeros((64, 64), dtype=np.int8)
     image = WeightImage.build(cfg, {"t": w}, W_ADDR)
-    with pytest.raises(CompileError):  # A of 200 rows x 16 K-tiles > 1024 words
-        network_program(cfg, image, PBLayout(), [LayerCall("t", 64, 64, None)], 200, IN, OUT)
+    rows = cfg.act_words // (64 // r) + 1  # A of 64 // r K-tiles that overflows the buffer
+    with pytest.raises(CompileError):
+        network_program(cfg, image, PBLayout(), [LayerCall("t", 64, 64, None)], rows, IN, OUT)
     with pytest.raises(CompileError):  # k not a whole number of tiles
-        network_program(cfg, image, PBLayout(), [LayerCall("t", 6, 64, None)], 1, IN, OUT)
+        network_program(cfg, image, PBLayout(), [LayerCall("t", r + 1, 64, None)], 1, IN, OUT)
     call = [LayerCall("t", 64, 64, None)]
     with pytest.raises(CompileError, match="aligned"):
-        network_program(cfg, image, PBLayout(), call, 1, IN + 2, OUT)
+        network_program(cfg, image, PBLayout(), call, 1, IN + half, OUT)
     with pytest.raises(CompileError, match="aligned"):
-        network_program(cfg, image, PBLayout(), call, 1, IN, OUT + 2)
+        network_program(cfg, image, PBLayout(), call, 1, IN, OUT + half)
     with pytest.raises(CompileError, match="aligned"):
-        WeightImage.build(cfg, {"t": w}, W_ADDR + 2)
+        WeightImage.build(cfg, {"t": w}, W_ADDR + half)
+    per = (64 // r) ** 2  # tiles of one 64 x 64 block
     with pytest.raises(CompileError):
-        PBLayout.allocate(cfg, {f"t{i}": (16, 16) for i in range(5)})  # 1280 > 1024 tiles
+        PBLayout.allocate(cfg, {f"t{i}": (64, 64) for i in range(cfg.pb_tiles // per + 1)})
     assert set(COUNTER_NAMES) == {c.name.lower() for c in isa.Counter}
