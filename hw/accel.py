@@ -515,15 +515,11 @@ class SushiAccel(wiring.Component):
                             | (~g.hold & (g.a_buf == g.o_buf) & overlap)
                         ):
                             fail(E.ACT_RANGE)
-                        with m.Elif(
-                            pb_used & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles)
-                        ):
+                        with m.Elif(pb_used & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles)):
                             fail(E.PB_RANGE)
                         with m.Elif(off_used & misaligned(g.w_addr)):
                             fail(E.BAD_ALIGN)
-                        with m.Elif(
-                            off_used & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes)
-                        ):
+                        with m.Elif(off_used & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes)):
                             fail(E.MEM_RANGE)
                         with m.Else():
                             m.d.sync += [

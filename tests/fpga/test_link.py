@@ -243,7 +243,8 @@ def test_link_memory_flash_and_bad_frames():
     async def body(ctx, host, dut, flash):
         # INFO
         st, info = await _req(ctx, host, encode_request(Cmd.INFO))
-        assert st == Status.OK and info[:4] == b"SUSH" and info[5:8] == bytes([CFG.rows, CFG.cols, CFG.mem_width])
+        shape = bytes([CFG.rows, CFG.cols, CFG.mem_width])
+        assert st == Status.OK and info[:4] == b"SUSH" and info[5:8] == shape
         # RAM write then read back
         data = bytes(rng.randrange(256) for _ in range(64))
         assert (await _req(ctx, host, encode_request(Cmd.WRITE, 32, data)))[0] == Status.OK

@@ -189,7 +189,7 @@ def test_check_products_shared_multiplier_matches_parallel():
         bad, cycles = [], []
         top = 1 << bits  # exact below, "at least top" above: compare min(v, top)
 
-        async def bench(ctx, dut=dut, bad=bad, cycles=cycles, top=top):
+        async def bench(ctx, dut=dut, bad=bad, cycles=cycles, top=top, bits=bits):
             for i, c in enumerate(cases):
                 requant = i % 2
                 ctx.set(dut.start, 1)
