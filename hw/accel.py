@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import isa
 from .config import AccelConfig, clog2
+from .counters import CounterBank
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
 from .spram import SinglePortRam
@@ -51,7 +52,7 @@ class RequestIssuer(wiring.Component):
         left = Signal(self.addr_bits + 1)
         write = Signal()
         burst = Signal(MEM_BEATS_BITS)
-        m.d.comb += burst.eq(Mux(left > MAX_BURST, MAX_BURST, left))
+        m.d.comb += burst.eq(Mux(exceeds(left, MAX_BURST), MAX_BURST, left))
         m.d.comb += [
             self.busy.eq(left != 0),
             self.req.valid.eq(left != 0),
@@ -66,6 +67,19 @@ class RequestIssuer(wiring.Component):
         return m
 
 
+def exceeds(v: Value, limit: int) -> Value:
+    """``v > limit`` for a constant ``limit``. Limits here are powers of two (buffer and memory
+    sizes) or one less: then it is a test of the high bits, not a comparator's carry chain."""
+    k = limit.bit_length()
+    if len(v) <= k - 1 or (len(v) <= k and limit == (1 << k) - 1):
+        return Const(0)
+    if limit == (1 << k) - 1:
+        return v[k:] != 0
+    if limit == 1 << (k - 1):
+        return (v[k:] != 0 if len(v) > k else Const(0)) | (v[k - 1] & (v[: k - 1] != 0))
+    return v > limit
+
+
 def sum_exceeds(a: Value, b: Value, limit: int) -> Value:
     """``a + b > limit`` with an adder only as wide as ``limit``: an operand with a bit set
     above ``limit``'s width exceeds it on its own."""
@@ -74,7 +88,7 @@ def sum_exceeds(a: Value, b: Value, limit: int) -> Value:
     for v in (a, b):
         if len(v) > nb:
             high = high | (v[nb:] != 0)
-    return high | (a[:nb] + b[:nb] > limit)
+    return high | exceeds(a[:nb] + b[:nb], limit)
 
 
 #: platform attribute: build CheckProducts with one shared shift-add multiplier (FPGA builds
@@ -244,17 +258,23 @@ class SushiAccel(wiring.Component):
             ]
 
         # ---- counters ------------------------------------------------------------------
-        ctrs = [Signal(cfg.counter_bits, name=f"ctr_{c.name.lower()}") for c in isa.Counter]
-        # every decoded command was fetched whole, so its bytes follow from COMMANDS: one
-        # counter less (read while a fetch is under way, it lags by that command's beats)
-        fetch_bytes = max(isa.CMD_BYTES, W)
-        ctrs[isa.Counter.RD_CMD_BYTES] = (
-            ctrs[isa.Counter.COMMANDS] << (fetch_bytes.bit_length() - 1)
-        )[: cfg.counter_bits]
+        # every decoded command was fetched whole, so RD_CMD_BYTES is COMMANDS times the bytes
+        # of a fetch: one counter less (read during a fetch, it lags by that command's beats)
+        C = isa.Counter
+        counted = [c for c in C if c != C.RD_CMD_BYTES]
+        amount = {C.RD_WEIGHT_BYTES: W, C.RD_ACT_BYTES: W, C.WR_BYTES: W, C.PB_READ_BYTES: R}
+        amounts = [amount.get(c, 1) for c in counted]
+        m.submodules.ctrs = ctrs = CounterBank(amounts, cfg.counter_bits)
         with m.Switch(self.ctr_sel):
-            for c in isa.Counter:
+            for c in C:
                 with m.Case(c):
-                    m.d.comb += self.ctr_value.eq(ctrs[c])
+                    m.d.comb += ctrs.sel.eq(counted.index(C.COMMANDS if c == C.RD_CMD_BYTES else c))
+        cmd_bytes_sel = Signal()  # ctrs.value is a cycle behind ctr_sel
+        m.d.sync += cmd_bytes_sel.eq(self.ctr_sel == C.RD_CMD_BYTES)
+        shift = max(isa.CMD_BYTES, W).bit_length() - 1
+        m.d.comb += self.ctr_value.eq(
+            Mux(cmd_bytes_sel, (ctrs.value << shift)[: cfg.counter_bits], ctrs.value)
+        )
 
         # ---- command register and decoded views ---------------------------------------
         cmd = Signal(isa.CMD_BITS)
@@ -335,15 +355,15 @@ class SushiAccel(wiring.Component):
         rdata = self.mem.rdata
         beat_in = rdata.valid & rdata.ready
 
-        def count(c: isa.Counter, amount) -> None:
-            m.d.sync += ctrs[c].eq(ctrs[c] + amount)
+        def count(c: isa.Counter) -> None:
+            m.d.comb += ctrs.inc[counted.index(c)].eq(1)
 
         with m.If(busy):
-            count(isa.Counter.CYCLES, 1)
+            count(isa.Counter.CYCLES)
         with m.If(core.issue):
-            count(isa.Counter.MAC_ACTIVE, 1)
+            count(isa.Counter.MAC_ACTIVE)
         with m.If(self.mem.wdata.valid & self.mem.wdata.ready):
-            count(isa.Counter.WR_BYTES, W)
+            count(isa.Counter.WR_BYTES)
 
         core_started = Signal()
 
@@ -355,7 +375,7 @@ class SushiAccel(wiring.Component):
                 rdata.ready.eq(conv_in.i.ready),
             ]
             with m.If(beat_in):
-                count(counter, W)
+                count(counter)
 
         def count_words_until_limit() -> None:
             """CACHE/LOAD: one converted word lands per valid; the command ends at ``limit``."""
@@ -367,11 +387,11 @@ class SushiAccel(wiring.Component):
         with m.FSM(name="cp"):
             with m.State("IDLE"):
                 with m.If(self.doorbell):
+                    m.d.comb += ctrs.clear.eq(1)
                     m.d.sync += [pc.eq(self.prog_addr[:AW]), err.eq(0), done.eq(0), busy.eq(1)]
                     m.d.sync += pc_outside.eq(
                         (self.prog_addr[AW:] != 0) if AW < isa.ADDR_BITS else 0
                     )
-                    m.d.sync += [c.eq(0) for c in ctrs if isinstance(c, Signal)]
                     m.next = "FETCH"
 
             with m.State("FETCH"):
@@ -379,7 +399,8 @@ class SushiAccel(wiring.Component):
                 with m.If(~aligned):
                     m.d.sync += err.eq(isa.ErrorCode.BAD_ALIGN)
                     m.next = "HALT"
-                with m.Elif(pc_outside | (pc > cfg.mem_bytes - isa.CMD_BYTES)):
+                # pc is aligned here: "past the last command" is "at or past the end"
+                with m.Elif(pc_outside | pc[AW]):
                     m.d.sync += err.eq(isa.ErrorCode.MEM_RANGE)
                     m.next = "HALT"
                 with m.Else():
@@ -419,7 +440,7 @@ class SushiAccel(wiring.Component):
                     mt_n.eq((c_gemm.m + (D - 1)) >> ld),
                     act_xfer_bytes.eq(c_act.words << lr),
                 ]
-                count(isa.Counter.COMMANDS, 1)
+                count(isa.Counter.COMMANDS)
                 m.d.comb += prods.start.eq(1)
                 m.next = "CHECK_PREP"
 
@@ -490,7 +511,7 @@ class SushiAccel(wiring.Component):
                         g = c_gemm
 
                         def too_big(v):  # noqa: ANN001, ANN202 - a 16-bit field
-                            return v > cfg.max_dim if cfg.max_dim < (1 << isa.DIM_BITS) - 1 else 0
+                            return exceeds(v, cfg.max_dim)
 
                         with m.If(
                             (g.m == 0)
@@ -685,7 +706,7 @@ class SushiAccel(wiring.Component):
                 ]
                 with m.If(core.w.valid & core.w.ready):
                     with m.If(from_pb):
-                        count(isa.Counter.PB_READ_BYTES, R)
+                        count(isa.Counter.PB_READ_BYTES)
                     m.d.sync += f_row.eq(f_row + 1)
                     with m.If(f_row == R - 1):
                         m.d.sync += [f_row.eq(0), f_kt.eq(f_kt + 1)]

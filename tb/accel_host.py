@@ -108,11 +108,12 @@ class AccelHost:
         return bytes(out[:length])
 
     async def counters(self) -> dict[str, int]:
-        """Every counter, one per cycle (the select is combinational)."""
+        """Every counter: ``ctr_value`` follows ``ctr_sel`` one cycle later (block RAM)."""
         d = self.dut
         out = {}
         for c in isa.Counter:
             d.ctr_sel.value = int(c)
+            await RisingEdge(d.clk)
             await ReadOnly()
             out[c.name.lower()] = int(d.ctr_value.value)
             await RisingEdge(d.clk)

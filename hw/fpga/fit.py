@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sushi_hw.config import AccelConfig
+from sushi_hw import isa
+from sushi_hw.config import AccelConfig, clog2
 
 from .boards import Board
 
@@ -130,6 +131,9 @@ def _memories(cfg: AccelConfig, ram_bytes: int) -> list[tuple[str, int, int, boo
         ("host_ram", 8 * cfg.mem_width, ram_bytes // cfg.mem_width, True),
         ("link_wbuf", 8 * cfg.mem_width, 256 // cfg.mem_width, False),
     ]
+    # the counters (sushi_hw.counters.CounterBank, ram_style "block"): one copy per read port
+    slots = 1 << clog2(len(isa.Counter) - 1)
+    mems += [(name, cfg.counter_bits, slots, False) for name in ("counters", "counters_read")]
     return [m for m in mems if m[2] > 0]
 
 
@@ -153,7 +157,7 @@ def plan(board: Board, cfg: AccelConfig) -> FitPlan:
                 spram_left -= n
                 p.memories.append(MemoryUse(name, width, depth, "spram", n))
                 continue
-        if width * depth <= _SMALL_MEM_BITS[fam]:
+        if width * depth <= _SMALL_MEM_BITS[fam] and not name.startswith("counters"):
             p.memories.append(MemoryUse(name, width, depth, "lut", 0))
         else:
             p.memories.append(MemoryUse(name, width, depth, "bram", bram_blocks(fam, width, depth)))
