@@ -230,12 +230,13 @@ class SushiAccel(wiring.Component):
         # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP)
         m.submodules.pb = pb = SinglePortRam("pb", word_bits, max(1, cfg.pb_bytes // R))
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
-        m.submodules.pbq = pbq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
+        # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
+        # their words through this queue; never both at once, so one queue serves both
+        m.submodules.readq = readq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)
         m.submodules.issuer = issuer = RequestIssuer(cfg)
-        m.submodules.storeq = storeq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
 
         # memory requests: the issuer (commands, CACHE, LOAD/STORE) or, during a GEMM, the
         # weight-tile walker below
@@ -317,6 +318,8 @@ class SushiAccel(wiring.Component):
         # pb_kt*pb_nt != 0 and, once pb_kt <= KT and pb_nt <= NT are checked, KT*NT > pb_kt*pb_nt
         pb_used = (c_gemm.pb_kt != 0) & (c_gemm.pb_nt != 0)
         off_used = (c_gemm.pb_kt < kt_n) | (c_gemm.pb_nt < nt_n)
+        # the cached block's extent once CHECK has bounded it by KT x NT (the walkers' width)
+        pb_kt, pb_nt = c_gemm.pb_kt[:tile_w], c_gemm.pb_nt[:tile_w]
         act_xfer_bytes = Signal(isa.INDEX_BITS + lr)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
         # (only consulted once both ranges are known to lie inside the buffer: act_w bits do)
@@ -591,18 +594,18 @@ class SushiAccel(wiring.Component):
                 count_words_until_limit()
 
             with m.State("STORE"):
-                # buffer -> storeq (sync read, 1 cycle) -> conv_out -> wdata
-                issue_rd = (store_rd < limit) & (storeq.level + store_pending < storeq.depth - 1)
+                # buffer -> readq (sync read, 1 cycle) -> conv_out -> wdata
+                issue_rd = (store_rd < limit) & (readq.level + store_pending < readq.depth - 1)
                 m.d.sync += store_pending.eq(issue_rd)
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
                         m.d.comb += [rp.en.eq(1), rp.addr.eq(c_act.word + store_rd)]
-                        m.d.comb += storeq.w_data.eq(rp.data)
+                        m.d.comb += readq.w_data.eq(rp.data)
                 m.d.comb += [
-                    storeq.w_en.eq(store_pending),
-                    conv_out.i.valid.eq(storeq.r_rdy),
-                    conv_out.i.payload.eq(storeq.r_data),
-                    storeq.r_en.eq(conv_out.i.ready),
+                    readq.w_en.eq(store_pending),
+                    conv_out.i.valid.eq(readq.r_rdy),
+                    conv_out.i.payload.eq(readq.r_data),
+                    readq.r_en.eq(conv_out.i.ready),
                     self.mem.wdata.valid.eq(conv_out.o.valid),
                     self.mem.wdata.payload.eq(conv_out.o.payload),
                     conv_out.o.ready.eq(self.mem.wdata.ready),
@@ -635,7 +638,7 @@ class SushiAccel(wiring.Component):
                     m.d.sync += core_started.eq(1)
 
                 # off-chip weight tiles, in feed order, skipping the cached block
-                w_is_pb = (w_nt < g.pb_nt) & (w_kt < g.pb_kt)
+                w_is_pb = (w_nt < pb_nt) & (w_kt < pb_kt)
                 m.d.comb += [
                     gemm_req.eq(1),
                     walk_valid.eq(~w_done & ~w_is_pb),
@@ -669,26 +672,26 @@ class SushiAccel(wiring.Component):
                     conv_in.o.ready.eq(dynq.w_rdy),
                 ]
 
-                # PB tiles -> pbq, in feed order (a pass per M-tile)
-                pb_issue = (pb_pass != 0) & (pbq.level + pb_rd_pending < pbq.depth - 1)
+                # PB tiles -> readq, in feed order (a pass per M-tile)
+                pb_issue = (pb_pass != 0) & (readq.level + pb_rd_pending < readq.depth - 1)
                 m.d.sync += pb_rd_pending.eq(pb_issue)
                 m.d.comb += [
                     pb.en.eq(1),
                     pb.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
-                    pbq.w_en.eq(pb_rd_pending),
-                    pbq.w_data.eq(pb.rdata),
+                    readq.w_en.eq(pb_rd_pending),
+                    readq.w_data.eq(pb.rdata),
                 ]
                 with m.If(pb_issue):
                     m.d.sync += pb_r.eq(pb_r + 1)
                     with m.If(pb_r == R - 1):
                         m.d.sync += [pb_r.eq(0), pb_k.eq(pb_k + 1)]
-                        with m.If(pb_k == g.pb_kt - 1):
+                        with m.If(pb_k == pb_kt - 1):
                             m.d.sync += [
                                 pb_k.eq(0),
                                 pb_n.eq(pb_n + 1),
                                 pb_tile_row.eq(pb_tile_row + g.pb_stride),
                             ]
-                            with m.If(pb_n == g.pb_nt - 1):
+                            with m.If(pb_n == pb_nt - 1):
                                 m.d.sync += [
                                     pb_n.eq(0),
                                     pb_tile_row.eq(g.pb_tile),
@@ -696,12 +699,12 @@ class SushiAccel(wiring.Component):
                                 ]
 
                 # feed: tile (mt, nt, kt) comes from the PB iff nt < pb_nt and kt < pb_kt
-                from_pb = (f_nt < g.pb_nt) & (f_kt < g.pb_kt)
-                src_valid = Mux(from_pb, pbq.r_rdy, dynq.r_rdy)
+                from_pb = (f_nt < pb_nt) & (f_kt < pb_kt)
+                src_valid = Mux(from_pb, readq.r_rdy, dynq.r_rdy)
                 m.d.comb += [
                     core.w.valid.eq(~f_done & src_valid),
-                    core.w.payload.eq(Mux(from_pb, pbq.r_data, dynq.r_data)),
-                    pbq.r_en.eq(~f_done & from_pb & core.w.ready),
+                    core.w.payload.eq(Mux(from_pb, readq.r_data, dynq.r_data)),
+                    readq.r_en.eq(~f_done & from_pb & core.w.ready),
                     dynq.r_en.eq(~f_done & ~from_pb & core.w.ready),
                 ]
                 with m.If(core.w.valid & core.w.ready):
