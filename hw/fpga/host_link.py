@@ -19,8 +19,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from sushi_hw.config import AccelConfig
-from sushi_hw.mem_port import mem_port_signature
+from sushi_hw.config import AccelConfig, clog2
+from sushi_hw.mem_port import MEM_ADDR_BITS, mem_port_signature
 
 SYNC_REQ = 0xA5
 SYNC_RSP = 0x5A
@@ -127,277 +127,306 @@ class HostLink(wiring.Component):
         m = Module()
         mw = self.mw
         lmw = mw.bit_length() - 1
+        # The interconnect and the accelerator only look at the address below clog2(mem_bytes)
+        # and at whether anything above is set: keep those bits and one sticky "above" bit.
+        abits = min(MEM_ADDR_BITS, max(clog2(self.cfg.mem_bytes), len(self.ctr_sel)))
 
-        # write payload buffer, one memory-port beat per word
+        # write payload buffer, one memory-port beat per word, filled from the highest word
+        # down (see PAYLOAD) so that one down-counter addresses it while filling and draining
         m.submodules.wbuf = wbuf = Memory(shape=8 * mw, depth=MAX_WRITE // mw, init=[])
-        wb_w = wbuf.write_port()
-        wb_r = wbuf.read_port()
+        wb_w = wbuf.write_port(granularity=8)  # bytes land in their lane: no beat register
+        wb_r = wbuf.read_port()  # data holds while en is low
 
-        cmd = Signal(8)
-        addr = Signal(32)
+        cmd = Signal(3)
+        cmd_bad = Signal()
+        addr = Signal(abits)
+        addr_above = Signal()
         length = Signal(16)
-        hdr_idx = Signal(range(8))
-        crc = Signal(8)
-        cnt = Signal(17)  # bytes of payload handled
-        word = Signal(8 * mw)
-        status = Signal(8)
+        idx = Signal(range(8))  # header byte, received or sent
+        crc = Signal(8)  # of the request, then of the response: they never overlap
+        status = Signal(3)  # every Status fits
+        # One down-counter for everything that counts: bytes of the WRITE payload to receive,
+        # beats to hand to memory (WDATA), bytes of the response payload to send. It holds the
+        # response length while the header goes out.
+        rem = Signal(16)
+        beat_step = Signal()  # count rem down by mw bytes instead of 1
+        dec = Signal(16)
+        m.d.comb += dec.eq(rem - Mux(beat_step, mw, 1))
+        rem_dec, rem_len, rem_set = Signal(), Signal(), Signal()
+        rem_val = Signal(5)  # with rem_set: 0, 8 or 16
+        with m.If(rem_len):
+            m.d.sync += rem.eq(length)
+        with m.Elif(rem_set):
+            m.d.sync += rem.eq(rem_val)
+        with m.Elif(rem_dec):
+            m.d.sync += rem.eq(dec)
+        rem_one = rem == 1
+        # STATUS and COUNTER payload, shifted out LSB first; counters above counter_bits and
+        # STATUS above its bad-frame count are zeros, which the shift brings in
+        sr = Signal(max(48, -(-self.cfg.counter_bits // 8) * 8))
+        sr_load, sr_shift = Signal(), Signal()
         quiet_max = max(self.timeout, self.idle_cycles)
         quiet = Signal(range(quiet_max + 1))
 
         rx_fire = self.rx.valid & self.rx.ready
         byte = self.rx.payload
+        # cycles since the last byte; sticky flags instead of magnitude compares, so the
+        # counter may wrap once both are set
+        timed_out, idle = Signal(), Signal()
         with m.If(rx_fire):
-            m.d.sync += quiet.eq(0)
-        with m.Elif(quiet != quiet_max):
+            m.d.sync += [quiet.eq(0), timed_out.eq(0), idle.eq(0)]
+        with m.Else():
             m.d.sync += quiet.eq(quiet + 1)
-        timed_out = quiet >= self.timeout
-        idle = quiet >= self.idle_cycles
+            with m.If(quiet == self.timeout - 1):
+                m.d.sync += timed_out.eq(1)
+            with m.If(quiet == self.idle_cycles - 1):
+                m.d.sync += idle.eq(1)
 
-        # response: header + payload source + crc
-        rsp_len = Signal(16)
-        rsp_regs = Signal(8 * 16)  # small payloads, shifted out LSB first
-        rsp_from_mem = Signal()
-        tx_crc = Signal(8)
-        tx_idx = Signal(17)
         tx_byte = Signal(8)
         m.d.comb += self.tx.payload.eq(tx_byte)
         tx_fire = self.tx.valid & self.tx.ready
-        with m.If(tx_fire):
-            m.d.sync += tx_crc.eq(_crc8_hw(tx_crc, tx_byte))
+        crc_tx = Signal()  # the CRC takes the byte sent, not the byte received
+        crc_next = _crc8_hw(crc, Mux(crc_tx, tx_byte, byte))
 
-        # read data unpacking
-        rword = Signal(8 * mw)
-        rleft = Signal(range(mw + 1))
+        # strobes from the FSM to the datapath: one load value and an enable per register
+        # rather than a mux per state
+        crc_clr, crc_upd, idx_clr, idx_inc, status_set = (Signal() for _ in range(5))
+        status_val = Signal.like(status)
+        with m.If(crc_clr):
+            m.d.sync += crc.eq(0)
+        with m.Elif(crc_upd):
+            m.d.sync += crc.eq(crc_next)
+        with m.If(idx_clr):
+            m.d.sync += idx.eq(0)
+        with m.Elif(idx_inc):
+            m.d.sync += idx.eq(idx + 1)
+        with m.If(status_set):
+            m.d.sync += status.eq(status_val)
+
+        def set_status(v: Status) -> None:
+            m.d.comb += [status_set.eq(1), status_val.eq(v)]
 
         aligned = (addr[:lmw] == 0) & (length[:lmw] == 0)
-        ctr_value = Signal(64)
-        m.d.comb += [self.prog_addr.eq(addr), self.ctr_sel.eq(addr)]
+        m.d.comb += [self.prog_addr.eq(Cat(addr, addr_above)), self.ctr_sel.eq(addr)]
+        m.d.comb += [
+            self.mem.req.payload.addr.eq(Cat(addr, addr_above)),
+            self.mem.req.payload.beats.eq(length >> lmw),
+        ]
+
+        # INFO is a constant: send byte k when rem == 16 - k
+        info = self.info_bytes()
+        assert len(info) == 16
+        info_byte = Signal(8)
+        with m.Switch(rem[:4]):
+            for r in range(16):
+                with m.Case(r):
+                    m.d.comb += info_byte.eq(info[(16 - r) % 16])
+
+        # READ data: byte k of a beat goes out when rem[:lmw] == -k mod mw (rem is a multiple
+        # of mw at the beat's first byte); the beat is taken with its last byte
+        rd = self.mem.rdata
+        if mw == 1:
+            lane, mem_byte, beat_last = Const(0), rd.payload, Const(1)
+        else:
+            lane = (-rem[:lmw])[:lmw]
+            mem_byte = rd.payload.word_select(lane, 8)
+            beat_last = rem[:lmw] == 1
+
+        def rx_errors() -> None:
+            """Line error or silence inside a frame."""
+            with m.If(self.rx_error):
+                set_status(Status.LINE_ERROR)
+                m.next = "DRAIN"
+            with m.Elif(~rx_fire & timed_out):
+                set_status(Status.TIMEOUT)
+                m.next = "RESPOND_ERR"
+
+        status_word = Cat(
+            self.busy,
+            self.done,
+            self.error,
+            self.flash_write_error,
+            Const(0, 4),
+            self.error_code,
+            Const(0, 16),
+            self.bad_frames,
+            Const(0, 16),
+        )
+        assert Cmd.STATUS & 1 == 0 and Cmd.COUNTER & 1 == 1
+        with m.If(sr_load):
+            m.d.sync += sr.eq(Mux(cmd[0], self.ctr_value, status_word))
+        with m.Elif(sr_shift):
+            m.d.sync += sr.eq(sr >> 8)
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(rx_fire & (byte == SYNC_REQ)):
-                    m.d.sync += [hdr_idx.eq(0), crc.eq(0)]
+                    m.d.sync += addr_above.eq(0)
+                    m.d.comb += [idx_clr.eq(1), crc_clr.eq(1)]
                     m.next = "HEADER"
             with m.State("HEADER"):
                 m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx_error):
-                    m.d.sync += status.eq(Status.LINE_ERROR)
-                    m.next = "DRAIN"
-                with m.Elif(rx_fire):
-                    m.d.sync += [crc.eq(_crc8_hw(crc, byte)), hdr_idx.eq(hdr_idx + 1)]
-                    with m.Switch(hdr_idx):
+                with m.If(rx_fire):
+                    m.d.comb += [crc_upd.eq(1), idx_inc.eq(1)]
+                    with m.Switch(idx):
                         with m.Case(0):
-                            m.d.sync += cmd.eq(byte)
+                            valid_cmds = [int(c) for c in Cmd]
+                            assert max(valid_cmds) < 8
+                            m.d.sync += [
+                                cmd.eq(byte[:3]),
+                                cmd_bad.eq(
+                                    (byte[3:] != 0) | ~Cat(byte[:3] == c for c in valid_cmds).any()
+                                ),
+                            ]
                         for i in range(4):
                             with m.Case(1 + i):
-                                m.d.sync += addr[8 * i : 8 * i + 8].eq(byte)
+                                lo, hi = 8 * i, min(8 * i + 8, abits)
+                                if hi > lo:
+                                    m.d.sync += addr[lo:hi].eq(byte)
+                                if hi - lo < 8:
+                                    above = byte[max(0, hi - lo) :] != 0
+                                    m.d.sync += addr_above.eq(addr_above | above)
                         for i in range(2):
                             with m.Case(5 + i):
                                 m.d.sync += length[8 * i : 8 * i + 8].eq(byte)
-                    with m.If(hdr_idx == 6):
+                    with m.If(idx == 6):
                         m.next = "CHECK"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TIMEOUT)
-                    m.next = "RESPOND_ERR"
+                rx_errors()
             with m.State("CHECK"):
-                m.d.sync += [cnt.eq(0), word.eq(0)]
-                ok_len0 = length == 0
+                m.d.comb += idx_clr.eq(1)  # for the response
+                m.d.comb += rem_len.eq(1)
+                bad_arg = Signal()
                 with m.Switch(cmd):
                     with m.Case(Cmd.WRITE):
-                        with m.If((length == 0) | (length > MAX_WRITE) | ~aligned):
-                            m.d.sync += status.eq(Status.BAD_ARG)
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.next = "PAYLOAD"
+                        m.d.comb += bad_arg.eq((length == 0) | (length > MAX_WRITE) | ~aligned)
                     with m.Case(Cmd.READ):
-                        with m.If((length == 0) | (length > MAX_READ) | ~aligned):
-                            m.d.sync += status.eq(Status.BAD_ARG)
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.next = "CRC"
-                    with m.Case(Cmd.RUN, Cmd.STATUS, Cmd.COUNTER, Cmd.INFO):
-                        with m.If(~ok_len0):
-                            m.d.sync += status.eq(Status.BAD_ARG)
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.next = "CRC"
+                        m.d.comb += bad_arg.eq((length == 0) | (length > MAX_READ) | ~aligned)
                     with m.Default():
-                        m.d.sync += status.eq(Status.BAD_CMD)
-                        m.next = "DRAIN"
-            with m.State("PAYLOAD"):
-                m.d.comb += self.rx.ready.eq(1)
-                last_byte_of_word = cnt[:lmw] == mw - 1
-                nword = Signal.like(word)
-                m.d.comb += nword.eq((word >> 8) | (byte << (8 * (mw - 1))) if mw > 1 else byte)
-                m.d.comb += [wb_w.addr.eq(cnt[lmw:]), wb_w.data.eq(nword)]
-                with m.If(self.rx_error):
-                    m.d.sync += status.eq(Status.LINE_ERROR)
+                        m.d.comb += bad_arg.eq(length != 0)
+                with m.If(cmd_bad):
+                    set_status(Status.BAD_CMD)
                     m.next = "DRAIN"
-                with m.Elif(rx_fire):
-                    m.d.sync += [crc.eq(_crc8_hw(crc, byte)), cnt.eq(cnt + 1), word.eq(nword)]
-                    m.d.comb += wb_w.en.eq(last_byte_of_word)
-                    with m.If(cnt + 1 == length):
+                with m.Elif(bad_arg):
+                    set_status(Status.BAD_ARG)
+                    m.next = "DRAIN"
+                with m.Elif(cmd == Cmd.WRITE):
+                    m.next = "PAYLOAD"
+                with m.Else():
+                    m.next = "CRC"
+            with m.State("PAYLOAD"):
+                # byte j arrives with rem = length - j and goes to lane j % mw of word
+                # nbeats-1 - j // mw, which is (rem-1) >> lmw
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += [wb_w.data.eq(byte.replicate(mw)), wb_w.addr.eq(dec[lmw:])]
+                with m.If(rx_fire):
+                    m.d.comb += wb_w.en.eq(1 << lane)
+                    m.d.comb += crc_upd.eq(1)
+                    m.d.comb += rem_dec.eq(1)
+                    with m.If(rem_one):
                         m.next = "CRC"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TIMEOUT)
-                    m.next = "RESPOND_ERR"
+                rx_errors()
             with m.State("CRC"):
                 m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx_error):
-                    m.d.sync += status.eq(Status.LINE_ERROR)
-                    m.next = "DRAIN"
-                with m.Elif(rx_fire):
+                with m.If(rx_fire):
                     with m.If(byte != crc):
-                        m.d.sync += status.eq(Status.BAD_CRC)
+                        set_status(Status.BAD_CRC)
                         m.next = "DRAIN"
                     with m.Else():
-                        m.d.sync += status.eq(Status.OK)
+                        set_status(Status.OK)
                         m.next = "EXEC"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TIMEOUT)
-                    m.next = "RESPOND_ERR"
+                rx_errors()
             with m.State("DRAIN"):  # swallow the rest of a bad frame, then answer
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(~rx_fire & idle):
                     m.next = "RESPOND_ERR"
             with m.State("RESPOND_ERR"):
-                m.d.sync += [
-                    rsp_len.eq(0),
-                    rsp_from_mem.eq(0),
-                    self.bad_frames.eq(self.bad_frames + 1),
-                ]
-                m.next = "TX_SYNC"
+                m.d.comb += idx_clr.eq(1)
+                m.d.sync += self.bad_frames.eq(self.bad_frames + 1)
+                m.d.comb += rem_set.eq(1)  # to 0
+                m.next = "TX"
             with m.State("EXEC"):
-                m.d.sync += [rsp_len.eq(0), rsp_from_mem.eq(0), rsp_regs.eq(0)]
-                m.d.sync += ctr_value.eq(self.ctr_value)
+                m.d.comb += [sr_load.eq(1), rem_set.eq(1)]
+                m.next = "TX"
                 with m.Switch(cmd):
-                    with m.Case(Cmd.WRITE):
+                    with m.Case(Cmd.WRITE, Cmd.RUN):
                         with m.If(self.busy):
-                            m.d.sync += status.eq(Status.BUSY)
-                            m.next = "TX_SYNC"
-                        with m.Else():
-                            m.d.sync += cnt.eq(0)
-                            m.next = "WREQ"
-                    with m.Case(Cmd.READ):
-                        m.d.sync += [rsp_len.eq(length), rsp_from_mem.eq(1), rleft.eq(0)]
-                        m.next = "RREQ"
-                    with m.Case(Cmd.RUN):
-                        with m.If(self.busy):
-                            m.d.sync += status.eq(Status.BUSY)
-                        with m.Else():
+                            set_status(Status.BUSY)
+                        with m.Elif(cmd == Cmd.RUN):
                             m.d.comb += self.doorbell.eq(1)
-                        m.next = "TX_SYNC"
-                    with m.Case(Cmd.STATUS):
-                        m.d.sync += [
-                            rsp_len.eq(8),
-                            rsp_regs.eq(
-                                Cat(
-                                    self.busy,
-                                    self.done,
-                                    self.error,
-                                    self.flash_write_error,
-                                    Const(0, 4),
-                                    self.error_code,
-                                    Const(0, 16),
-                                    self.bad_frames,
-                                    Const(0, 16),
-                                )
-                            ),
-                        ]
-                        m.next = "TX_SYNC"
-                    with m.Case(Cmd.COUNTER):
-                        m.next = "CTR"
+                        with m.Else():
+                            m.d.comb += rem_len.eq(1)
+                            m.next = "REQ"
+                    with m.Case(Cmd.READ):
+                        m.d.comb += rem_len.eq(1)
+                        m.next = "REQ"
+                    with m.Case(Cmd.STATUS, Cmd.COUNTER):
+                        m.d.comb += rem_val.eq(8)
                     with m.Case(Cmd.INFO):
-                        info = self.info_bytes()
-                        m.d.sync += [
-                            rsp_len.eq(len(info)),
-                            rsp_regs.eq(int.from_bytes(info, "little")),
-                        ]
-                        m.next = "TX_SYNC"
-            with m.State("CTR"):  # one cycle for the counter mux to settle
-                m.d.sync += [rsp_len.eq(8), rsp_regs.eq(self.ctr_value)]
-                m.next = "TX_SYNC"
-            with m.State("WREQ"):
+                        m.d.comb += rem_val.eq(len(info))
+            with m.State("REQ"):
+                # WRITE: rem = length; fetch the first beat, word (length-1) >> lmw
+                is_write = cmd == Cmd.WRITE
                 m.d.comb += [
                     self.mem.req.valid.eq(1),
-                    self.mem.req.payload.addr.eq(addr),
-                    self.mem.req.payload.beats.eq(length >> lmw),
-                    self.mem.req.payload.write.eq(1),
-                    wb_r.addr.eq(0),
+                    self.mem.req.payload.write.eq(is_write),
+                    wb_r.addr.eq(dec[lmw:]),
+                    wb_r.en.eq(1),
                 ]
                 with m.If(self.mem.req.ready):
-                    m.d.sync += cnt.eq(1)
-                    m.next = "WDATA"
+                    m.d.comb += rem_dec.eq(is_write)
+                    with m.If(is_write):
+                        m.next = "WDATA"
+                    with m.Else():
+                        m.next = "TX"
             with m.State("WDATA"):
-                # wb_r.data holds word cnt-1 (read address was cnt-1 last cycle)
+                # rem = length-1 - b*mw at beat b, whose word rem >> lmw is on wb_r.data
                 m.d.comb += [
+                    beat_step.eq(1),
                     self.mem.wdata.valid.eq(1),
                     self.mem.wdata.payload.eq(wb_r.data),
-                    wb_r.addr.eq(Mux(self.mem.wdata.ready, cnt, cnt - 1)),
+                    wb_r.addr.eq(dec[lmw:]),
+                    wb_r.en.eq(self.mem.wdata.ready),
                 ]
                 with m.If(self.mem.wdata.ready):
-                    m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt == (length >> lmw)):
-                        m.next = "TX_SYNC"
-            with m.State("RREQ"):
-                m.d.comb += [
-                    self.mem.req.valid.eq(1),
-                    self.mem.req.payload.addr.eq(addr),
-                    self.mem.req.payload.beats.eq(length >> lmw),
-                    self.mem.req.payload.write.eq(0),
-                ]
-                with m.If(self.mem.req.ready):
-                    m.next = "TX_SYNC"
-            # ---- response -------------------------------------------------------------
-            with m.State("TX_SYNC"):
-                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(SYNC_RSP)]
-                with m.If(tx_fire):
-                    m.d.sync += [tx_crc.eq(0), tx_idx.eq(0)]
-                    m.next = "TX_HDR"
-            with m.State("TX_HDR"):
-                m.d.comb += self.tx.valid.eq(1)
-                with m.Switch(tx_idx):
+                    m.d.comb += rem_dec.eq(1)
+                    with m.If(rem[lmw:] == 0):
+                        m.d.comb += rem_set.eq(1)  # to 0: no response payload
+                        m.next = "TX"
+            # ---- response: rem holds its payload length --------------------------------
+            with m.State("TX"):
+                # idx 0 sync, 1 status, 2 and 3 length, 4 payload while rem != 0, then crc
+                m.d.comb += [self.tx.valid.eq(1), crc_tx.eq(1)]
+                rem_zero = rem == 0
+                with m.Switch(idx):
                     with m.Case(0):
-                        m.d.comb += tx_byte.eq(status)
+                        m.d.comb += tx_byte.eq(SYNC_RSP)
                     with m.Case(1):
-                        m.d.comb += tx_byte.eq(rsp_len[:8])
+                        m.d.comb += tx_byte.eq(status)
+                    with m.Case(2):
+                        m.d.comb += tx_byte.eq(rem[:8])
+                    with m.Case(3):
+                        m.d.comb += tx_byte.eq(rem[8:])
                     with m.Default():
-                        m.d.comb += tx_byte.eq(rsp_len[8:])
-                with m.If(tx_fire):
-                    m.d.sync += tx_idx.eq(tx_idx + 1)
-                    with m.If(tx_idx == 2):
-                        m.d.sync += tx_idx.eq(0)
-                        with m.If(rsp_len == 0):
-                            m.next = "TX_CRC"
-                        with m.Elif(rsp_from_mem):
-                            m.next = "TX_MEM"
+                        with m.If(rem_zero):
+                            m.d.comb += tx_byte.eq(crc)
+                        with m.Elif(cmd == Cmd.READ):
+                            m.d.comb += [
+                                self.tx.valid.eq(rd.valid),
+                                tx_byte.eq(mem_byte),
+                                rd.ready.eq(self.tx.ready & beat_last),
+                            ]
+                        with m.Elif(cmd == Cmd.INFO):
+                            m.d.comb += tx_byte.eq(info_byte)
                         with m.Else():
-                            m.next = "TX_REGS"
-            with m.State("TX_REGS"):
-                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(rsp_regs[:8])]
+                            m.d.comb += tx_byte.eq(sr[:8])
                 with m.If(tx_fire):
-                    m.d.sync += [rsp_regs.eq(rsp_regs >> 8), tx_idx.eq(tx_idx + 1)]
-                    with m.If(tx_idx + 1 == rsp_len):
-                        m.next = "TX_CRC"
-            with m.State("TX_MEM"):
-                m.d.comb += [
-                    self.tx.valid.eq(rleft != 0),
-                    tx_byte.eq(rword[:8]),
-                    self.mem.rdata.ready.eq(rleft == 0),
-                ]
-                with m.If(self.mem.rdata.valid & self.mem.rdata.ready):
-                    m.d.sync += [rword.eq(self.mem.rdata.payload), rleft.eq(mw)]
-                with m.If(tx_fire):
-                    m.d.sync += [
-                        rword.eq(rword >> 8),
-                        rleft.eq(rleft - 1),
-                        tx_idx.eq(tx_idx + 1),
-                    ]
-                    with m.If(tx_idx + 1 == rsp_len):
-                        m.next = "TX_CRC"
-            with m.State("TX_CRC"):
-                m.d.comb += [self.tx.valid.eq(1), tx_byte.eq(tx_crc)]
-                with m.If(tx_fire):
-                    m.next = "IDLE"
+                    # the CRC starts after the sync byte and is not needed after its own
+                    m.d.comb += [crc_upd.eq(1), crc_clr.eq(idx == 0)]
+                    with m.If(idx != 4):
+                        m.d.comb += idx_inc.eq(1)
+                    with m.Elif(~rem_zero):
+                        m.d.comb += [rem_dec.eq(1), sr_shift.eq(1)]
+                    with m.Else():
+                        m.next = "IDLE"
         return m

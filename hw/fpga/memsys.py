@@ -17,11 +17,11 @@ single SPI flash and a single-ported RAM can do anyway.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.hdl import Const, Module, Mux, Signal, Value
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from sushi_hw.config import AccelConfig
-from sushi_hw.mem_port import mem_port_signature
+from sushi_hw.config import AccelConfig, clog2
+from sushi_hw.mem_port import MEM_ADDR_BITS, MEM_BEATS_BITS, mem_port_signature
 from sushi_hw.spram import SinglePortRam
 
 MAX_FLASH_WINDOW = 1 << 24  # 16 MiB, the largest flash the 24-bit READ command addresses
@@ -56,7 +56,16 @@ def check_ram_bytes(cfg: AccelConfig, ram_bytes: int) -> None:
 
 
 class MemInterconnect(wiring.Component):
-    """``n_masters`` memory-port masters onto a RAM port and a flash port."""
+    """``n_masters`` memory-port masters onto a RAM port and a flash port.
+
+    A request is decoded and granted in one cycle and handed to its slave in the next; the
+    data streams are then switched by registered one-hot selects. The interconnect counts no
+    beats: a slave keeps ``req.ready`` low from accepting a burst until its last beat has
+    passed (:class:`MemRam` and :class:`~sushi_hw.fpga.spi_flash.SPIFlashReader` do), and that
+    ends the burst. A burst to nowhere (or a write to the flash) runs as a read burst of the
+    RAM that paces it: its read beats are replaced by zeros, or matched one for one with the
+    master's write beats, which are dropped.
+    """
 
     def __init__(self, cfg: AccelConfig, n_masters: int, ram_bytes: int):
         check_ram_bytes(cfg, ram_bytes)
@@ -70,94 +79,91 @@ class MemInterconnect(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         masters = [getattr(self, f"m{i}") for i in range(self.n)]
-        slaves = [self.ram, self.flash]
-        grant = Signal(range(max(2, self.n)))
-        target = Signal(2)  # 0 ram, 1 flash, 2 nowhere
-        write = Signal()
-        left = Signal(17)
-
+        ram, flash = self.ram, self.flash
+        # addresses at or above mem_bytes are nowhere: only whether any such bit is set matters
+        abits = min(MEM_ADDR_BITS, clog2(self.cfg.mem_bytes))
         # the flash window is a power of two aligned to its size: an equality compare of the
         # high address bits decodes it, and its low bits are the flash address
         wbits = self.flash_size.bit_length() - 1
         assert self.flash_size == 1 << wbits and self.flash_base % self.flash_size == 0
 
-        def decode(a):
-            in_ram = a < self.ram_bytes
-            in_flash = a[wbits:] == self.flash_base >> wbits
-            return Mux(in_ram, 0, Mux(in_flash, 1, 2))
+        # the RAM slave only needs the address bits inside the RAM (a burst to nowhere reads
+        # any address), the flash only those of its window
+        rbits = clog2(self.ram_bytes)
+
+        grant = Signal(self.n)  # one-hot, the master being served
+        to_flash = Signal()  # else to the RAM
+        nowhere = Signal()  # the RAM only paces the burst
+        write = Signal()
+
+        def pick(values: list) -> Value:
+            """The granted master's value."""
+            v = values[-1]
+            for i in reversed(range(self.n - 1)):
+                v = Mux(grant[i], values[i], v)
+            return v
+
+        reqs = [mst.req.payload for mst in masters]
+        addr = pick([q.addr[:abits] for q in reqs])
+        above = pick([q.addr[abits:] != 0 for q in reqs]) if abits < MEM_ADDR_BITS else Const(0, 1)
+        beats = pick([q.beats for q in reqs])
+        req_write = pick([q.write for q in reqs])
+        mw_valid = pick([mst.wdata.valid for mst in masters])
+        mr_ready = pick([mst.rdata.ready for mst in masters])
+
+        # decode of the granted request; registered when it is accepted
+        if self.ram_bytes == 1 << rbits:  # the usual case: no magnitude compare
+            in_ram = ~above & (addr[rbits:] == 0)
+        else:
+            in_ram = ~above & (addr < self.ram_bytes)
+        flash_rd = ~above & (addr[wbits:] == self.flash_base >> wbits) & ~req_write
+        req_nowhere = ~in_ram & ~flash_rd
+
+        m.d.comb += [
+            ram.req.payload.addr.eq(addr[:rbits]),
+            ram.req.payload.beats.eq(beats),
+            ram.req.payload.write.eq(req_write & in_ram),
+            flash.req.payload.addr.eq(addr[:wbits]),
+            flash.req.payload.beats.eq(beats),
+            ram.wdata.payload.eq(pick([mst.wdata.payload for mst in masters])),
+            ram.wdata.valid.eq(write & ~nowhere & mw_valid),
+            ram.rdata.ready.eq(~to_flash & Mux(write, nowhere & mw_valid, mr_ready)),
+            flash.rdata.ready.eq(to_flash & mr_ready),
+        ]
+        s_rvalid = Mux(to_flash, flash.rdata.valid, ram.rdata.valid)
+        rpayload = Mux(to_flash, flash.rdata.payload, Mux(nowhere, 0, ram.rdata.payload))
+        w_ready = Mux(nowhere, ram.rdata.valid, ram.wdata.ready)
+        for i, mst in enumerate(masters):
+            m.d.comb += [
+                mst.rdata.payload.eq(rpayload),
+                mst.rdata.valid.eq(grant[i] & ~write & s_rvalid),
+                mst.wdata.ready.eq(grant[i] & write & w_ready),
+            ]
 
         with m.FSM():
             with m.State("IDLE"):
                 # lowest-numbered requesting master wins
-                sel = Signal(range(max(2, self.n)))
-                any_req = Signal()
                 for i in reversed(range(self.n)):
                     with m.If(masters[i].req.valid):
-                        m.d.comb += [sel.eq(i), any_req.eq(1)]
-                with m.Switch(sel):
-                    for i, mst in enumerate(masters):
-                        with m.Case(i):
-                            p = mst.req.payload
-                            tgt = Signal(2, name=f"tgt{i}")
-                            bad = Signal(name=f"bad{i}")
-                            m.d.comb += [
-                                tgt.eq(decode(p.addr)),
-                                bad.eq((tgt == 2) | ((tgt == 1) & p.write)),
-                            ]
-                            for s_i, slv in enumerate(slaves):
-                                with m.If(~bad & (tgt == s_i)):
-                                    m.d.comb += [
-                                        slv.req.valid.eq(mst.req.valid),
-                                        slv.req.payload.beats.eq(p.beats),
-                                        slv.req.payload.write.eq(p.write),
-                                        slv.req.payload.addr.eq(
-                                            p.addr[:wbits] if s_i == 1 else p.addr
-                                        ),
-                                        mst.req.ready.eq(slv.req.ready),
-                                    ]
-                            with m.If(bad):
-                                m.d.comb += mst.req.ready.eq(1)
-                            with m.If(any_req & mst.req.ready):
-                                m.d.sync += [
-                                    grant.eq(i),
-                                    target.eq(Mux(bad, 2, tgt)),
-                                    write.eq(p.write),
-                                    left.eq(p.beats),
-                                ]
-                                with m.If(bad):
-                                    m.d.sync += self.bus_error.eq(1)
-                                with m.If(p.beats != 0):
-                                    m.next = "DATA"
-            with m.State("DATA"):
+                        m.d.sync += grant.eq(1 << i)
+                        m.next = "REQ"
+            with m.State("REQ"):
+                slave_ready = Mux(flash_rd, flash.req.ready, ram.req.ready)
+                m.d.comb += [ram.req.valid.eq(~flash_rd), flash.req.valid.eq(flash_rd)]
                 for i, mst in enumerate(masters):
-                    with m.If(grant == i):
-                        for s_i, slv in enumerate(slaves):
-                            with m.If(target == s_i):
-                                m.d.comb += [
-                                    slv.wdata.valid.eq(mst.wdata.valid & write),
-                                    slv.wdata.payload.eq(mst.wdata.payload),
-                                    mst.rdata.valid.eq(slv.rdata.valid & ~write),
-                                    mst.rdata.payload.eq(slv.rdata.payload),
-                                ]
-                                with m.If(write):
-                                    m.d.comb += mst.wdata.ready.eq(slv.wdata.ready)
-                                with m.Else():
-                                    m.d.comb += slv.rdata.ready.eq(mst.rdata.ready)
-                        with m.If(target == 2):  # nowhere: swallow writes, read zeros
-                            m.d.comb += [
-                                mst.wdata.ready.eq(write),
-                                mst.rdata.valid.eq(~write),
-                                mst.rdata.payload.eq(0),
-                            ]
-                        beat = Mux(
-                            write,
-                            mst.wdata.valid & mst.wdata.ready,
-                            mst.rdata.valid & mst.rdata.ready,
-                        )
-                        with m.If(beat):
-                            m.d.sync += left.eq(left - 1)
-                            with m.If(left == 1):
-                                m.next = "IDLE"
+                    m.d.comb += mst.req.ready.eq(grant[i] & slave_ready)
+                with m.If(slave_ready):
+                    m.d.sync += [
+                        to_flash.eq(flash_rd),
+                        nowhere.eq(req_nowhere),
+                        write.eq(req_write),
+                    ]
+                    with m.If(req_nowhere):
+                        m.d.sync += self.bus_error.eq(1)
+                    m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(Mux(to_flash, flash.req.ready, ram.req.ready)):
+                    m.next = "IDLE"
         return m
 
 
@@ -166,9 +172,9 @@ class MemRam(wiring.Component):
 
     Read and write share one address, so the RAM is single-ported: on the iCE40UP it is built
     from SPRAM when the fit plan puts ``host_ram`` there (:mod:`sushi_hw.spram`), elsewhere it
-    is block RAM. Read data leaves through a small FIFO with a registered output, so a block
-    RAM's clock-to-out (5.6 ns on the ECP5) is not in front of the interconnect and the
-    accelerator's buffers.
+    is block RAM. Read data leaves through a registered output, so a block RAM's clock-to-out
+    (5.6 ns on the ECP5) is not in front of the interconnect and the accelerator's buffers.
+    ``req.ready`` is low from accepting a burst until its last beat has passed.
     """
 
     def __init__(self, cfg: AccelConfig, ram_bytes: int):
@@ -179,6 +185,7 @@ class MemRam(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        bus = self.bus
         mw = self.cfg.mem_width
         lmw = mw.bit_length() - 1
         depth = self.ram_bytes // mw
@@ -186,34 +193,35 @@ class MemRam(wiring.Component):
         # to an array that shares its name with the instance in the parent module
         m.submodules.sram = mem = SinglePortRam("host_ram", 8 * mw, depth)
         cur = Signal(range(depth))
-        left = Signal(17)
+        left = Signal(MEM_BEATS_BITS)
         write = Signal()
-        pending = Signal()  # a read was issued last cycle: its data is on mem.rdata now
-        m.submodules.rq = rq = fifo.SyncFIFOBuffered(width=8 * mw, depth=4)
-        m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(self.bus.wdata.payload)]
-        m.d.comb += [
-            rq.w_en.eq(pending),
-            rq.w_data.eq(mem.rdata),
-            self.bus.rdata.valid.eq(rq.r_rdy),
-            self.bus.rdata.payload.eq(rq.r_data),
-            rq.r_en.eq(self.bus.rdata.ready),
-        ]
-        m.d.comb += self.bus.req.ready.eq((left == 0) & ~pending & ~rq.r_rdy)
-        with m.If(self.bus.req.valid & self.bus.req.ready):
-            p = self.bus.req.payload
+        busy = left != 0
+        m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(bus.wdata.payload)]
+
+        # Read pipeline, oldest first: the output register (o), a skid register (s) and the
+        # RAM's own output (h, held while the RAM is not enabled). A read is issued unless all
+        # three are full, which decides on registers only and still streams a beat per cycle.
+        h_valid, s_valid, o_valid = Signal(), Signal(), Signal()
+        s_data, o_data = Signal(8 * mw), Signal(8 * mw)
+        m.d.comb += [bus.rdata.valid.eq(o_valid), bus.rdata.payload.eq(o_data)]
+        m.d.comb += bus.req.ready.eq(~busy & ~h_valid & ~s_valid & ~o_valid)
+        with m.If(bus.req.valid & bus.req.ready):
+            p = bus.req.payload
             m.d.sync += [cur.eq(p.addr[lmw:]), left.eq(p.beats), write.eq(p.write)]
-        with m.If(write):
-            m.d.comb += [
-                self.bus.wdata.ready.eq(left != 0),
-                mem.we.eq(self.bus.wdata.valid & (left != 0)),
-            ]
-            with m.If(self.bus.wdata.valid & (left != 0)):
-                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
-        with m.Else():
-            # a read only when the FIFO has room for it and the one in flight
-            issue = (left != 0) & (rq.level + pending < rq.depth - 1)
-            m.d.comb += mem.en.eq(issue)
-            m.d.sync += pending.eq(issue)
-            with m.If(issue):
-                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+
+        issue = ~write & busy & ~(h_valid & s_valid & o_valid)
+        o_free = ~o_valid | bus.rdata.ready
+        with m.If(o_free):
+            m.d.sync += [o_valid.eq(s_valid | h_valid), o_data.eq(Mux(s_valid, s_data, mem.rdata))]
+        h_to_s = h_valid & Mux(o_free, s_valid, ~s_valid)
+        with m.If(h_to_s):
+            m.d.sync += s_data.eq(mem.rdata)
+        with m.If(o_free | ~s_valid):
+            m.d.sync += s_valid.eq(h_to_s)
+        m.d.sync += h_valid.eq(issue | (h_valid & ~o_free & s_valid))
+
+        we = write & busy & bus.wdata.valid
+        m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
+        with m.If(we | issue):
+            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
         return m

@@ -12,11 +12,13 @@ After reset the controller sends RELEASE POWER-DOWN (0xAB) and waits ``wake_cycl
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig
-from sushi_hw.mem_port import mem_port_signature
+from sushi_hw.mem_port import MEM_BEATS_BITS, mem_port_signature
+
+from .memsys import flash_window
 
 CMD_FAST_READ = 0x0B
 CMD_RELEASE_PD = 0xAB
@@ -52,119 +54,133 @@ class SPIFlashReader(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         mw = self.cfg.mem_width
-        half = Signal(range(self.half + 1))
-        tick = Signal()  # one SCLK half period elapsed
-        m.d.comb += tick.eq(half == self.half - 1)
+        bus = self.bus
+        # bus addresses are offsets into the flash window (the interconnect passes only those)
+        wbits = flash_window(self.cfg)[1].bit_length() - 1
 
-        shift_out = Signal(40)
-        bits = Signal(range(41))  # bits left in this phase
+        # The datapath is driven by these strobes from the FSM, so that each register has one
+        # load value and an enable rather than a mux per state.
+        start = Signal()  # begin a command: load shift_out, CS low, restart SCLK
+        wake = Signal()  # with start: the command is RELEASE POWER-DOWN, else FAST READ
+        run_clk = Signal()  # let SCLK run
+        cnt_clr = Signal()
+        cnt_inc = Signal()
+        cs_off = Signal()
+
+        # SCLK: toggles every half period while run_clk
+        if self.half > 1:
+            half = Signal(range(self.half))
+            tick = run_clk & (half == self.half - 1)
+            with m.If(start | tick):
+                m.d.sync += half.eq(0)
+            with m.Elif(run_clk):
+                m.d.sync += half.eq(half + 1)
+        else:
+            tick = run_clk
+        rise, fall = tick & ~self.sclk, tick & self.sclk
+        with m.If(start):
+            m.d.sync += self.sclk.eq(0)
+        with m.Elif(tick):
+            m.d.sync += self.sclk.eq(~self.sclk)
+        with m.If(start):
+            m.d.sync += self.cs_n.eq(0)
+        with m.Elif(cs_off):
+            m.d.sync += self.cs_n.eq(1)
+
+        # command and address, MSB first, shifted on falling edges; zeros for the dummy clocks
+        shift_out = Signal(32)
+        m.d.comb += self.copi.eq(shift_out[-1])
+        faddr = Signal(24)
+        m.d.comb += faddr.eq(self._flash_addr(bus.req.payload.addr, wbits))
+        with m.If(start):
+            m.d.sync += shift_out.eq(Cat(faddr, Mux(wake, CMD_RELEASE_PD, CMD_FAST_READ)))
+        with m.Elif(fall):
+            m.d.sync += shift_out.eq(shift_out << 1)
+
+        # One up-counter for the bits of a phase and the cycles of a wait, never both at once:
+        # each phase starts it at 0 (a synchronous reset, free in the flip-flop) and ends at
+        # its own count n, the first value with all of n's one bits set (no full compare).
+        cnt = Signal(range(max(41, 8 * mw + 1, self.wake_cycles + 1)))
+        with m.If(cnt_clr):
+            m.d.sync += cnt.eq(0)
+        with m.Elif(cnt_inc):
+            m.d.sync += cnt.eq(cnt + 1)
+
+        def reached(n: int) -> Value:
+            return Cat(cnt[i] for i in range(n.bit_length()) if n >> i & 1).all()
+
+        left = Signal(MEM_BEATS_BITS)  # beats of the burst still to go
+        left_dec = Signal()
+        last = left == 1
+        req_fire = bus.req.valid & bus.req.ready
+        with m.If(req_fire):
+            m.d.sync += left.eq(bus.req.payload.beats)
+        with m.Elif(left_dec):
+            m.d.sync += left.eq(left - 1)
+
+        # Received bits go down one shift chain, ordered so that after 8*mw bits each byte
+        # (MSB first on the wire) sits little-endian in the beat: no byte register, no muxes.
         rx = Signal(8 * mw)
-        rx_bits = Signal(range(8 * mw + 1))
-        byte_sr = Signal(8)
-        left = Signal(17)
-        wait = Signal(range(max(2, self.wake_cycles + 1)))
-        m.d.comb += self.copi.eq(shift_out[39])
-
-        # a beat waiting for the accelerator
-        out_valid = Signal()
-        out_data = Signal(8 * mw)
-        m.d.comb += [self.bus.rdata.valid.eq(out_valid), self.bus.rdata.payload.eq(out_data)]
-        with m.If(self.bus.rdata.valid & self.bus.rdata.ready):
-            m.d.sync += out_valid.eq(0)
-
-        def clocking(on_rise, on_fall):
-            """Run SCLK; ``on_rise``/``on_fall`` add the statements of each edge."""
-            m.d.sync += half.eq(Mux(tick, 0, half + 1))
-            with m.If(tick):
-                m.d.sync += self.sclk.eq(~self.sclk)
-                with m.If(~self.sclk):
-                    on_rise()
-                with m.Else():
-                    on_fall()
+        order = [8 * (k // 8) + 7 - k % 8 for k in range(8 * mw)]  # bit k of the wire
+        chain = [rx[order[k]] for k in reversed(range(8 * mw))]  # chain[0] takes cipo
+        m.d.comb += bus.rdata.payload.eq(rx)
 
         with m.FSM():
             with m.State("RESET"):
-                m.d.sync += [
-                    self.cs_n.eq(0),
-                    shift_out.eq(CMD_RELEASE_PD << 32),
-                    bits.eq(8),
-                    half.eq(0),
-                    self.sclk.eq(0),
-                ]
+                m.d.comb += [start.eq(1), wake.eq(1), cnt_clr.eq(1)]
                 m.next = "WAKE_SEND"
             with m.State("WAKE_SEND"):
-
-                def rise():
-                    m.d.sync += bits.eq(bits - 1)
-
-                def fall():
-                    m.d.sync += shift_out.eq(shift_out << 1)
-                    with m.If(bits == 0):
-                        m.d.sync += [self.cs_n.eq(1), wait.eq(self.wake_cycles)]
-                        m.next = "WAKE_WAIT"
-
-                clocking(rise, fall)
+                m.d.comb += [run_clk.eq(1), cnt_inc.eq(rise)]
+                with m.If(fall & reached(8)):
+                    m.d.comb += [cs_off.eq(1), cnt_clr.eq(1)]
+                    m.next = "WAKE_WAIT"
             with m.State("WAKE_WAIT"):
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
+                m.d.comb += cnt_inc.eq(1)
+                with m.If(reached(self.wake_cycles)):
                     m.next = "IDLE"
             with m.State("IDLE"):
-                m.d.comb += [self.ready.eq(1), self.bus.req.ready.eq(~out_valid)]
-                with m.If(self.bus.req.valid & self.bus.req.ready):
-                    p = self.bus.req.payload
-                    m.d.sync += left.eq(p.beats)
-                    with m.If(p.write):
+                m.d.comb += [self.ready.eq(1), bus.req.ready.eq(1), cnt_clr.eq(1)]
+                with m.If(bus.req.valid):
+                    with m.If(bus.req.payload.write):
                         m.d.sync += self.write_error.eq(1)
                         m.next = "DROP"
-                    with m.Elif(p.beats != 0):
-                        faddr = (p.addr + self.flash_offset)[:24]
-                        m.d.sync += [
-                            self.cs_n.eq(0),
-                            shift_out.eq((CMD_FAST_READ << 32) | (faddr << 8)),
-                            bits.eq(40),  # command, address, 8 dummy clocks
-                            half.eq(0),
-                            self.sclk.eq(0),
-                            rx_bits.eq(0),
-                        ]
+                    with m.Elif(bus.req.payload.beats != 0):
+                        m.d.comb += start.eq(1)
                         m.next = "SEND"
             with m.State("DROP"):
-                m.d.comb += self.bus.wdata.ready.eq(1)
-                with m.If(self.bus.wdata.valid):
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(left == 1):
-                        m.next = "IDLE"
-            with m.State("SEND"):
-
-                def rise():
-                    m.d.sync += bits.eq(bits - 1)
-
-                def fall():
-                    m.d.sync += shift_out.eq(shift_out << 1)
-                    with m.If(bits == 0):
-                        m.next = "RECV"
-
-                clocking(rise, fall)
+                m.d.comb += [bus.wdata.ready.eq(1), left_dec.eq(bus.wdata.valid)]
+                with m.If(bus.wdata.valid & last):
+                    m.next = "IDLE"
+            with m.State("SEND"):  # command, address, 8 dummy clocks
+                m.d.comb += [run_clk.eq(1), cnt_inc.eq(rise)]
+                with m.If(fall & reached(40)):
+                    m.d.comb += cnt_clr.eq(1)
+                    m.next = "RECV"
             with m.State("RECV"):
-
-                def rise():
-                    # bytes arrive MSB first; byte i of the word ends in bits [8i, 8i+8)
-                    nb = Cat(self.cipo, byte_sr[:7])
-                    m.d.sync += [byte_sr.eq(nb), rx_bits.eq(rx_bits + 1)]
-                    with m.If(rx_bits[:3] == 7):
-                        m.d.sync += rx.eq((rx >> 8) | (nb << (8 * (mw - 1))))
-
-                with m.If((rx_bits == 8 * mw) & ~self.sclk):
-                    # a whole word and SCLK low: hand it over, or pause the clock until we can
-                    with m.If(~out_valid):
-                        m.d.sync += [out_valid.eq(1), out_data.eq(rx), rx_bits.eq(0)]
-                        m.d.sync += left.eq(left - 1)
-                        with m.If(left == 1):
-                            m.d.sync += [self.cs_n.eq(1), wait.eq(3)]
+                with m.If(reached(8 * mw) & ~self.sclk):
+                    # a whole word and SCLK low: hand it over; the clock pauses until it is taken
+                    m.d.comb += bus.rdata.valid.eq(1)
+                    with m.If(bus.rdata.ready):
+                        m.d.comb += [left_dec.eq(1), cnt_clr.eq(1)]
+                        with m.If(last):
+                            m.d.comb += cs_off.eq(1)
                             m.next = "GAP"
                 with m.Else():
-                    clocking(rise, lambda: None)
+                    m.d.comb += [run_clk.eq(1), cnt_inc.eq(rise)]
+                    with m.If(rise):
+                        m.d.sync += chain[0].eq(self.cipo)
+                        m.d.sync += [chain[k + 1].eq(chain[k]) for k in range(len(chain) - 1)]
             with m.State("GAP"):  # CS high time between commands
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
+                m.d.comb += cnt_inc.eq(1)
+                with m.If(reached(3)):
                     m.next = "IDLE"
         return m
+
+    def _flash_addr(self, addr: Value, wbits: int) -> Value:
+        """24-bit flash address of window offset ``addr[:wbits]``: ``flash_offset`` added with
+        a carry chain only above its lowest set bit."""
+        off = self.flash_offset
+        low = min(wbits, (off & -off).bit_length() - 1 if off else 24)
+        if low >= wbits:
+            return addr[:wbits] | off
+        return Cat(addr[:low], (addr[low:wbits] + (off >> low))[: 24 - low])

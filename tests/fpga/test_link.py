@@ -206,9 +206,9 @@ def test_flash_window_is_inside_the_accelerator_address_space():
     BoardCore(CFG, LP, ram_bytes=CFG.mem_bytes // 2)  # exactly up to the window is fine
 
 
-def _run_board(bench_body, flash_data: bytes, cycles: int = 400_000):
+def _run_board(bench_body, flash_data: bytes, cycles: int = 400_000, lp: LinkParams = LP):
     cfg = CFG
-    dut = BoardCore(cfg, LP, ram_bytes=1024, with_accel=False)
+    dut = BoardCore(cfg, lp, ram_bytes=1024, with_accel=False)
     flash = FlashModel(flash_data)
     host = UartHost(dut, DIV)
 
@@ -285,3 +285,81 @@ def test_link_memory_flash_and_bad_frames():
     flash = _run_board(body, flash_data, cycles=600_000)
     assert done, "the test bench did not finish"
     assert flash.reads >= 1
+
+
+def test_link_addresses_above_the_map_and_slow_spi_clock():
+    """Addresses at and above mem_bytes (the link keeps only the bits below it and whether any
+    above is set) are unmapped, not aliases of the RAM; the flash reads at SCLK = clk / 4."""
+    rng = random.Random(3)
+    flash_data = bytes(rng.randrange(256) for _ in range(4096))
+    lp = LinkParams(
+        divisor=DIV,
+        timeout=400,
+        idle_cycles=120,
+        wake_cycles=10,
+        flash_offset=0x100,
+        spi_half_period=2,
+    )
+    done = []
+
+    async def body(ctx, host, dut, flash):
+        data = bytes(rng.randrange(256) for _ in range(16))
+        assert (await _req(ctx, host, encode_request(Cmd.WRITE, 32, data)))[0] == Status.OK
+        st, s = await _req(ctx, host, encode_request(Cmd.STATUS))
+        assert st == Status.OK and not s[0] & 8
+        for addr in (CFG.mem_bytes + 32, 0x8000_0020, 0xFFFF_FFF0):
+            st, z = await _req(ctx, host, encode_request(Cmd.READ, addr, length=16))
+            assert st == Status.OK and z == bytes(16), hex(addr)
+        st, s = await _req(ctx, host, encode_request(Cmd.STATUS))
+        assert st == Status.OK and s[0] & 8
+        # a write up there is dropped: the RAM below keeps its data
+        await _req(ctx, host, encode_request(Cmd.WRITE, CFG.mem_bytes + 32, bytes(16)))
+        assert (await _req(ctx, host, encode_request(Cmd.READ, 32, length=16)))[1] == data
+        st, fl = await _req(ctx, host, encode_request(Cmd.READ, FLASH_BASE + 6, length=10))
+        assert st == Status.OK and fl == flash_data[0x106 : 0x106 + 10]
+        done.append(1)
+
+    flash = _run_board(body, flash_data, cycles=300_000, lp=lp)
+    assert done, "the test bench did not finish"
+    assert flash.reads == 1
+
+
+@pytest.mark.parametrize("preset", ["default", "large"])
+def test_link_wide_memory_port(preset: str):
+    """The link, the interconnect, the RAM and the flash reader at mem_width 8 and 16."""
+    cfg = PRESETS[preset]
+    mw, base = cfg.mem_width, flash_base(cfg)
+    rng = random.Random(5)
+    flash_data = bytes(rng.randrange(256) for _ in range(4096))
+    dut = BoardCore(cfg, LP, ram_bytes=1024, with_accel=False)
+    flash, host = FlashModel(flash_data), UartHost(dut, DIV)
+    done = []
+
+    async def bench(ctx):
+        ctx.set(dut.uart_rx, 1)
+        await ctx.tick().repeat(50)
+        st, info = await _req(ctx, host, encode_request(Cmd.INFO))
+        assert st == Status.OK and info[5:8] == bytes([cfg.rows, cfg.cols, mw])
+        assert int.from_bytes(info[12:16], "little") == 1024
+        data = bytes(rng.randrange(256) for _ in range(4 * mw))
+        assert (await _req(ctx, host, encode_request(Cmd.WRITE, 2 * mw, data)))[0] == Status.OK
+        st, back = await _req(ctx, host, encode_request(Cmd.READ, mw, length=6 * mw))
+        assert st == Status.OK and back[mw : 5 * mw] == data
+        st, fl = await _req(ctx, host, encode_request(Cmd.READ, base + mw, length=3 * mw))
+        assert st == Status.OK and fl == flash_data[0x100 + mw : 0x100 + 4 * mw]
+        misaligned = encode_request(Cmd.WRITE, mw // 2, bytes(mw))
+        assert (await _req(ctx, host, misaligned))[0] == Status.BAD_ARG
+        st, s = await _req(ctx, host, encode_request(Cmd.STATUS))
+        assert st == Status.OK and s[0] & 8 == 0 and int.from_bytes(s[4:6], "little") == 1
+        done.append(1)
+
+    async def flash_proc(ctx):
+        await flash.run(ctx, dut)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_process(flash_proc)
+    sim.add_process(host.listen)
+    sim.run_until(300_000 * 1e-8)
+    assert done, "the test bench did not finish"
