@@ -8,6 +8,8 @@ cycles and never hangs. Ports are listed in docs/architecture.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
@@ -108,16 +110,17 @@ class CheckProducts(wiring.Component):
     products would be registers and adders that decide nothing.
 
     ``start`` is raised in the cycle before the inputs ``kt_n``/``nt_n`` are valid; ``done``
-    says the outputs hold this command's products. ``shared=False``: four multipliers, the
-    outputs registered every cycle, ``done`` always (the products are ready one cycle after the
-    inputs). ``shared=True``: one shift-add multiplier, one product after the other, one cycle
-    per bit of the smaller operand (wide multipliers would take DSPs or many LUTs).
+    says the outputs hold this command's products. ``shared=False``: four multipliers,
+    combinational, ``done`` always. ``shared=True``: one shift-add multiplier, one product after
+    the other, one cycle per bit of the smaller operand (wide multipliers would take DSPs or
+    many LUTs).
     """
 
     OUTPUTS = ("a_words", "o_words", "w_span", "pb_span")
 
-    def __init__(self, bits: int, shared: bool = False):
-        self.bits, self.shared = bits, shared
+    def __init__(self, bits: int, shared: bool = False, tile_bits: int = 16):
+        #: width of the tile counts (the small operands); a larger one fails BAD_SHAPE anyway
+        self.bits, self.shared, self.tile_bits = bits, shared, tile_bits
         members = {
             n: In(16) for n in ("m", "kt_n", "nt_n", "pb_kt", "pb_nt", "w_stride", "pb_stride")
         }
@@ -128,26 +131,26 @@ class CheckProducts(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        s, B = self, self.bits
+        s, B, T = self, self.bits, self.tile_bits
 
         def high(v: Value) -> Value:  # v has a bit set at or above 2**B
             return (v[B:] != 0) if len(v) > B else Const(0)
 
         # (x, y, p start, destination): destination = start + x * y; the small operand is y
         steps = [
-            (s.m, s.kt_n, Const(0), s.a_words),
-            (Mux(s.requant, s.m, s.m << 2), s.nt_n, Const(0), s.o_words),
-            (s.w_stride, (s.nt_n - 1)[:16], s.kt_n, s.w_span),
-            (s.pb_stride, (s.pb_nt - 1)[:16], s.pb_kt, s.pb_span),
+            (s.m, s.kt_n[:T], Const(0), s.a_words),
+            (Mux(s.requant, s.m, s.m << 2), s.nt_n[:T], Const(0), s.o_words),
+            (s.w_stride, (s.nt_n - 1)[:T], s.kt_n, s.w_span),
+            (s.pb_stride, (s.pb_nt - 1)[:T], s.pb_kt, s.pb_span),
         ]
         if not self.shared:
             m.d.comb += s.done.eq(1)
             for x, y, init, dest in steps:
                 prod = Signal(len(x) + len(y) + 1)
                 m.d.comb += prod.eq(init + x * y)
-                m.d.sync += dest.eq(Cat(prod[:B], high(prod)))
+                m.d.comb += dest.eq(Cat(prod[:B], high(prod)))
             return m
-        x, p, y = Signal(B), Signal(B), Signal(16)
+        x, p, y = Signal(B), Signal(B), Signal(T)
         x_big, sat = Signal(), Signal()  # x >= 2**B; the product so far >= 2**B
         step = Signal(range(len(steps)))
         load, busy = Signal(), Signal()
@@ -185,6 +188,62 @@ class CheckProducts(wiring.Component):
                             else:
                                 m.d.sync += busy.eq(0)
         return m
+
+
+class TileCursor:
+    """Walks a GEMM's weight tiles in feed order (M-tile, then N-tile, then K-tile), keeping
+    "last K/N/M tile" and "in the cached block" in registers: the compares that decide them
+    run one tile ahead, off the valid/ready paths that advance the cursor."""
+
+    def __init__(self, m: Module, name: str, tile_w: int, mtile_w: int):
+        self.m = m
+        self.kt, self.nt = Signal(tile_w, name=f"{name}_kt"), Signal(tile_w, name=f"{name}_nt")
+        self.mt = Signal(mtile_w, name=f"{name}_mt")
+        self.kt_last, self.nt_last = Signal(name=f"{name}_kt_last"), Signal(name=f"{name}_nt_last")
+        self.mt_last = Signal(name=f"{name}_mt_last")
+        self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, kt) comes from the PB
+        self.done = Signal(name=f"{name}_done")  # every tile has been stepped over
+
+    def start(self, g: dict[str, Value], done: Value) -> None:
+        """At tile (0, 0, 0) of the GEMM whose tile counts and cached block ``g`` gives."""
+        self.m.d.sync += [
+            self.kt.eq(0),
+            self.nt.eq(0),
+            self.mt.eq(0),
+            self.kt_last.eq(g["kt_n"] == 1),
+            self.nt_last.eq(g["nt_n"] == 1),
+            self.mt_last.eq(g["mt_n"] == 1),
+            self.in_pb.eq(g["pb_used"]),
+            self.done.eq(done),
+        ]
+
+    def step(self, g: dict[str, Value]) -> None:
+        """Move to the next tile (statements for the cycle the current one is taken)."""
+        m, sync = self.m, self.m.d.sync
+        with m.If(~self.kt_last):
+            sync += [
+                self.kt.eq(self.kt + 1),
+                self.kt_last.eq(self.kt + 2 == g["kt_n"]),
+                self.in_pb.eq((self.nt < g["pb_nt"]) & (self.kt + 1 < g["pb_kt"])),
+            ]
+        with m.Else():
+            sync += [self.kt.eq(0), self.kt_last.eq(g["kt_n"] == 1)]
+            with m.If(~self.nt_last):
+                sync += [
+                    self.nt.eq(self.nt + 1),
+                    self.nt_last.eq(self.nt + 2 == g["nt_n"]),
+                    self.in_pb.eq((self.nt + 1 < g["pb_nt"]) & (g["pb_kt"] != 0)),
+                ]
+            with m.Else():
+                sync += [
+                    self.nt.eq(0),
+                    self.nt_last.eq(g["nt_n"] == 1),
+                    self.in_pb.eq(g["pb_used"]),
+                    self.mt.eq(self.mt + 1),
+                    self.mt_last.eq(self.mt + 2 == g["mt_n"]),
+                ]
+                with m.If(self.mt_last):
+                    sync += self.done.eq(1)
 
 
 class SushiAccel(wiring.Component):
@@ -302,7 +361,9 @@ class SushiAccel(wiring.Component):
         kt_n, nt_n, mt_n = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
         # the GEMM checks' products, computed in CHECK_PREP, exact up to the largest limit
         prod_bits = max(cfg.act_words, cfg.mem_bytes >> lt, cfg.pb_tiles).bit_length()
-        m.submodules.prods = prods = CheckProducts(prod_bits, shared=shared_check_mul(platform))
+        m.submodules.prods = prods = CheckProducts(
+            prod_bits, shared=shared_check_mul(platform), tile_bits=tile_w
+        )
         m.d.comb += [
             prods.m.eq(c_gemm.m),
             prods.kt_n.eq(kt_n),
@@ -320,6 +381,7 @@ class SushiAccel(wiring.Component):
         off_used = (c_gemm.pb_kt < kt_n) | (c_gemm.pb_nt < nt_n)
         # the cached block's extent once CHECK has bounded it by KT x NT (the walkers' width)
         pb_kt, pb_nt = c_gemm.pb_kt[:tile_w], c_gemm.pb_nt[:tile_w]
+        tiles = dict(kt_n=kt_n, nt_n=nt_n, mt_n=mt_n, pb_kt=pb_kt, pb_nt=pb_nt, pb_used=pb_used)
         act_xfer_bytes = Signal(isa.INDEX_BITS + lr)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
         # (only consulted once both ranges are known to lie inside the buffer: act_w bits do)
@@ -339,13 +401,11 @@ class SushiAccel(wiring.Component):
         fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
 
         # GEMM off-chip weight walker: one request per tile outside the cached block
-        w_mt, w_nt, w_kt = Signal(mtile_w), Signal(tile_w), Signal(tile_w)
+        wcur = TileCursor(m, "w", tile_w, mtile_w)
         w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
-        w_done = Signal()
         # GEMM weight feed
-        f_mt, f_nt, f_kt = Signal(mtile_w), Signal(tile_w), Signal(tile_w)
+        fcur = TileCursor(m, "f", tile_w, mtile_w)
         f_row = Signal(range(R))
-        f_done = Signal()
         pb_pass = Signal(mtile_w)  # M-tile passes left over the cached block
         pb_k, pb_n = Signal(tile_w), Signal(tile_w)
         pb_r = Signal(range(R))
@@ -386,6 +446,78 @@ class SushiAccel(wiring.Component):
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(cnt + 1 == limit):
                     m.next = "NEXT"
+
+        # ---- command checks: every condition of the command in cmd, as one error code (0: it
+        # may run), registered every cycle so the adders and compares end in a flip-flop, not
+        # in the FSM's enables; CHECK uses the value of the last CHECK_PREP cycle
+        E = isa.ErrorCode
+        check_err, check_q = Signal(8), Signal(8)
+        m.d.sync += check_q.eq(check_err)
+        misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
+        cache_bytes = c_cache.tiles << lt  # * tile_bytes
+
+        def first_failing(cases: list[tuple[Value, E]]) -> None:
+            """check_err = the code of the first true condition, in ISA priority order."""
+            for i, (cond, code) in enumerate(cases):
+                with m.If(cond) if i == 0 else m.Elif(cond):
+                    m.d.comb += check_err.eq(code)
+
+        with m.Switch(op):
+            with m.Case(isa.Op.CACHE):
+                first_failing(
+                    [
+                        (c_cache.tiles == 0, E.BAD_SHAPE),
+                        (sum_exceeds(c_cache.pb_tile, c_cache.tiles, cfg.pb_tiles), E.PB_RANGE),
+                        (misaligned(c_cache.mem_addr), E.BAD_ALIGN),
+                        (sum_exceeds(c_cache.mem_addr, cache_bytes, cfg.mem_bytes), E.MEM_RANGE),
+                    ]
+                )
+            with m.Case(isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
+                first_failing(
+                    [
+                        (c_act.words == 0, E.BAD_SHAPE),
+                        (sum_exceeds(c_act.word, c_act.words, cfg.act_words), E.ACT_RANGE),
+                        (misaligned(c_act.mem_addr) | misaligned(act_xfer_bytes), E.BAD_ALIGN),
+                        (
+                            sum_exceeds(c_act.mem_addr, act_xfer_bytes, cfg.mem_bytes),
+                            E.MEM_RANGE,
+                        ),
+                    ]
+                )
+            with m.Case(isa.Op.GEMM):
+                g = c_gemm
+                bad_shape = (
+                    (g.m == 0)
+                    | (g.k == 0)
+                    | (g.n == 0)
+                    | exceeds(g.m, cfg.max_dim)
+                    | exceeds(g.k, cfg.max_dim)
+                    | exceeds(g.n, cfg.max_dim)
+                    | (g.pb_kt > kt_n)
+                    | (g.pb_nt > nt_n)
+                    | (g.w_stride < kt_n)
+                    | (pb_used & (g.pb_stride < g.pb_kt))
+                    | (g.requant & (g.mult == 0))
+                )
+                act_range = (
+                    sum_exceeds(g.a_word, a_words, cfg.act_words)
+                    | (~g.hold & sum_exceeds(g.o_word, o_words, cfg.act_words))
+                    | (~g.hold & (g.a_buf == g.o_buf) & overlap)
+                )
+                first_failing(
+                    [
+                        (bad_shape, E.BAD_SHAPE),
+                        # the accumulator holds one M-tile of one N-tile
+                        ((g.accumulate | g.hold) & ((mt_n != 1) | (nt_n != 1)), E.BAD_ACCUMULATE),
+                        (act_range, E.ACT_RANGE),
+                        (pb_used & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles), E.PB_RANGE),
+                        (off_used & misaligned(g.w_addr), E.BAD_ALIGN),
+                        (
+                            off_used & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes),
+                            E.MEM_RANGE,
+                        ),
+                    ]
+                )
 
         with m.FSM(name="cp"):
             with m.State("IDLE"):
@@ -453,45 +585,33 @@ class SushiAccel(wiring.Component):
                     m.next = "CHECK"
 
             with m.State("CHECK"):
-                E = isa.ErrorCode
+                # check_q holds this command's checks, registered in the last CHECK_PREP cycle
+                def fail_or(start: Callable[[], None]) -> None:
+                    with m.If(check_q != 0):
+                        m.d.sync += err.eq(check_q)
+                        m.next = "HALT"
+                    with m.Else():
+                        start()
 
-                def fail(code: E) -> None:
-                    m.d.sync += err.eq(code)
-                    m.next = "HALT"
-
-                misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
                 with m.Switch(op):
                     with m.Case(isa.Op.DONE):
                         m.d.sync += [done.eq(1), busy.eq(0)]
                         m.next = "IDLE"
                     with m.Case(isa.Op.CACHE):
-                        nbytes = c_cache.tiles << lt  # * tile_bytes
-                        with m.If(c_cache.tiles == 0):
-                            fail(E.BAD_SHAPE)
-                        with m.Elif(sum_exceeds(c_cache.pb_tile, c_cache.tiles, cfg.pb_tiles)):
-                            fail(E.PB_RANGE)
-                        with m.Elif(misaligned(c_cache.mem_addr)):
-                            fail(E.BAD_ALIGN)
-                        with m.Elif(sum_exceeds(c_cache.mem_addr, nbytes, cfg.mem_bytes)):
-                            fail(E.MEM_RANGE)
-                        with m.Else():
+
+                        def start_cache() -> None:
                             m.d.comb += [
                                 issuer.start.eq(1),
                                 issuer.addr.eq(c_cache.mem_addr[:AW]),
-                                issuer.beats.eq(nbytes >> lw),
+                                issuer.beats.eq(cache_bytes >> lw),
                             ]
                             m.d.sync += [cnt.eq(0), limit.eq(c_cache.tiles << lr)]
                             m.next = "CACHE"
+
+                        fail_or(start_cache)
                     with m.Case(isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
-                        with m.If(c_act.words == 0):
-                            fail(E.BAD_SHAPE)
-                        with m.Elif(sum_exceeds(c_act.word, c_act.words, cfg.act_words)):
-                            fail(E.ACT_RANGE)
-                        with m.Elif(misaligned(c_act.mem_addr) | misaligned(act_xfer_bytes)):
-                            fail(E.BAD_ALIGN)
-                        with m.Elif(sum_exceeds(c_act.mem_addr, act_xfer_bytes, cfg.mem_bytes)):
-                            fail(E.MEM_RANGE)
-                        with m.Else():
+
+                        def start_move() -> None:
                             store = op == isa.Op.STORE_ACT
                             m.d.comb += [
                                 issuer.start.eq(1),
@@ -510,54 +630,16 @@ class SushiAccel(wiring.Component):
                                 m.next = "STORE"
                             with m.Else():
                                 m.next = "LOAD"
+
+                        fail_or(start_move)
                     with m.Case(isa.Op.GEMM):
-                        g = c_gemm
 
-                        def too_big(v):  # noqa: ANN001, ANN202 - a 16-bit field
-                            return exceeds(v, cfg.max_dim)
-
-                        with m.If(
-                            (g.m == 0)
-                            | (g.k == 0)
-                            | (g.n == 0)
-                            | too_big(g.m)
-                            | too_big(g.k)
-                            | too_big(g.n)
-                            | (g.pb_kt > kt_n)
-                            | (g.pb_nt > nt_n)
-                            | (g.w_stride < kt_n)
-                            | (pb_used & (g.pb_stride < g.pb_kt))
-                            | (g.requant & (g.mult == 0))
-                        ):
-                            fail(E.BAD_SHAPE)
-                        # the accumulator holds one M-tile of one N-tile
-                        with m.Elif((g.accumulate | g.hold) & ((mt_n != 1) | (nt_n != 1))):
-                            fail(E.BAD_ACCUMULATE)
-                        with m.Elif(
-                            sum_exceeds(g.a_word, a_words, cfg.act_words)
-                            | (~g.hold & sum_exceeds(g.o_word, o_words, cfg.act_words))
-                            | (~g.hold & (g.a_buf == g.o_buf) & overlap)
-                        ):
-                            fail(E.ACT_RANGE)
-                        with m.Elif(pb_used & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles)):
-                            fail(E.PB_RANGE)
-                        with m.Elif(off_used & misaligned(g.w_addr)):
-                            fail(E.BAD_ALIGN)
-                        with m.Elif(off_used & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes)):
-                            fail(E.MEM_RANGE)
-                        with m.Else():
+                        def start_gemm() -> None:
+                            g = c_gemm
                             m.d.sync += [
-                                w_mt.eq(0),
-                                w_nt.eq(0),
-                                w_kt.eq(0),
                                 w_idx.eq(0),
                                 w_row_start.eq(0),
-                                w_done.eq(~off_used),
-                                f_mt.eq(0),
-                                f_nt.eq(0),
-                                f_kt.eq(0),
                                 f_row.eq(0),
-                                f_done.eq(0),
                                 pb_k.eq(0),
                                 pb_n.eq(0),
                                 pb_r.eq(0),
@@ -567,9 +649,14 @@ class SushiAccel(wiring.Component):
                                 o_part.eq(0),
                                 core_started.eq(0),
                             ]
+                            wcur.start(tiles, done=~off_used)  # no off-chip tile at all
+                            fcur.start(tiles, done=0)
                             m.next = "GEMM"
+
+                        fail_or(start_gemm)
                     with m.Default():
-                        fail(E.ILLEGAL_OPCODE)
+                        m.d.sync += err.eq(isa.ErrorCode.ILLEGAL_OPCODE)
+                        m.next = "HALT"
 
             with m.State("CACHE"):
                 read_into_conv_in(isa.Counter.RD_WEIGHT_BYTES)
@@ -638,31 +725,19 @@ class SushiAccel(wiring.Component):
                     m.d.sync += core_started.eq(1)
 
                 # off-chip weight tiles, in feed order, skipping the cached block
-                w_is_pb = (w_nt < pb_nt) & (w_kt < pb_kt)
                 m.d.comb += [
                     gemm_req.eq(1),
-                    walk_valid.eq(~w_done & ~w_is_pb),
+                    walk_valid.eq(~wcur.done & ~wcur.in_pb),
                     walk_addr.eq((g.w_addr[:AW] + (w_idx << lt))[:AW]),
                 ]
-                with m.If(~w_done & (w_is_pb | mreq.ready)):
-                    m.d.sync += [w_kt.eq(w_kt + 1), w_idx.eq(w_idx + 1)]
-                    with m.If(w_kt == kt_n - 1):
+                with m.If(~wcur.done & (wcur.in_pb | mreq.ready)):
+                    wcur.step(tiles)
+                    m.d.sync += w_idx.eq(w_idx + 1)
+                    with m.If(wcur.kt_last):
                         nxt = w_row_start + g.w_stride
-                        m.d.sync += [
-                            w_kt.eq(0),
-                            w_nt.eq(w_nt + 1),
-                            w_idx.eq(nxt),
-                            w_row_start.eq(nxt),
-                        ]
-                        with m.If(w_nt == nt_n - 1):
-                            m.d.sync += [
-                                w_nt.eq(0),
-                                w_mt.eq(w_mt + 1),
-                                w_idx.eq(0),
-                                w_row_start.eq(0),
-                            ]
-                            with m.If(w_mt == mt_n - 1):
-                                m.d.sync += w_done.eq(1)
+                        m.d.sync += [w_idx.eq(nxt), w_row_start.eq(nxt)]
+                        with m.If(wcur.nt_last):
+                            m.d.sync += [w_idx.eq(0), w_row_start.eq(0)]
 
                 # off-chip weights -> dynamic buffer
                 read_into_conv_in(isa.Counter.RD_WEIGHT_BYTES)
@@ -699,7 +774,7 @@ class SushiAccel(wiring.Component):
                                 ]
 
                 # feed: tile (mt, nt, kt) comes from the PB iff nt < pb_nt and kt < pb_kt
-                from_pb = (f_nt < pb_nt) & (f_kt < pb_kt)
+                from_pb, f_done = fcur.in_pb, fcur.done
                 src_valid = Mux(from_pb, readq.r_rdy, dynq.r_rdy)
                 m.d.comb += [
                     core.w.valid.eq(~f_done & src_valid),
@@ -712,13 +787,8 @@ class SushiAccel(wiring.Component):
                         count(isa.Counter.PB_READ_BYTES)
                     m.d.sync += f_row.eq(f_row + 1)
                     with m.If(f_row == R - 1):
-                        m.d.sync += [f_row.eq(0), f_kt.eq(f_kt + 1)]
-                        with m.If(f_kt == kt_n - 1):
-                            m.d.sync += [f_kt.eq(0), f_nt.eq(f_nt + 1)]
-                            with m.If(f_nt == nt_n - 1):
-                                m.d.sync += [f_nt.eq(0), f_mt.eq(f_mt + 1)]
-                                with m.If(f_mt == mt_n - 1):
-                                    m.d.sync += f_done.eq(1)
+                        m.d.sync += f_row.eq(0)
+                        fcur.step(tiles)
 
                 # output rows -> activation buffer o_buf
                 out_row = data.ArrayLayout(signed(32), R)(core.out.payload.as_value())
@@ -750,7 +820,7 @@ class SushiAccel(wiring.Component):
                     core.a_data.eq(Mux(g.a_buf, acts[1][1].data, acts[0][1].data)),
                     core.a_avail.eq(-1),
                 ]
-                with m.If(core_started & core.idle & f_done):
+                with m.If(core_started & core.idle & fcur.done):
                     m.next = "NEXT"
 
             with m.State("NEXT"):

@@ -73,7 +73,8 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         w = [Signal(signed(8), name=f"w{i}") for i in range(2)]
-        prod = Signal(signed(16))
+        # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
+        prod = Signal(signed(16), reset_less=True)
         with m.If(self.w_we):
             with m.Switch(self.w_bank):
                 for i in range(2):
@@ -81,10 +82,12 @@ class ProcessingElement(wiring.Component):
                         m.d.sync += w[i].eq(self.w_data)
         weight = Signal(signed(8))  # w[bank] of the activation in a_out
         m.d.sync += weight.eq(Mux(self.bank, w[1], w[0]))
+        psum = Signal(signed(self.psum_bits), reset_less=True)  # a DSP accumulator register
+        m.d.comb += self.psum_out.eq(psum)
         m.d.sync += [
             self.a_out.eq(self.a_in),
             prod.eq(self.a_out * weight if self.use_dsp else lut_mul_s8(self.a_out, weight)),
-            self.psum_out.eq(self.psum_in + prod),
+            psum.eq(self.psum_in + prod),
         ]
         return m
 

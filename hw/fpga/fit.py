@@ -36,15 +36,16 @@ _SPRAM_SHAPE = (16, 16384)
 #: memories at most this many bits go to LUT RAM / flip-flops, not block RAM
 _SMALL_MEM_BITS = {"ice40": 0, "ecp5": 2048}
 
-# LUT estimate. iCE40 numbers from Yosys synth_ice40 -dsp (abc9) of the tiny parts
-# (docs/fpga.md): a LUT-multiplier PE 220 LUT4, the 4x4 array 3548, requantiser + sequencer
-# + accumulate adders 1848 for 4 columns, command processor 4102, board glue 1036.
+# Logic estimate, in iCE40 logic cells (a LUT4 and/or a flip-flop each; ECP5 LUTs are
+# counted the same way), calibrated on the packed tiny board top (docs/fpga.md: 5202 LCs for
+# 2x2, 2 requantiser lanes): PE adders and registers, LUT multipliers, the requantiser and
+# the accumulate adders per column, and what does not scale with the array.
 _LUTS_PER_LUT_MULT = {"ice40": 200, "ecp5": 85}
 _LUTS_PER_PE = 2  # + psum_bits: the partial-sum adder and the weight bank mux
 _LUTS_PER_RQ_LANE = 300
 _LUTS_PER_COL = 110  # accumulate adder and input muxes, per int32 lane
 #: command processor, DMA, counters, UART host link, SPI flash controller, memory interconnect
-_LUTS_FIXED = 5000
+_LUTS_FIXED = 4300
 #: other multipliers Yosys puts on DSPs (SushiAccel's GemmCore has no A-row product, and the
 #: command processor's CHECK products share one shift-add multiplier, see sushi_hw.accel)
 _CORE_DSPS = 0
