@@ -36,11 +36,14 @@ class RequestIssuer(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         self.addr_bits = clog2(cfg.mem_bytes)
+        # the longest transfer the command checks let through: a buffer's worth or a command
+        most = max(cfg.pb_bytes, cfg.act_bytes, 32) // cfg.mem_width
+        self.beat_bits = min(self.addr_bits + 1, most.bit_length())
         super().__init__(
             {
                 "start": In(1),
                 "addr": In(self.addr_bits),
-                "beats": In(self.addr_bits + 1),
+                "beats": In(self.beat_bits),
                 "write": In(1),
                 "busy": Out(1),
                 "req": Out(mem_port_signature(cfg).members["req"].signature),
@@ -51,7 +54,7 @@ class RequestIssuer(wiring.Component):
         m = Module()
         W = self.cfg.mem_width
         addr = Signal(self.addr_bits)
-        left = Signal(self.addr_bits + 1)
+        left = Signal(self.beat_bits)
         write = Signal()
         burst = Signal(MEM_BEATS_BITS)
         m.d.comb += burst.eq(Mux(exceeds(left, MAX_BURST), MAX_BURST, left))
@@ -201,6 +204,8 @@ class TileCursor:
         self.mt = Signal(mtile_w, name=f"{name}_mt")
         self.kt_last, self.nt_last = Signal(name=f"{name}_kt_last"), Signal(name=f"{name}_nt_last")
         self.mt_last = Signal(name=f"{name}_mt_last")
+        self.kn_last = Signal(name=f"{name}_kn_last")  # last K-tile of the last N-tile
+        self.all_last = Signal(name=f"{name}_all_last")  # the GEMM's last tile
         self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, kt) comes from the PB
         self.done = Signal(name=f"{name}_done")  # every tile has been stepped over
 
@@ -213,6 +218,8 @@ class TileCursor:
             self.kt_last.eq(g["kt_n"] == 1),
             self.nt_last.eq(g["nt_n"] == 1),
             self.mt_last.eq(g["mt_n"] == 1),
+            self.kn_last.eq((g["kt_n"] == 1) & (g["nt_n"] == 1)),
+            self.all_last.eq((g["kt_n"] == 1) & (g["nt_n"] == 1) & (g["mt_n"] == 1)),
             self.in_pb.eq(g["pb_used"]),
             self.done.eq(done),
         ]
@@ -220,30 +227,44 @@ class TileCursor:
     def step(self, g: dict[str, Value]) -> None:
         """Move to the next tile (statements for the cycle the current one is taken)."""
         m, sync = self.m, self.m.d.sync
+        # the next tile's flags, then registered; "K and N last" and "all last" are kept too, so
+        # the conditions that enable the counters are one register each
+        kt_last, nt_last, mt_last = Signal(), Signal(), Signal()
+        m.d.comb += [kt_last.eq(self.kt_last), nt_last.eq(self.nt_last), mt_last.eq(self.mt_last)]
         with m.If(~self.kt_last):
+            m.d.comb += kt_last.eq(self.kt + 2 == g["kt_n"])
             sync += [
                 self.kt.eq(self.kt + 1),
-                self.kt_last.eq(self.kt + 2 == g["kt_n"]),
                 self.in_pb.eq((self.nt < g["pb_nt"]) & (self.kt + 1 < g["pb_kt"])),
             ]
+        with m.Elif(~self.kn_last):
+            m.d.comb += [kt_last.eq(g["kt_n"] == 1), nt_last.eq(self.nt + 2 == g["nt_n"])]
+            sync += [
+                self.kt.eq(0),
+                self.nt.eq(self.nt + 1),
+                self.in_pb.eq((self.nt + 1 < g["pb_nt"]) & (g["pb_kt"] != 0)),
+            ]
         with m.Else():
-            sync += [self.kt.eq(0), self.kt_last.eq(g["kt_n"] == 1)]
-            with m.If(~self.nt_last):
-                sync += [
-                    self.nt.eq(self.nt + 1),
-                    self.nt_last.eq(self.nt + 2 == g["nt_n"]),
-                    self.in_pb.eq((self.nt + 1 < g["pb_nt"]) & (g["pb_kt"] != 0)),
-                ]
-            with m.Else():
-                sync += [
-                    self.nt.eq(0),
-                    self.nt_last.eq(g["nt_n"] == 1),
-                    self.in_pb.eq(g["pb_used"]),
-                    self.mt.eq(self.mt + 1),
-                    self.mt_last.eq(self.mt + 2 == g["mt_n"]),
-                ]
-                with m.If(self.mt_last):
-                    sync += self.done.eq(1)
+            m.d.comb += [
+                kt_last.eq(g["kt_n"] == 1),
+                nt_last.eq(g["nt_n"] == 1),
+                mt_last.eq(self.mt + 2 == g["mt_n"]),
+            ]
+            sync += [
+                self.kt.eq(0),
+                self.nt.eq(0),
+                self.in_pb.eq(g["pb_used"]),
+                self.mt.eq(self.mt + 1),
+            ]
+            with m.If(self.all_last):
+                sync += self.done.eq(1)
+        sync += [
+            self.kt_last.eq(kt_last),
+            self.nt_last.eq(nt_last),
+            self.mt_last.eq(mt_last),
+            self.kn_last.eq(kt_last & nt_last),
+            self.all_last.eq(kt_last & nt_last & mt_last),
+        ]
 
 
 class SushiAccel(wiring.Component):
@@ -344,7 +365,7 @@ class SushiAccel(wiring.Component):
         c_gemm = data.View(isa.GEMM, cmd[: isa.GEMM.size])
         pc = Signal(AW + 1)  # up to mem_bytes: a program may run off the end
         pc_outside = Signal()  # the doorbell's address is beyond memory
-        err = Signal(8)
+        err = Signal(range(max(isa.ErrorCode) + 1))
         done = Signal()
         busy = Signal()
         m.d.comb += [
@@ -451,7 +472,7 @@ class SushiAccel(wiring.Component):
         # may run), registered every cycle so the adders and compares end in a flip-flop, not
         # in the FSM's enables; CHECK uses the value of the last CHECK_PREP cycle
         E = isa.ErrorCode
-        check_err, check_q = Signal(8), Signal(8)
+        check_err, check_q = Signal.like(err), Signal.like(err)
         m.d.sync += check_q.eq(check_err)
         misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
         cache_bytes = c_cache.tiles << lt  # * tile_bytes

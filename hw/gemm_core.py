@@ -35,6 +35,15 @@ def gemm_desc_layout(cfg: AccelConfig) -> data.StructLayout:
     )
 
 
+#: platform attribute: False drops the register after the accumulator read (default: kept, for
+#: ECP5 timing); the latency of the GEMM pipeline is the same either way
+ACC_READ_REG_ATTR = "sushi_acc_read_reg"
+
+
+def acc_read_reg(platform) -> bool:
+    return bool(getattr(platform, ACC_READ_REG_ATTR, True))
+
+
 def _pow2_fifo_depth(n: int) -> int:
     return 1 << clog2(n)
 
@@ -152,6 +161,10 @@ class GemmCore(wiring.Component):
         kt_base = Signal.like(self.a_total)  # A row index of (mt, kt, m=0)
         mt_base = Signal.like(self.a_total)
         a_rel = Signal.like(self.a_total)
+        # a_base + a_rel kept in registers (the issue path ends in the activation buffer's read
+        # address): it steps by one row per issued row, and back to the M-tile's first row when
+        # the next N-tile starts
+        a_ptr, a_mt = Signal(range(cfg.act_words)), Signal(range(cfg.act_words))
         credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
         out_ok = Signal()  # an output row may be issued (credit / int32 spacing)
         cin_res = Signal(range(self.fifo_depth + 1))  # C_in entries promised to issued rows
@@ -176,7 +189,7 @@ class GemmCore(wiring.Component):
             self.running.eq(running),
             self.issue.eq(fire),
             self.a_en.eq(fire),
-            self.a_addr.eq(desc.a_base + a_rel),
+            self.a_addr.eq(a_ptr),
             tile_started.eq(fire & tile_start),
         ]
 
@@ -211,15 +224,18 @@ class GemmCore(wiring.Component):
                 mt.eq(0),
                 kt_base.eq(0),
                 mt_base.eq(0),
+                a_ptr.eq(p.a_base),
+                a_mt.eq(p.a_base),
             ]
 
         with m.If(fire):
+            m.d.sync += a_ptr.eq(a_ptr + 1)
             with m.If(m_cnt == m_rows - 1):
                 m.d.sync += [m_cnt.eq(0), kt_base.eq(kt_base + m_rows)]
                 with m.If(last):
                     m.d.sync += [kt.eq(0), last.eq(kt_n == 1)]
                     with m.If(nt == nt_n - 1):
-                        m.d.sync += [nt.eq(0), mt_base.eq(kt_base + m_rows)]
+                        m.d.sync += [nt.eq(0), mt_base.eq(kt_base + m_rows), a_mt.eq(a_ptr + 1)]
                         with m.If(mt == mt_n - 1):
                             m.d.sync += running.eq(0)
                         with m.Else():
@@ -228,7 +244,7 @@ class GemmCore(wiring.Component):
                                 m_rows.eq(Mux(mt + 2 == mt_n, last_rows, D)),
                             ]
                     with m.Else():
-                        m.d.sync += [nt.eq(nt + 1), kt_base.eq(mt_base)]
+                        m.d.sync += [nt.eq(nt + 1), kt_base.eq(mt_base), a_ptr.eq(a_mt)]
                 with m.Else():
                     m.d.sync += [kt.eq(kt + 1), last.eq(kt + 2 == kt_n)]
             with m.Else():
@@ -286,9 +302,15 @@ class GemmCore(wiring.Component):
         outm = line[L]
         m.d.sync += out2.eq(outm)
         m.d.comb += busy_pipe.eq(Cat(*(x.valid for x in line), out2.valid).any() | rq.busy)
-        acc_q = Signal(data.ArrayLayout(signed(32), C))
-        m.d.comb += [acc_rp.addr.eq(line[L - 2].idx), acc_rp.en.eq(1)]
-        m.d.sync += acc_q.eq(acc_rp.data)
+        # Without the register (platforms whose block RAM and adder fit one clock period, such
+        # as the iCE40 at 30 MHz) the read is issued a stage later: the data lines up the same.
+        if acc_read_reg(platform):
+            acc_q = Signal(data.ArrayLayout(signed(32), C))
+            m.d.comb += [acc_rp.addr.eq(line[L - 2].idx), acc_rp.en.eq(1)]
+            m.d.sync += acc_q.eq(acc_rp.data)
+        else:
+            m.d.comb += [acc_rp.addr.eq(line[L - 1].idx), acc_rp.en.eq(1)]
+            acc_q = acc_rp.data
 
         # ---- accumulate ------------------------------------------------------------------
         m.d.comb += [

@@ -5,16 +5,27 @@ Rule (identical to :func:`sushi_hw.reference.requantize`): ``y = (x*mult + round
 saturation to int8. With ``enable`` low the int32 value passes through (ReLU still applies).
 
 Built for FPGAs: the 32x16 product is split into two 16x16 products that each fit one DSP block
-(SB_MAC16 on iCE40, MULT18X18D on ECP5). Nothing wide is compared or shifted: the result fits
-int8 exactly when the product's bits from ``shift + 7`` up all equal its sign (one masked
-XOR and an OR), and only the 8 result bits go through a shifter.
+(SB_MAC16 on iCE40, MULT18X18D on ECP5); on iCE40 the adder joining them is the second DSP's
+post-adder. Nothing wide is added, compared or shifted:
+
+* the rounding constant is never added: with ``P = x*mult`` and ``t = P >> s``,
+  ``(P + 2**(s-1)) >> s == t + P[s-1]``, and since ``t == 127`` saturates to 127 either way
+  only ``t`` has to fit int8, leaving an 8-bit increment;
+* ``t`` fits int8 iff ``P``'s bits from ``s + 7`` up all equal its sign. The shifter drops bits
+  off the top of its window that lie at ``s + 8`` or above, so ORing "differs from the sign"
+  over what it drops, plus bit 7 of the result, is the whole check;
+* only 9 bits (``P[s-1 : s+8]``) come out of the shifter.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .reference import MULT_BITS, SHIFT_BITS
+
+_WINDOW = 9  # shifter output: the rounding bit and the 8 result bits
+#: shifter levels in stage 3 (the rest in stage 4): two balance the stages at the iCE40 clock
+EARLY_LEVELS = 2
 
 
 class RequantParams(data.Struct):
@@ -31,9 +42,13 @@ class Requantizer(wiring.Component):
     rows share them, so the pipeline carries none. Pass-through (``enable`` low) runs through
     the same datapath as ``x * 1 >> 0``.
 
-    Stage 1: ``x_lo * mult`` (unsigned 16x16) and ``x_hi * mult[0:15]`` (signed 16x16), each one
-    DSP. Stage 2: the full product plus the rounding constant. Stage 3: the 8 result bits
-    through a shifter, the overflow and sign flags. Stage 4: ReLU, saturation or pass-through.
+    With ``x = x_hi * 2**16 + x_lo`` and ``m`` the multiplier read as signed 16-bit
+    (``mult = m + mult[15] * 2**16``): ``P >> 16 = x_hi*m + (mult[15] ? x_hi : 0) * 2**16 +
+    (x_lo*mult >> 16)``, whose last two terms occupy disjoint bits (one addend, no LUTs).
+
+    Stage 1: ``x_lo * mult`` and ``x_hi * m`` (16x16, one DSP each). Stage 2: ``P >> 16``, a
+    32-bit add. Stage 3: the shifter's top level (by 16). Stage 4: its other levels, the
+    rounding increment, ReLU, saturation or pass-through.
     """
 
     latency = 4
@@ -57,8 +72,6 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         assert MULT_BITS == 16
-        max_shift = (1 << SHIFT_BITS) - 1
-        prod_bits = 32 + MULT_BITS + 1  # signed x * unsigned mult, plus the rounding carry
         v1, v2, v3 = Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(self.i_valid), v2.eq(v1), v3.eq(v2), self.o_valid.eq(v3)]
         m.d.comb += self.busy.eq(v1 | v2 | v3 | self.o_valid)
@@ -66,54 +79,88 @@ class Requantizer(wiring.Component):
         p = self.params
         mult = Signal(MULT_BITS)
         m.d.comb += mult.eq(Mux(p.enable, p.mult, 1))
-        m_lo15 = Signal(signed(16))  # mult[0:15], non-negative as a signed 16-bit operand
-        m.d.comb += m_lo15.eq(mult[:15])
-        # per-GEMM constants, registered (the parameters are stable while rows flow):
-        # round = 2**(shift-1) (0 for shift 0), and the bits that must equal the sign for the
-        # shifted value to fit int8: shift + 7 and up
-        rnd = Signal(max_shift)
-        keep = Signal(prod_bits - 7)  # keep[j]: bit j + 7 of the sum
-        shift = Signal(SHIFT_BITS)
-        m.d.sync += [
-            shift.eq(Mux(p.enable, p.shift, 0)),
-            rnd.eq(Mux(p.enable, (Const(1, 2) << p.shift) >> 1, 0)),
-            keep.eq(Const(-1, prod_bits - 7) << p.shift),
-        ]
+        shift = Signal(SHIFT_BITS)  # used from stage 3 on; the parameters are stable by then
+        m.d.sync += shift.eq(Mux(p.enable, p.shift, 0))
+        levels = list(reversed(range(SHIFT_BITS)))  # shifter levels, the largest step first
+        max_shift = (1 << SHIFT_BITS) - 1
 
         for i in range(self.lanes):
             x = self.i_data[i]
-            # stage 1
-            # data registers carry no reset (valid bits do): the DSP's own registers can hold them
-            x_hi = Signal(signed(16), name=f"x_hi{i}", reset_less=True)
-            pl = Signal(unsigned(32), name=f"pl{i}", reset_less=True)
+            # Data registers carry no reset (the valid bits do): the DSP blocks absorb them,
+            # and a reset would collide with the synchronous set/reset that stand in for LUTs.
+            # stage 1: the products, in the DSPs' pipeline registers
+            pl = Signal(32, name=f"pl{i}", reset_less=True)
             ph = Signal(signed(32), name=f"ph{i}", reset_less=True)
-            m.d.sync += [x_hi.eq(x[16:]), pl.eq(x[:16] * mult), ph.eq(x[16:].as_signed() * m_lo15)]
-            # stage 2: x*mult = (x_hi*mult[0:15] + mult[15]*x_hi<<15) << 16 + x_lo*mult; the low
-            # 16 bits need only the rounding add
-            low = Signal(33, name=f"low{i}")
-            m.d.comb += low.eq(pl + rnd)
-            top = Mux(mult[15], x_hi << 15, 0)
-            s2 = Signal(signed(prod_bits), name=f"sum{i}")
-            m.d.sync += s2.eq(Cat(low[:16], (ph + top + low[16:])[: prod_bits - 16]))
-            # stage 3: fits int8 iff the bits from shift + 7 up equal the sign; the 8 result
-            # bits through a logarithmic shifter that keeps only the bits it can still select
-            sign = s2[-1]
-            window = Signal(signed(8), name=f"window{i}")
-            ovf, neg = Signal(name=f"ovf{i}"), Signal(name=f"neg{i}")
-            plain = Signal(signed(32), name=f"plain{i}")
-            sel = s2[: 8 + max_shift]
-            for b in reversed(range(SHIFT_BITS)):
-                width = 8 + (1 << b) - 1
-                sel = Mux(shift[b], sel[1 << b : (1 << b) + width], sel[:width])
+            x_hi_m15 = Signal(16, name=f"x_hi_m15_{i}", reset_less=True)  # x_hi if mult[15]
             m.d.sync += [
-                window.eq(sel),
-                ovf.eq(((s2[7:] ^ sign.replicate(prod_bits - 7)) & keep) != 0),
-                neg.eq(sign),
-                plain.eq(s2[:32]),
+                pl.eq(x[:16] * mult),
+                ph.eq(x[16:].as_signed() * mult.as_signed()),
+                x_hi_m15.eq(Mux(mult[15], x[16:], 0)),  # a synchronous reset
             ]
-            # stage 4
-            q = Mux(ovf, Mux(neg, -128, 127), window)
-            out = Mux(p.relu & neg, 0, Mux(p.enable, q, plain))
+            # stage 2: P >> 16 fits 32 bits, so a 32-bit add is exact: on iCE40 the DSP's
+            # post-adder, on ECP5 in the fabric (behind the product register either way)
+            p_hi = Signal(signed(32), name=f"p_hi{i}", reset_less=True)
+            p_lo = Signal(16, name=f"p_lo{i}", reset_less=True)
+            m.d.sync += [
+                p_hi.eq(ph + Cat(pl[16:], x_hi_m15).as_signed()),
+                p_lo.eq(pl[:16]),
+            ]
+            # stage 3: the shifter's first levels on Cat(0, P) (P[-1] = 0: no rounding for
+            # shift 0). Its register also carries the pass-through's low bits (shift 0 selects
+            # P's bottom bits); the rest go alongside, zero while requantising or when ReLU
+            # clamps, so that stage 4 only has to set them to the sign.
+            sign = p_hi[-1]
+            sel = Cat(Const(0, 1), p_lo, p_hi)
+            sel = Cat(sel, sign.replicate(max(0, max_shift + _WINDOW - len(sel))))
+            sel, drops3 = _shift_levels(sel, sign, shift, levels[:EARLY_LEVELS])
+            part = Signal(len(sel), name=f"part{i}", reset_less=True)
+            drop3 = Signal(name=f"drop3_{i}", reset_less=True)
+            neg = Signal(name=f"neg{i}", reset_less=True)
+            n_pass = min(len(part) - 1, 32)  # pass-through bits that ride in part[1:]
+            plain = Signal(32 - n_pass, name=f"plain{i}", reset_less=True)
+            m.d.sync += [
+                part.eq(sel),
+                drop3.eq(drops3),
+                neg.eq(sign),
+                plain.eq(Mux(p.enable | (p.relu & sign), 0, Cat(p_lo, p_hi)[n_pass:32])),
+            ]
+            # stage 4: the other levels give t = P >> s (8 bits) and P[s-1]. t fits int8 iff
+            # nothing dropped and its bit 7 equals the sign; the increment then overflows only
+            # from 127, where 127 is the answer anyway. P < 0 gives a result <= 0, so ReLU
+            # keys on the sign.
+            window, drops4 = _shift_levels(part, neg, shift, levels[EARLY_LEVELS:])
+            t = window[1:]
+            y = Signal(8, name=f"y{i}")
+            m.d.comb += y.eq(t + window[0])
+            ovf = p.enable & (drop3 | drops4 | (t[7] ^ neg) | (~neg & y[7]))
+            clamp = p.relu & neg
+            lo = Signal(8, name=f"lo{i}", reset_less=True)
+            hi = Signal(24, name=f"hi{i}", reset_less=True)
+            pass_mid = Mux(p.enable | clamp, 0, part[_WINDOW : n_pass + 1])  # bits 8 .. n_pass-1
             with m.If(v3 if self.hold_output else 1):
-                m.d.sync += self.o_data[i].eq(out)
+                m.d.sync += [
+                    lo.eq(Mux(clamp, 0, Mux(ovf, Mux(neg, 0x80, 0x7F), y))),
+                    # requantising: the int8 result's sign extension, a synchronous set
+                    hi.eq(Mux(~clamp & Mux(ovf, neg, y[7]) & p.enable, -1, Cat(pass_mid, plain))),
+                ]
+            m.d.comb += self.o_data[i].eq(Cat(lo, hi))
         return m
+
+
+def _shift_levels(sel: Value, sign: Value, shift: Value, levels: list[int]) -> tuple[Value, Value]:
+    """Levels ``levels`` (descending) of the logarithmic window shifter: ``sel`` narrowed to
+    the bits the remaining levels can still select, and whether a bit dropped off its top
+    differs from ``sign``. A level by ``2**b`` keeps ``_WINDOW + 2**b - 1`` bits; everything
+    above lies at ``s + 8`` or higher."""
+    drops = []
+    for b in levels:
+        step, width = 1 << b, _WINDOW + (1 << b) - 1
+        drops.append(_differs(sel[step + width :], sign))
+        drops.append(~shift[b] & _differs(sel[width : step + width], sign))
+        sel = Mux(shift[b], sel[step : step + width], sel[:width])
+    return sel, Cat(*drops).any()
+
+
+def _differs(bits: Value, sign: Value) -> Value:
+    """Any of ``bits`` differs from ``sign`` (0 for no bits)."""
+    return (bits ^ sign.replicate(len(bits))).any() if len(bits) else Const(0)

@@ -197,6 +197,7 @@ def configured_platform(board: Board, cfg):
     """The board's Amaranth platform carrying the build attributes of ``cfg``'s fit plan."""
     from sushi_hw.accel import SHARED_CHECK_MUL_ATTR
     from sushi_hw.array import DSP_PES_ATTR
+    from sushi_hw.gemm_core import ACC_READ_REG_ATTR
     from sushi_hw.spram import SPRAM_ATTR
 
     from .fit import plan
@@ -210,6 +211,9 @@ def configured_platform(board: Board, cfg):
     setattr(platform, SHARED_CHECK_MUL_ATTR, True)
     # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
     setattr(platform, SPRAM_ATTR, {mu.name for mu in fit_plan.memories if mu.where == "spram"})
+    # the register after the accumulator read is there for the ECP5's 100 MHz; at the iCE40's
+    # 30 MHz its 32 * cols flip-flops are logic cells the UP5K does not have to spare
+    setattr(platform, ACC_READ_REG_ATTR, board.family != "ice40")
     return platform
 
 

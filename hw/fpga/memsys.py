@@ -58,13 +58,14 @@ def check_ram_bytes(cfg: AccelConfig, ram_bytes: int) -> None:
 class MemInterconnect(wiring.Component):
     """``n_masters`` memory-port masters onto a RAM port and a flash port.
 
-    A request is decoded and granted in one cycle and handed to its slave in the next; the
-    data streams are then switched by registered one-hot selects. The interconnect counts no
-    beats: a slave keeps ``req.ready`` low from accepting a burst until its last beat has
-    passed (:class:`MemRam` and :class:`~sushi_hw.fpga.spi_flash.SPIFlashReader` do), and that
-    ends the burst. A burst to nowhere (or a write to the flash) runs as a read burst of the
-    RAM that paces it: its read beats are replaced by zeros, or matched one for one with the
-    master's write beats, which are dropped.
+    A request is taken from its master, decoded and latched in one cycle and handed to its
+    slave from those flip-flops in the next; the data streams are then switched by registered
+    one-hot selects. The interconnect counts no beats: a slave keeps ``req.ready`` low from
+    accepting a burst until its last beat has passed (:class:`MemRam` and
+    :class:`~sushi_hw.fpga.spi_flash.SPIFlashReader` do), and that ends the burst. A burst to
+    nowhere (or a write to the flash) runs as a read burst of the RAM that paces it: its read
+    beats are replaced by zeros, or matched one for one with the master's write beats, which
+    are dropped.
     """
 
     def __init__(self, cfg: AccelConfig, n_masters: int, ram_bytes: int):
@@ -103,21 +104,46 @@ class MemInterconnect(wiring.Component):
                 v = Mux(grant[i], values[i], v)
             return v
 
+        # the winner of the arbitration in IDLE (lowest-numbered requesting master)
+        sel = Signal(self.n)
+        for i in reversed(range(self.n)):
+            with m.If(masters[i].req.valid):
+                m.d.comb += sel.eq(1 << i)
+
+        def pick_sel(values: list) -> Value:
+            v = values[-1]
+            for i in reversed(range(self.n - 1)):
+                v = Mux(sel[i], values[i], v)
+            return v
+
+        # the winner's request and its decode are registered as it is granted: the slaves see
+        # flip-flops, not the masters' address logic, the arbitration and the decode in series
+        # (the master keeps its request up until it is accepted, so the copy stays true)
         reqs = [mst.req.payload for mst in masters]
-        addr = pick([q.addr[:abits] for q in reqs])
-        above = pick([q.addr[abits:] != 0 for q in reqs]) if abits < MEM_ADDR_BITS else Const(0, 1)
-        beats = pick([q.beats for q in reqs])
-        req_write = pick([q.write for q in reqs])
+        w_addr = pick_sel([q.addr[:abits] for q in reqs])
+        w_above = (
+            pick_sel([q.addr[abits:] != 0 for q in reqs]) if abits < MEM_ADDR_BITS else Const(0, 1)
+        )
+        w_write = pick_sel([q.write for q in reqs])
+        if self.ram_bytes == 1 << rbits:  # the usual case: no magnitude compare
+            w_in_ram = ~w_above & (w_addr[rbits:] == 0)
+        else:
+            w_in_ram = ~w_above & (w_addr < self.ram_bytes)
+        w_flash_rd = ~w_above & (w_addr[wbits:] == self.flash_base >> wbits) & ~w_write
+        addr, beats = Signal(abits), Signal(MEM_BEATS_BITS)
+        req_write, in_ram, flash_rd = Signal(), Signal(), Signal()
+        latch = Signal()  # set by the arbitration below in IDLE
+        with m.If(latch):
+            m.d.sync += [
+                addr.eq(w_addr),
+                beats.eq(pick_sel([q.beats for q in reqs])),
+                req_write.eq(w_write),
+                in_ram.eq(w_in_ram),
+                flash_rd.eq(w_flash_rd),
+            ]
+        req_nowhere = ~in_ram & ~flash_rd
         mw_valid = pick([mst.wdata.valid for mst in masters])
         mr_ready = pick([mst.rdata.ready for mst in masters])
-
-        # decode of the granted request; registered when it is accepted
-        if self.ram_bytes == 1 << rbits:  # the usual case: no magnitude compare
-            in_ram = ~above & (addr[rbits:] == 0)
-        else:
-            in_ram = ~above & (addr < self.ram_bytes)
-        flash_rd = ~above & (addr[wbits:] == self.flash_base >> wbits) & ~req_write
-        req_nowhere = ~in_ram & ~flash_rd
 
         m.d.comb += [
             ram.req.payload.addr.eq(addr[:rbits]),
@@ -142,16 +168,17 @@ class MemInterconnect(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # lowest-numbered requesting master wins
-                for i in reversed(range(self.n)):
-                    with m.If(masters[i].req.valid):
-                        m.d.sync += grant.eq(1 << i)
-                        m.next = "REQ"
+                # the winner's request is taken here (its copy is latched): the masters never
+                # wait on a slave's ready, which keeps the slaves' state out of their paths
+                m.d.comb += latch.eq(1)
+                for i, mst in enumerate(masters):
+                    m.d.comb += mst.req.ready.eq(sel[i])
+                with m.If(sel != 0):
+                    m.d.sync += grant.eq(sel)
+                    m.next = "REQ"
             with m.State("REQ"):
                 slave_ready = Mux(flash_rd, flash.req.ready, ram.req.ready)
                 m.d.comb += [ram.req.valid.eq(~flash_rd), flash.req.valid.eq(flash_rd)]
-                for i, mst in enumerate(masters):
-                    m.d.comb += mst.req.ready.eq(grant[i] & slave_ready)
                 with m.If(slave_ready):
                     m.d.sync += [
                         to_flash.eq(flash_rd),

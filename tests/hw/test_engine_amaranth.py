@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from sushi_hw.config import make_config
 from sushi_hw.gemm_engine import GemmEngine
@@ -31,9 +32,9 @@ async def _put(ctx, port, words, rng, stall):
         ctx.set(port.valid, 0)
 
 
-def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000):
+def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000, platform=None):
     dut = GemmEngine(cfg)
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-8)
     results = []
 
@@ -80,8 +81,17 @@ def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000):
     return results
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.3])
-def test_engine_random(stall):
+class _NoAccReadReg:
+    """A platform as the iCE40 flow configures it: no register after the accumulator read."""
+
+    sushi_acc_read_reg = False
+
+
+@pytest.mark.parametrize(
+    ("stall", "platform"),
+    [(0.0, None), (0.3, None), (0.0, _NoAccReadReg()), (0.3, _NoAccReadReg())],
+)
+def test_engine_random(stall, platform):
     cfg = make_config("tiny", acc_depth=8, act_bytes=1024)
     rng = np.random.default_rng(1)
     jobs = []
@@ -94,7 +104,7 @@ def test_engine_random(stall):
         w = rng.integers(-128, 128, (k, n), dtype=np.int8)
         c = rng.integers(-(2**20), 2**20, (m, n)).astype(np.int32) if acc else None
         jobs.append((spec, a, w, c))
-    res = run_engine(cfg, jobs, stall=stall)
+    res = run_engine(cfg, jobs, stall=stall, platform=platform)
     assert len(res) == len(jobs)
     for (spec, a, w, c), words in zip(jobs, res, strict=True):
         got = out_matrix(cfg, words, spec.m, spec.n)

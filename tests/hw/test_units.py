@@ -8,7 +8,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 from sushi_hw.array import ProcessingElement, SystolicArray
 from sushi_hw.config import PRESETS, ConfigError, make_config, parse_overrides
-from sushi_hw.reference import requantize
+from sushi_hw.reference import SHIFT_BITS, requantize
 from sushi_hw.requant import Requantizer
 
 
@@ -203,6 +203,72 @@ def test_requantizer_streams_rows_bit_exact(hold_output):
     assert len(got) == len(want)
     bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w]
     assert not bad, f"seed={seed}: {len(bad)} of {len(want)} rows wrong, first {bad[:3]}"
+
+
+def _requant_edge_inputs(rng, mult: int, shift: int, n: int) -> list[int]:
+    """int32 inputs around where (x*mult + round) >> shift crosses the int8 limits, ties and
+    zero, the int32 extremes, and random values."""
+    x = [-(2**31), 2**31 - 1, 0, -1, 1]
+    for y in (-129.5, -129, -128.5, -128, -127.5, -0.5, 0.5, 126.5, 127, 127.5, 128, 128.5):
+        c = y * 2**shift / mult
+        x += [int(np.floor(c)) + d for d in (-1, 0, 1, 2)]
+    x = [v for v in x if -(2**31) <= v < 2**31]
+    x += [int(v) for v in rng.integers(-(2**31), 2**31, n)]
+    x += [int(v) >> int(rng.integers(0, 32)) for v in rng.integers(-(2**31), 2**31, n)]
+    return x
+
+
+@pytest.mark.parametrize("seed", [5, None])
+def test_requantizer_random_all_shifts(seed):
+    """Every shift, multipliers across the range (bit 15 set and clear, 1 and 0xFFFF), inputs
+    at the rounding and saturation edges and the int32 extremes, ReLU and enable on and off,
+    rows streamed back to back; ``seed=None`` draws a fresh seed (printed on failure)."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (1 << 32))
+    rng = np.random.default_rng(seed)
+    lanes = 4
+    dut = Requantizer(lanes)
+    groups = []
+    for shift in range(1 << SHIFT_BITS):
+        mults = [1, 0x7FFF, 0x8000, 0xFFFF]
+        mults += [int(rng.integers(1, 0x8000)), int(rng.integers(0x8000, 0x10000))]
+        for mult in mults:
+            enable, relu = bool(rng.random() < 0.85), bool(rng.integers(0, 2))
+            xs = _requant_edge_inputs(rng, mult, shift, 8)
+            rng.shuffle(xs)
+            xs += [0] * (-len(xs) % lanes)
+            rows = [xs[k : k + lanes] for k in range(0, len(xs), lanes)]
+            groups.append(((mult, shift, relu, enable), rows))
+    got = []
+
+    async def bench(ctx):
+        for (mult, shift, relu, enable), rows in groups:
+            ctx.set(dut.params, {"enable": enable, "relu": relu, "mult": mult, "shift": shift})
+            out = []
+            for x in [*rows, *[None] * Requantizer.latency]:
+                ctx.set(dut.i_valid, x is not None)
+                if x is not None:
+                    ctx.set(dut.i_data, x)
+                await ctx.tick()
+                if ctx.get(dut.o_valid):
+                    out.append(list(ctx.get(dut.o_data)))
+            assert not ctx.get(dut.busy)
+            got.append(out)
+
+    _sim(dut, bench, cycles=len(groups) * 40)
+    assert len(got) == len(groups), f"seed={seed}: simulation ended early"
+    for ((mult, shift, relu, enable), rows), out in zip(groups, got, strict=True):
+        assert len(out) == len(rows), f"seed={seed} mult={mult:#x} shift={shift}: rows lost"
+        a = np.array(rows, dtype=np.int64).astype(np.int32)
+        if enable:
+            want = requantize(a, mult, shift, relu)
+        else:
+            want = np.maximum(a, 0) if relu else a
+        bad = [(r, o, w) for r, o, w in zip(rows, out, want.tolist(), strict=True) if o != w]
+        assert not bad, (
+            f"seed={seed} mult={mult:#x} shift={shift} relu={relu} enable={enable}: "
+            f"{len(bad)} rows wrong, first (x, got, want) {bad[0]}"
+        )
 
 
 def test_config_errors_name_the_field():
