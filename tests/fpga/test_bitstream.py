@@ -15,13 +15,10 @@ from sushi_hw.fpga.flow import REPORT_KEYS, check_report, missing_tools, tool_en
 from sushi_sched.cli import main
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 6 open: preset 'tiny' does not fit the iCE40UP5K yet (DSPs 8/8, EBR 28/30 and "
-    "SPRAM 4/4 fit, but the logic packs into ~13.5k of 5280 LCs; sushi bitstream rejects it before "
-    "synthesis, see docs/fpga.md). Runs in CI so it flags as soon as it fits.",
-)
 def test_icebreaker_bitstream_and_report(tmp_path):
+    """The whole board top (preset tiny, 2x2) through synthesis, placement, routing and
+    icepack; report.json complete and within the device. Timing is reported, not asserted
+    (docs/fpga.md: the 30 MHz target is missed)."""
     board = BOARDS["icebreaker"]
     missing = missing_tools(board, tool_env())
     if missing:
