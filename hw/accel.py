@@ -8,8 +8,6 @@ cycles and never hangs. Ports are listed in docs/architecture.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
@@ -198,8 +196,10 @@ class TileCursor:
     "last K/N/M tile" and "in the cached block" in registers: the compares that decide them
     run one tile ahead, off the valid/ready paths that advance the cursor."""
 
-    def __init__(self, m: Module, name: str, tile_w: int, mtile_w: int):
-        self.m = m
+    def __init__(self, m: Module, name: str, g: dict[str, Value], tile_w: int, mtile_w: int):
+        """``g``: the GEMM's tile counts and cached block (``kt_n``, ``nt_n``, ``mt_n``,
+        ``pb_kt``, ``pb_nt``, ``pb_used``), valid from ``start`` on."""
+        self.m, self.g = m, g
         self.kt, self.nt = Signal(tile_w, name=f"{name}_kt"), Signal(tile_w, name=f"{name}_nt")
         self.mt = Signal(mtile_w, name=f"{name}_mt")
         self.kt_last, self.nt_last = Signal(name=f"{name}_kt_last"), Signal(name=f"{name}_nt_last")
@@ -209,24 +209,26 @@ class TileCursor:
         self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, kt) comes from the PB
         self.done = Signal(name=f"{name}_done")  # every tile has been stepped over
 
-    def start(self, g: dict[str, Value], done: Value) -> None:
-        """At tile (0, 0, 0) of the GEMM whose tile counts and cached block ``g`` gives."""
+    def start(self, done: Value) -> None:
+        """At tile (0, 0, 0)."""
+        g = self.g
+        kt1, nt1, mt1 = g["kt_n"] == 1, g["nt_n"] == 1, g["mt_n"] == 1
         self.m.d.sync += [
             self.kt.eq(0),
             self.nt.eq(0),
             self.mt.eq(0),
-            self.kt_last.eq(g["kt_n"] == 1),
-            self.nt_last.eq(g["nt_n"] == 1),
-            self.mt_last.eq(g["mt_n"] == 1),
-            self.kn_last.eq((g["kt_n"] == 1) & (g["nt_n"] == 1)),
-            self.all_last.eq((g["kt_n"] == 1) & (g["nt_n"] == 1) & (g["mt_n"] == 1)),
+            self.kt_last.eq(kt1),
+            self.nt_last.eq(nt1),
+            self.mt_last.eq(mt1),
+            self.kn_last.eq(kt1 & nt1),
+            self.all_last.eq(kt1 & nt1 & mt1),
             self.in_pb.eq(g["pb_used"]),
             self.done.eq(done),
         ]
 
-    def step(self, g: dict[str, Value]) -> None:
+    def step(self) -> None:
         """Move to the next tile (statements for the cycle the current one is taken)."""
-        m, sync = self.m, self.m.d.sync
+        m, sync, g = self.m, self.m.d.sync, self.g
         # the next tile's flags, then registered; "K and N last" and "all last" are kept too, so
         # the conditions that enable the counters are one register each
         kt_last, nt_last, mt_last = Signal(), Signal(), Signal()
@@ -422,10 +424,10 @@ class SushiAccel(wiring.Component):
         fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
 
         # GEMM off-chip weight walker: one request per tile outside the cached block
-        wcur = TileCursor(m, "w", tile_w, mtile_w)
+        wcur = TileCursor(m, "w", tiles, tile_w, mtile_w)
         w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
         # GEMM weight feed
-        fcur = TileCursor(m, "f", tile_w, mtile_w)
+        fcur = TileCursor(m, "f", tiles, tile_w, mtile_w)
         f_row = Signal(range(R))
         pb_pass = Signal(mtile_w)  # M-tile passes left over the cached block
         pb_k, pb_n = Signal(tile_w), Signal(tile_w)
@@ -539,6 +541,10 @@ class SushiAccel(wiring.Component):
                         ),
                     ]
                 )
+            with m.Case(isa.Op.DONE):
+                pass
+            with m.Default():
+                m.d.comb += check_err.eq(E.ILLEGAL_OPCODE)
 
         with m.FSM(name="cp"):
             with m.State("IDLE"):
@@ -607,77 +613,56 @@ class SushiAccel(wiring.Component):
 
             with m.State("CHECK"):
                 # check_q holds this command's checks, registered in the last CHECK_PREP cycle
-                def fail_or(start: Callable[[], None]) -> None:
-                    with m.If(check_q != 0):
-                        m.d.sync += err.eq(check_q)
-                        m.next = "HALT"
+                with m.If(check_q != 0):
+                    m.d.sync += err.eq(check_q)
+                    m.next = "HALT"
+                with m.Elif(op == isa.Op.DONE):
+                    m.d.sync += [done.eq(1), busy.eq(0)]
+                    m.next = "IDLE"
+                with m.Elif(op == isa.Op.CACHE):
+                    m.d.comb += [
+                        issuer.start.eq(1),
+                        issuer.addr.eq(c_cache.mem_addr[:AW]),
+                        issuer.beats.eq(cache_bytes >> lw),
+                    ]
+                    m.d.sync += [cnt.eq(0), limit.eq(c_cache.tiles << lr)]
+                    m.next = "CACHE"
+                with m.Elif((op == isa.Op.LOAD_ACT) | (op == isa.Op.STORE_ACT)):
+                    store = op == isa.Op.STORE_ACT
+                    m.d.comb += [
+                        issuer.start.eq(1),
+                        issuer.addr.eq(c_act.mem_addr[:AW]),
+                        issuer.beats.eq(act_xfer_bytes >> lw),
+                        issuer.write.eq(store),
+                    ]
+                    m.d.sync += [
+                        cnt.eq(0),
+                        limit.eq(c_act.words),
+                        store_rd.eq(0),
+                        wbeats.eq(0),
+                        store_pending.eq(0),
+                    ]
+                    with m.If(store):
+                        m.next = "STORE"
                     with m.Else():
-                        start()
-
-                with m.Switch(op):
-                    with m.Case(isa.Op.DONE):
-                        m.d.sync += [done.eq(1), busy.eq(0)]
-                        m.next = "IDLE"
-                    with m.Case(isa.Op.CACHE):
-
-                        def start_cache() -> None:
-                            m.d.comb += [
-                                issuer.start.eq(1),
-                                issuer.addr.eq(c_cache.mem_addr[:AW]),
-                                issuer.beats.eq(cache_bytes >> lw),
-                            ]
-                            m.d.sync += [cnt.eq(0), limit.eq(c_cache.tiles << lr)]
-                            m.next = "CACHE"
-
-                        fail_or(start_cache)
-                    with m.Case(isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
-
-                        def start_move() -> None:
-                            store = op == isa.Op.STORE_ACT
-                            m.d.comb += [
-                                issuer.start.eq(1),
-                                issuer.addr.eq(c_act.mem_addr[:AW]),
-                                issuer.beats.eq(act_xfer_bytes >> lw),
-                                issuer.write.eq(store),
-                            ]
-                            m.d.sync += [
-                                cnt.eq(0),
-                                limit.eq(c_act.words),
-                                store_rd.eq(0),
-                                wbeats.eq(0),
-                                store_pending.eq(0),
-                            ]
-                            with m.If(store):
-                                m.next = "STORE"
-                            with m.Else():
-                                m.next = "LOAD"
-
-                        fail_or(start_move)
-                    with m.Case(isa.Op.GEMM):
-
-                        def start_gemm() -> None:
-                            g = c_gemm
-                            m.d.sync += [
-                                w_idx.eq(0),
-                                w_row_start.eq(0),
-                                f_row.eq(0),
-                                pb_k.eq(0),
-                                pb_n.eq(0),
-                                pb_r.eq(0),
-                                pb_tile_row.eq(g.pb_tile),
-                                pb_pass.eq(Mux(pb_used, mt_n, 0)),
-                                o_addr.eq(g.o_word),
-                                o_part.eq(0),
-                                core_started.eq(0),
-                            ]
-                            wcur.start(tiles, done=~off_used)  # no off-chip tile at all
-                            fcur.start(tiles, done=0)
-                            m.next = "GEMM"
-
-                        fail_or(start_gemm)
-                    with m.Default():
-                        m.d.sync += err.eq(isa.ErrorCode.ILLEGAL_OPCODE)
-                        m.next = "HALT"
+                        m.next = "LOAD"
+                with m.Else():  # GEMM: any other opcode failed its checks as ILLEGAL_OPCODE
+                    m.d.sync += [
+                        w_idx.eq(0),
+                        w_row_start.eq(0),
+                        f_row.eq(0),
+                        pb_k.eq(0),
+                        pb_n.eq(0),
+                        pb_r.eq(0),
+                        pb_tile_row.eq(c_gemm.pb_tile),
+                        pb_pass.eq(Mux(pb_used, mt_n, 0)),
+                        o_addr.eq(c_gemm.o_word),
+                        o_part.eq(0),
+                        core_started.eq(0),
+                    ]
+                    wcur.start(done=~off_used)  # no off-chip tile at all
+                    fcur.start(done=0)
+                    m.next = "GEMM"
 
             with m.State("CACHE"):
                 read_into_conv_in(isa.Counter.RD_WEIGHT_BYTES)
@@ -752,7 +737,7 @@ class SushiAccel(wiring.Component):
                     walk_addr.eq((g.w_addr[:AW] + (w_idx << lt))[:AW]),
                 ]
                 with m.If(~wcur.done & (wcur.in_pb | mreq.ready)):
-                    wcur.step(tiles)
+                    wcur.step()
                     m.d.sync += w_idx.eq(w_idx + 1)
                     with m.If(wcur.kt_last):
                         nxt = w_row_start + g.w_stride
@@ -809,7 +794,7 @@ class SushiAccel(wiring.Component):
                     m.d.sync += f_row.eq(f_row + 1)
                     with m.If(f_row == R - 1):
                         m.d.sync += f_row.eq(0)
-                        fcur.step(tiles)
+                        fcur.step()
 
                 # output rows -> activation buffer o_buf
                 out_row = data.ArrayLayout(signed(32), R)(core.out.payload.as_value())

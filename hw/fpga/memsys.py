@@ -97,11 +97,11 @@ class MemInterconnect(wiring.Component):
         nowhere = Signal()  # the RAM only paces the burst
         write = Signal()
 
-        def pick(values: list) -> Value:
-            """The granted master's value."""
+        def pick(onehot: Value, values: list) -> Value:
+            """The value of the master that ``onehot`` selects."""
             v = values[-1]
             for i in reversed(range(self.n - 1)):
-                v = Mux(grant[i], values[i], v)
+                v = Mux(onehot[i], values[i], v)
             return v
 
         # the winner of the arbitration in IDLE (lowest-numbered requesting master)
@@ -110,21 +110,15 @@ class MemInterconnect(wiring.Component):
             with m.If(masters[i].req.valid):
                 m.d.comb += sel.eq(1 << i)
 
-        def pick_sel(values: list) -> Value:
-            v = values[-1]
-            for i in reversed(range(self.n - 1)):
-                v = Mux(sel[i], values[i], v)
-            return v
-
         # the winner's request and its decode are registered as it is granted: the slaves see
         # flip-flops, not the masters' address logic, the arbitration and the decode in series
         # (the master keeps its request up until it is accepted, so the copy stays true)
         reqs = [mst.req.payload for mst in masters]
-        w_addr = pick_sel([q.addr[:abits] for q in reqs])
+        w_addr = pick(sel, [q.addr[:abits] for q in reqs])
         w_above = (
-            pick_sel([q.addr[abits:] != 0 for q in reqs]) if abits < MEM_ADDR_BITS else Const(0, 1)
+            pick(sel, [q.addr[abits:] != 0 for q in reqs]) if abits < MEM_ADDR_BITS else Const(0, 1)
         )
-        w_write = pick_sel([q.write for q in reqs])
+        w_write = pick(sel, [q.write for q in reqs])
         if self.ram_bytes == 1 << rbits:  # the usual case: no magnitude compare
             w_in_ram = ~w_above & (w_addr[rbits:] == 0)
         else:
@@ -136,14 +130,14 @@ class MemInterconnect(wiring.Component):
         with m.If(latch):
             m.d.sync += [
                 addr.eq(w_addr),
-                beats.eq(pick_sel([q.beats for q in reqs])),
+                beats.eq(pick(sel, [q.beats for q in reqs])),
                 req_write.eq(w_write),
                 in_ram.eq(w_in_ram),
                 flash_rd.eq(w_flash_rd),
             ]
         req_nowhere = ~in_ram & ~flash_rd
-        mw_valid = pick([mst.wdata.valid for mst in masters])
-        mr_ready = pick([mst.rdata.ready for mst in masters])
+        mw_valid = pick(grant, [mst.wdata.valid for mst in masters])
+        mr_ready = pick(grant, [mst.rdata.ready for mst in masters])
 
         m.d.comb += [
             ram.req.payload.addr.eq(addr[:rbits]),
@@ -151,7 +145,7 @@ class MemInterconnect(wiring.Component):
             ram.req.payload.write.eq(req_write & in_ram),
             flash.req.payload.addr.eq(addr[:wbits]),
             flash.req.payload.beats.eq(beats),
-            ram.wdata.payload.eq(pick([mst.wdata.payload for mst in masters])),
+            ram.wdata.payload.eq(pick(grant, [mst.wdata.payload for mst in masters])),
             ram.wdata.valid.eq(write & ~nowhere & mw_valid),
             ram.rdata.ready.eq(~to_flash & Mux(write, nowhere & mw_valid, mr_ready)),
             flash.rdata.ready.eq(to_flash & mr_ready),
