@@ -197,8 +197,10 @@ class TileCursor:
     run one tile ahead, off the valid/ready paths that advance the cursor."""
 
     def __init__(self, m: Module, name: str, g: dict[str, Value], tile_w: int, mtile_w: int):
-        """``g``: the GEMM's tile counts and cached block (``kt_n``, ``nt_n``, ``mt_n``,
-        ``pb_kt``, ``pb_nt``, ``pb_used``), valid from ``start`` on."""
+        """``g``: the GEMM's tile counts, the counts less two (``kt_m2``, ...: never all ones
+        for a legal GEMM, as the counts stay below half the width) and the cached block
+        (``kt_n``, ``nt_n``, ``mt_n``, ``pb_kt``, ``pb_nt``, ``pb_used``), valid from ``start``
+        on."""
         self.m, self.g = m, g
         self.kt, self.nt = Signal(tile_w, name=f"{name}_kt"), Signal(tile_w, name=f"{name}_nt")
         self.mt = Signal(mtile_w, name=f"{name}_mt")
@@ -234,13 +236,13 @@ class TileCursor:
         kt_last, nt_last, mt_last = Signal(), Signal(), Signal()
         m.d.comb += [kt_last.eq(self.kt_last), nt_last.eq(self.nt_last), mt_last.eq(self.mt_last)]
         with m.If(~self.kt_last):
-            m.d.comb += kt_last.eq(self.kt + 2 == g["kt_n"])
+            m.d.comb += kt_last.eq(self.kt == g["kt_m2"])
             sync += [
                 self.kt.eq(self.kt + 1),
                 self.in_pb.eq((self.nt < g["pb_nt"]) & (self.kt + 1 < g["pb_kt"])),
             ]
         with m.Elif(~self.kn_last):
-            m.d.comb += [kt_last.eq(g["kt_n"] == 1), nt_last.eq(self.nt + 2 == g["nt_n"])]
+            m.d.comb += [kt_last.eq(g["kt_n"] == 1), nt_last.eq(self.nt == g["nt_m2"])]
             sync += [
                 self.kt.eq(0),
                 self.nt.eq(self.nt + 1),
@@ -250,7 +252,7 @@ class TileCursor:
             m.d.comb += [
                 kt_last.eq(g["kt_n"] == 1),
                 nt_last.eq(g["nt_n"] == 1),
-                mt_last.eq(self.mt + 2 == g["mt_n"]),
+                mt_last.eq(self.mt == g["mt_m2"]),
             ]
             sync += [
                 self.kt.eq(0),
@@ -352,12 +354,20 @@ class SushiAccel(wiring.Component):
             for c in C:
                 with m.Case(c):
                     m.d.comb += ctrs.sel.eq(counted.index(C.COMMANDS if c == C.RD_CMD_BYTES else c))
-        cmd_bytes_sel = Signal()  # ctrs.value is a cycle behind ctr_sel
-        m.d.sync += cmd_bytes_sel.eq(self.ctr_sel == C.RD_CMD_BYTES)
+        # ctrs.value lags ctr_sel by ctrs.latency cycles: so does this select
+        cmd_bytes_sel = self.ctr_sel == C.RD_CMD_BYTES
+        for i in range(CounterBank.latency):
+            delayed = Signal(name=f"cmd_bytes_sel_{i + 1}")
+            m.d.sync += delayed.eq(cmd_bytes_sel)
+            cmd_bytes_sel = delayed
         shift = max(isa.CMD_BYTES, W).bit_length() - 1
-        m.d.comb += self.ctr_value.eq(
+        # registered: the RAM read, its pending-count add and this select ended in the host
+        # link's response register (an iCE40 critical path); ctr_value lags ctr_sel by three
+        ctr_value = Signal(cfg.counter_bits)
+        m.d.sync += ctr_value.eq(
             Mux(cmd_bytes_sel, (ctrs.value << shift)[: cfg.counter_bits], ctrs.value)
         )
+        m.d.comb += self.ctr_value.eq(ctr_value)
 
         # ---- command register and decoded views ---------------------------------------
         cmd = Signal(isa.CMD_BITS)
@@ -404,7 +414,21 @@ class SushiAccel(wiring.Component):
         off_used = (c_gemm.pb_kt < kt_n) | (c_gemm.pb_nt < nt_n)
         # the cached block's extent once CHECK has bounded it by KT x NT (the walkers' width)
         pb_kt, pb_nt = c_gemm.pb_kt[:tile_w], c_gemm.pb_nt[:tile_w]
-        tiles = dict(kt_n=kt_n, nt_n=nt_n, mt_n=mt_n, pb_kt=pb_kt, pb_nt=pb_nt, pb_used=pb_used)
+        # the counts less two, registered (valid two cycles after DECODE, before any GEMM
+        # state): a cursor's "next tile is the last" is then an equality with a register
+        kt_m2, nt_m2, mt_m2 = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
+        m.d.sync += [kt_m2.eq(kt_n - 2), nt_m2.eq(nt_n - 2), mt_m2.eq(mt_n - 2)]
+        tiles = dict(
+            kt_n=kt_n,
+            nt_n=nt_n,
+            mt_n=mt_n,
+            kt_m2=kt_m2,
+            nt_m2=nt_m2,
+            mt_m2=mt_m2,
+            pb_kt=pb_kt,
+            pb_nt=pb_nt,
+            pb_used=pb_used,
+        )
         act_xfer_bytes = Signal(isa.INDEX_BITS + lr)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
         # (only consulted once both ranges are known to lie inside the buffer: act_w bits do)
@@ -415,10 +439,13 @@ class SushiAccel(wiring.Component):
         # ---- data movement state -------------------------------------------------------
         move_w = max(cfg.act_words, cfg.pb_bytes // R).bit_length()
         cnt = Signal(move_w)  # words moved by the current CACHE/LOAD/STORE
-        limit = Signal(move_w)
+        last_word = Signal(move_w)  # index of the transfer's last word (the checks reject 0)
         store_rd = Signal(act_w)  # STORE: words read from the buffer
         store_pending = Signal()
-        wbeats = Signal(range(cfg.act_bytes // W + 1))  # STORE: beats sent
+        # STORE: beats still to send, and "the next beat is the last" in a register (the
+        # count-and-compare sat between the memory's wdata.ready and the FSM)
+        wleft = Signal(range(cfg.act_bytes // W + 1))
+        wlast = Signal()
         fetch_idx = Signal(range(max(1, isa.CMD_BYTES // W) + 1))  # beats of the command
         # a beat wider than a command holds several: the index of the one at pc
         fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
@@ -464,10 +491,11 @@ class SushiAccel(wiring.Component):
                 count(counter)
 
         def count_words_until_limit() -> None:
-            """CACHE/LOAD: one converted word lands per valid; the command ends at ``limit``."""
+            """CACHE/LOAD: one converted word lands per valid; the command ends after
+            ``last_word``."""
             with m.If(conv_in.o.valid):
                 m.d.sync += cnt.eq(cnt + 1)
-                with m.If(cnt + 1 == limit):
+                with m.If(cnt == last_word):  # an equality, no adder before the FSM
                     m.next = "NEXT"
 
         # ---- command checks: every condition of the command in cmd, as one error code (0: it
@@ -625,7 +653,7 @@ class SushiAccel(wiring.Component):
                         issuer.addr.eq(c_cache.mem_addr[:AW]),
                         issuer.beats.eq(cache_bytes >> lw),
                     ]
-                    m.d.sync += [cnt.eq(0), limit.eq(c_cache.tiles << lr)]
+                    m.d.sync += [cnt.eq(0), last_word.eq((c_cache.tiles << lr) - 1)]
                     m.next = "CACHE"
                 with m.Elif((op == isa.Op.LOAD_ACT) | (op == isa.Op.STORE_ACT)):
                     store = op == isa.Op.STORE_ACT
@@ -637,9 +665,10 @@ class SushiAccel(wiring.Component):
                     ]
                     m.d.sync += [
                         cnt.eq(0),
-                        limit.eq(c_act.words),
+                        last_word.eq(c_act.words - 1),
                         store_rd.eq(0),
-                        wbeats.eq(0),
+                        wleft.eq(act_xfer_bytes >> lw),
+                        wlast.eq((act_xfer_bytes >> lw) == 1),
                         store_pending.eq(0),
                     ]
                     with m.If(store):
@@ -688,7 +717,7 @@ class SushiAccel(wiring.Component):
 
             with m.State("STORE"):
                 # buffer -> readq (sync read, 1 cycle) -> conv_out -> wdata
-                issue_rd = (store_rd < limit) & (readq.level + store_pending < readq.depth - 1)
+                issue_rd = (store_rd <= last_word) & (readq.level + store_pending < readq.depth - 1)
                 m.d.sync += store_pending.eq(issue_rd)
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
@@ -706,8 +735,8 @@ class SushiAccel(wiring.Component):
                 with m.If(issue_rd):
                     m.d.sync += store_rd.eq(store_rd + 1)
                 with m.If(self.mem.wdata.valid & self.mem.wdata.ready):
-                    m.d.sync += wbeats.eq(wbeats + 1)
-                    with m.If((wbeats + 1) << lw == act_xfer_bytes):
+                    m.d.sync += [wleft.eq(wleft - 1), wlast.eq(wleft == 2)]
+                    with m.If(wlast):
                         m.next = "NEXT"
 
             with m.State("GEMM"):

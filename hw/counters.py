@@ -3,7 +3,8 @@
 A flip-flop counter costs a logic cell per bit plus a read multiplexer; on an iCE40UP5K, eight
 32-bit counters took about a tenth of the device. Here each counter is a word of a small RAM,
 updated round robin by one shared adder, and only a few-bit pending count per counter lives in
-flip-flops. A read adds the pending parts back, so it is exact in every cycle.
+flip-flops. A read adds the pending parts back, so it is exact in every cycle (two cycles after its
+select).
 
 Pipeline, one counter per cycle (``rr`` steps through all slots):
 
@@ -12,7 +13,8 @@ Pipeline, one counter per cycle (``rr`` steps through all slots):
 
 A counter is taken every ``slots`` cycles, so its pending count never exceeds ``slots``
 events. Host reads use a second read port, transparent for the write, and see
-``word + pending + (the taken count in stage B, if it is this counter's)``.
+``word + pending + (the taken count in stage B, if it is this counter's)``, the two parts
+registered before they are added.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from .config import clog2
 class CounterBank(wiring.Component):
     """``len(amounts)`` counters of ``bits`` bits; counter ``i`` adds ``amounts[i]`` in each
     cycle its ``inc`` bit is high. ``clear`` zeroes them all (events in that cycle are
-    dropped). ``value`` is counter ``sel`` one cycle after ``sel`` is presented, counting every
-    event up to the cycle ``sel`` was presented in."""
+    dropped). ``value`` is counter ``sel`` :attr:`latency` cycles after ``sel`` is presented,
+    counting every event up to the cycle ``sel`` was presented in."""
+
+    #: cycles from ``sel`` to ``value``
+    latency = 2
 
     def __init__(self, amounts: list[int], bits: int):
         if not amounts or min(amounts) < 1:
@@ -99,5 +104,9 @@ class CounterBank(wiring.Component):
                     m.d.comb += pend_sel.eq(pend[i])
         in_flight = Mux(b_valid & (b_idx == sel_q), b_val, 0)
         word = Mux(stale.bit_select(sel_q, 1), 0, host.data)
-        m.d.comb += self.value.eq(word + (pend_sel + in_flight))
+        # both parts are registered before the add: the RAM's clock-to-out, the pending-count
+        # mux and a counter-wide carry chain in one cycle were the iCE40's critical path
+        word_q, small_q = Signal(bits), Signal(pend_bits + 1)
+        m.d.sync += [word_q.eq(word), small_q.eq(pend_sel + in_flight)]
+        m.d.comb += self.value.eq(word_q + small_q)
         return m

@@ -177,7 +177,15 @@ class GemmCore(wiring.Component):
             first.eq(kt == 0),
             a_rel.eq(kt_base + m_cnt),
         ]
-        tile_start = m_cnt == 0
+        # "first / last row of the tile" and "last N-, M-tile" are registers too: the compares
+        # ran between fire and the counters' enables (the iCE40's critical path); they are
+        # decided a row ahead instead
+        tile_start, m_last = Signal(init=1), Signal()
+        nt_last, mt_last = Signal(), Signal()
+        # counts less two, so that "the next one is the last" is an equality with a register
+        # (no adder in front of the compare); never reached for a count of one
+        kt_m2, nt_m2, mt_m2 = Signal.like(kt_n), Signal.like(nt_n), Signal.like(mt_n)
+        rows_m2, last_rows_m2 = Signal(range(D)), Signal(range(D))
         need_cin = first & accumulate
         emit = Signal()  # this row produces an output row
         m.d.comb += emit.eq(last & ~desc.hold)
@@ -216,12 +224,21 @@ class GemmCore(wiring.Component):
                 mt_n.eq(mt_v),
                 last_rows.eq(lrows),
                 m_rows.eq(Mux(mt_v == 1, lrows, D)),
+                kt_m2.eq(kt_v - 2),
+                nt_m2.eq(nt_v - 2),
+                mt_m2.eq(mt_v - 2),
+                last_rows_m2.eq(lrows - 2),
+                rows_m2.eq(Mux(mt_v == 1, lrows, D) - 2),
                 running.eq(1),
                 m_cnt.eq(0),
+                tile_start.eq(1),
+                m_last.eq((mt_v == 1) & (lrows == 1)),
                 kt.eq(0),
                 last.eq(kt_v == 1),
                 nt.eq(0),
+                nt_last.eq(nt_v == 1),
                 mt.eq(0),
+                mt_last.eq(mt_v == 1),
                 kt_base.eq(0),
                 mt_base.eq(0),
                 a_ptr.eq(p.a_base),
@@ -229,26 +246,39 @@ class GemmCore(wiring.Component):
             ]
 
         with m.If(fire):
-            m.d.sync += a_ptr.eq(a_ptr + 1)
-            with m.If(m_cnt == m_rows - 1):
-                m.d.sync += [m_cnt.eq(0), kt_base.eq(kt_base + m_rows)]
+            m.d.sync += [a_ptr.eq(a_ptr + 1), tile_start.eq(m_last)]
+            with m.If(m_last):
+                m.d.sync += [m_cnt.eq(0), kt_base.eq(kt_base + m_rows), m_last.eq(m_rows == 1)]
                 with m.If(last):
                     m.d.sync += [kt.eq(0), last.eq(kt_n == 1)]
-                    with m.If(nt == nt_n - 1):
-                        m.d.sync += [nt.eq(0), mt_base.eq(kt_base + m_rows), a_mt.eq(a_ptr + 1)]
-                        with m.If(mt == mt_n - 1):
+                    with m.If(nt_last):
+                        m.d.sync += [
+                            nt.eq(0),
+                            nt_last.eq(nt_n == 1),
+                            mt_base.eq(kt_base + m_rows),
+                            a_mt.eq(a_ptr + 1),
+                        ]
+                        with m.If(mt_last):
                             m.d.sync += running.eq(0)
                         with m.Else():
                             m.d.sync += [
                                 mt.eq(mt + 1),
-                                m_rows.eq(Mux(mt + 2 == mt_n, last_rows, D)),
+                                mt_last.eq(mt == mt_m2),
+                                m_rows.eq(Mux(mt == mt_m2, last_rows, D)),
+                                rows_m2.eq(Mux(mt == mt_m2, last_rows_m2, D - 2)),
+                                m_last.eq((mt == mt_m2) & (last_rows == 1)),
                             ]
                     with m.Else():
-                        m.d.sync += [nt.eq(nt + 1), kt_base.eq(mt_base), a_ptr.eq(a_mt)]
+                        m.d.sync += [
+                            nt.eq(nt + 1),
+                            nt_last.eq(nt == nt_m2),
+                            kt_base.eq(mt_base),
+                            a_ptr.eq(a_mt),
+                        ]
                 with m.Else():
-                    m.d.sync += [kt.eq(kt + 1), last.eq(kt + 2 == kt_n)]
+                    m.d.sync += [kt.eq(kt + 1), last.eq(kt == kt_m2)]
             with m.Else():
-                m.d.sync += m_cnt.eq(m_cnt + 1)
+                m.d.sync += [m_cnt.eq(m_cnt + 1), m_last.eq(m_cnt == rows_m2)]
 
         # ---- credits ---------------------------------------------------------------------
         out_taken = self.out.valid & self.out.ready

@@ -36,7 +36,7 @@ class RequantParams(data.Struct):
 
 
 class Requantizer(wiring.Component):
-    """A four-stage pipeline over ``lanes`` int32 values. Latency :attr:`latency`, no stalls.
+    """A five-stage pipeline over ``lanes`` int32 values. Latency :attr:`latency`, no stalls.
 
     ``params`` must stay put from a row's ``i_valid`` until it leaves (``busy`` low): a GEMM's
     rows share them, so the pipeline carries none. Pass-through (``enable`` low) runs through
@@ -47,11 +47,11 @@ class Requantizer(wiring.Component):
     (x_lo*mult >> 16)``, whose last two terms occupy disjoint bits (one addend, no LUTs).
 
     Stage 1: ``x_lo * mult`` and ``x_hi * m`` (16x16, one DSP each). Stage 2: ``P >> 16``, a
-    32-bit add. Stage 3: the shifter's top level (by 16). Stage 4: its other levels, the
-    rounding increment, ReLU, saturation or pass-through.
+    32-bit add. Stage 3: the shifter's top levels (by 16 and 8). Stage 4: its other levels and
+    the rounding increment. Stage 5: overflow, ReLU, saturation or pass-through.
     """
 
-    latency = 4
+    latency = 5
 
     def __init__(self, lanes: int, *, hold_output: bool = False):
         self.lanes = lanes
@@ -72,9 +72,9 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         assert MULT_BITS == 16
-        v1, v2, v3 = Signal(), Signal(), Signal()
-        m.d.sync += [v1.eq(self.i_valid), v2.eq(v1), v3.eq(v2), self.o_valid.eq(v3)]
-        m.d.comb += self.busy.eq(v1 | v2 | v3 | self.o_valid)
+        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [v1.eq(self.i_valid), v2.eq(v1), v3.eq(v2), v4.eq(v3), self.o_valid.eq(v4)]
+        m.d.comb += self.busy.eq(v1 | v2 | v3 | v4 | self.o_valid)
 
         p = self.params
         mult = Signal(MULT_BITS)
@@ -124,24 +124,35 @@ class Requantizer(wiring.Component):
                 neg.eq(sign),
                 plain.eq(Mux(p.enable | (p.relu & sign), 0, Cat(p_lo, p_hi)[n_pass:32])),
             ]
-            # stage 4: the other levels give t = P >> s (8 bits) and P[s-1]. t fits int8 iff
-            # nothing dropped and its bit 7 equals the sign; the increment then overflows only
-            # from 127, where 127 is the answer anyway. P < 0 gives a result <= 0, so ReLU
-            # keys on the sign.
+            # stage 4: the other levels give t = P >> s (8 bits) and P[s-1], and the rounding
+            # increment y = t + P[s-1]; the pass-through bits move on, masked
             window, drops4 = _shift_levels(part, neg, shift, levels[EARLY_LEVELS:])
             t = window[1:]
-            y = Signal(8, name=f"y{i}")
-            m.d.comb += y.eq(t + window[0])
-            ovf = p.enable & (drop3 | drops4 | (t[7] ^ neg) | (~neg & y[7]))
-            clamp = p.relu & neg
+            y = Signal(8, name=f"y{i}", reset_less=True)
+            t7 = Signal(name=f"t7_{i}", reset_less=True)
+            drop = Signal(name=f"drop{i}", reset_less=True)
+            neg5 = Signal(name=f"neg5_{i}", reset_less=True)
+            pass_hi = Signal(24, name=f"pass_hi{i}", reset_less=True)  # bits 8 .. 31
+            pass_mid = part[_WINDOW : n_pass + 1]  # pass-through bits 8 .. n_pass-1
+            m.d.sync += [
+                y.eq(t + window[0]),
+                t7.eq(t[7]),
+                drop.eq(drop3 | drops4),
+                neg5.eq(neg),
+                pass_hi.eq(Mux(p.enable | (p.relu & neg), 0, Cat(pass_mid, plain))),
+            ]
+            # stage 5: t fits int8 iff nothing dropped and its bit 7 equals the sign; the
+            # increment then overflows only from 127, where 127 is the answer anyway. P < 0
+            # gives a result <= 0, so ReLU keys on the sign.
+            ovf = p.enable & (drop | (t7 ^ neg5) | (~neg5 & y[7]))
+            clamp = p.relu & neg5
             lo = Signal(8, name=f"lo{i}", reset_less=True)
             hi = Signal(24, name=f"hi{i}", reset_less=True)
-            pass_mid = Mux(p.enable | clamp, 0, part[_WINDOW : n_pass + 1])  # bits 8 .. n_pass-1
-            with m.If(v3 if self.hold_output else 1):
+            with m.If(v4 if self.hold_output else 1):
                 m.d.sync += [
-                    lo.eq(Mux(clamp, 0, Mux(ovf, Mux(neg, 0x80, 0x7F), y))),
+                    lo.eq(Mux(clamp, 0, Mux(ovf, Mux(neg5, 0x80, 0x7F), y))),
                     # requantising: the int8 result's sign extension, a synchronous set
-                    hi.eq(Mux(~clamp & Mux(ovf, neg, y[7]) & p.enable, -1, Cat(pass_mid, plain))),
+                    hi.eq(Mux(~clamp & Mux(ovf, neg5, y[7]) & p.enable, -1, pass_hi)),
                 ]
             m.d.comb += self.o_data[i].eq(Cat(lo, hi))
         return m

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from sushi_hw.config import AccelConfig
+from sushi_hw.requant import Requantizer
 
 from .subgraph import EMPTY, SubGraph
 from .supernet.base import Dims, Layer, SubNet
@@ -71,8 +72,8 @@ class EnergyConstants:
 @dataclass(frozen=True)
 class TimingModel:
     """Cycle formulas of SushiAccel, structured like the RTL (hw/accel.py) and calibrated
-    against its cycle counters (``sushi calibrate``; constants measured on the ``default``
-    preset, docs/architecture.md "Timing model").
+    against its cycle counters (constants measured on the ``default`` preset; ``make demo``
+    reports the model's error against the RTL, docs/architecture.md "Timing model").
 
     * every command costs a fetch (``mem_latency`` + 32 B at the memory bandwidth) plus decode
       and checks: ``cmd_overhead``;
@@ -81,12 +82,14 @@ class TimingModel:
       off-chip fetch)``; the last tile only takes its rows; the off-chip stream starts
       ``mem_latency + first_fetch`` after the GEMM unless PB tiles in front hide it; int32 output
       rows cost ``int32_row_cycles`` more at the end; ``gemm_overhead`` covers issue, the array
-      and requantiser drain and completion.
+      and requantiser drain and completion: the array's and the requantiser's latencies
+      (taken from the RTL generator) plus ``gemm_fixed``.
     """
 
     cfg: AccelConfig
     cmd_overhead: int = 5
-    gemm_overhead: int = 38
+    gemm_fixed: int = 17
+    gemm_overhead: int | None = None  # None: derived from the array and requantiser latencies
     pb_tile_overhead: int = 3
     first_fetch: int = 7
     int32_row_cycles: int = 3
@@ -94,6 +97,11 @@ class TimingModel:
     store_overhead: int = 2
     cache_overhead: int = 4
     query_overhead: int = 1  # the doorbell
+
+    def __post_init__(self) -> None:
+        if self.gemm_overhead is None:
+            drain = self.cfg.rows + self.cfg.cols + 1 + Requantizer.latency
+            object.__setattr__(self, "gemm_overhead", drain + self.gemm_fixed)
 
     @property
     def bandwidth(self) -> int:

@@ -108,12 +108,14 @@ class AccelHost:
         return bytes(out[:length])
 
     async def counters(self) -> dict[str, int]:
-        """Every counter: ``ctr_value`` follows ``ctr_sel`` one cycle later (block RAM)."""
+        """Every counter: ``ctr_value`` follows ``ctr_sel`` three cycles later (block RAM,
+        registers on both sides of the sum)."""
         d = self.dut
         out = {}
         for c in isa.Counter:
             d.ctr_sel.value = int(c)
-            await RisingEdge(d.clk)
+            for _ in range(3):
+                await RisingEdge(d.clk)
             await ReadOnly()
             out[c.name.lower()] = int(d.ctr_value.value)
             await RisingEdge(d.clk)

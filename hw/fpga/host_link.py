@@ -154,13 +154,15 @@ class HostLink(wiring.Component):
         m.d.comb += dec.eq(rem - Mux(beat_step, mw, 1))
         rem_dec, rem_len, rem_set = Signal(), Signal(), Signal()
         rem_val = Signal(5)  # with rem_set: 0, 8 or 16
+        # rem == 0 and rem == 1 kept in registers beside rem: the compares sat between rem
+        # and the FSM's enables (behind the UART's ready), an iCE40 critical path
+        rem_zero, rem_one = Signal(init=1), Signal()
         with m.If(rem_len):
-            m.d.sync += rem.eq(length)
+            m.d.sync += [rem.eq(length), rem_zero.eq(length == 0), rem_one.eq(length == 1)]
         with m.Elif(rem_set):
-            m.d.sync += rem.eq(rem_val)
+            m.d.sync += [rem.eq(rem_val), rem_zero.eq(rem_val == 0), rem_one.eq(rem_val == 1)]
         with m.Elif(rem_dec):
-            m.d.sync += rem.eq(dec)
-        rem_one = rem == 1
+            m.d.sync += [rem.eq(dec), rem_zero.eq(dec == 0), rem_one.eq(dec == 1)]
         # STATUS and COUNTER payload, shifted out LSB first; counters above counter_bits and
         # STATUS above its bad-frame count are zeros, which the shift brings in
         sr = Signal(max(48, -(-self.cfg.counter_bits // 8) * 8))
@@ -186,16 +188,26 @@ class HostLink(wiring.Component):
         m.d.comb += self.tx.payload.eq(tx_byte)
         tx_fire = self.tx.valid & self.tx.ready
         crc_tx = Signal()  # the CRC takes the byte sent, not the byte received
-        crc_next = _crc8_hw(crc, Mux(crc_tx, tx_byte, byte))
 
         # strobes from the FSM to the datapath: one load value and an enable per register
         # rather than a mux per state
         crc_clr, crc_upd, idx_clr, idx_inc, status_set = (Signal() for _ in range(5))
         status_val = Signal.like(status)
-        with m.If(crc_clr):
+        # the CRC takes its byte and strobes from registers, a cycle late: the response byte
+        # mux (a memory beat's lane) and the CRC's XOR tree were the iCE40's critical path in
+        # series. ``crc_late`` marks the cycle in which ``crc`` is not yet up to date; the CRC
+        # byte is neither sent nor compared in it.
+        crc_byte, crc_clr_q, crc_upd_q = Signal(8), Signal(), Signal()
+        m.d.sync += [
+            crc_byte.eq(Mux(crc_tx, tx_byte, byte)),
+            crc_clr_q.eq(crc_clr),
+            crc_upd_q.eq(crc_upd),
+        ]
+        crc_late = crc_clr_q | crc_upd_q
+        with m.If(crc_clr_q):
             m.d.sync += crc.eq(0)
-        with m.Elif(crc_upd):
-            m.d.sync += crc.eq(crc_next)
+        with m.Elif(crc_upd_q):
+            m.d.sync += crc.eq(_crc8_hw(crc, crc_byte))
         with m.If(idx_clr):
             m.d.sync += idx.eq(0)
         with m.Elif(idx_inc):
@@ -207,6 +219,16 @@ class HostLink(wiring.Component):
             m.d.comb += [status_set.eq(1), status_val.eq(v)]
 
         aligned = (addr[:lmw] == 0) & (length[:lmw] == 0)
+        # the frame's argument checks, registered every cycle (valid in CHECK, a cycle after
+        # the last header byte): the compares and the status update were the iCE40's
+        # critical path when they ran in series
+        len_zero, len_over_w, len_over_r, len_aligned = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            len_zero.eq(length == 0),
+            len_over_w.eq(length > MAX_WRITE),
+            len_over_r.eq(length > MAX_READ),
+            len_aligned.eq(aligned),
+        ]
         m.d.comb += [self.prog_addr.eq(Cat(addr, addr_above)), self.ctr_sel.eq(addr)]
         m.d.comb += [
             self.mem.req.payload.addr.eq(Cat(addr, addr_above)),
@@ -291,19 +313,21 @@ class HostLink(wiring.Component):
                             with m.Case(5 + i):
                                 m.d.sync += length[8 * i : 8 * i + 8].eq(byte)
                     with m.If(idx == 6):
-                        m.next = "CHECK"
+                        m.next = "CHECK_PREP"
                 rx_errors()
+            with m.State("CHECK_PREP"):  # the length compares settle into flip-flops
+                m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += idx_clr.eq(1)  # for the response
                 m.d.comb += rem_len.eq(1)
                 bad_arg = Signal()
                 with m.Switch(cmd):
                     with m.Case(Cmd.WRITE):
-                        m.d.comb += bad_arg.eq((length == 0) | (length > MAX_WRITE) | ~aligned)
+                        m.d.comb += bad_arg.eq(len_zero | len_over_w | ~len_aligned)
                     with m.Case(Cmd.READ):
-                        m.d.comb += bad_arg.eq((length == 0) | (length > MAX_READ) | ~aligned)
+                        m.d.comb += bad_arg.eq(len_zero | len_over_r | ~len_aligned)
                     with m.Default():
-                        m.d.comb += bad_arg.eq(length != 0)
+                        m.d.comb += bad_arg.eq(~len_zero)
                 with m.If(cmd_bad):
                     set_status(Status.BAD_CMD)
                     m.next = "DRAIN"
@@ -327,7 +351,7 @@ class HostLink(wiring.Component):
                         m.next = "CRC"
                 rx_errors()
             with m.State("CRC"):
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += self.rx.ready.eq(~crc_late)
                 with m.If(rx_fire):
                     with m.If(byte != crc):
                         set_status(Status.BAD_CRC)
@@ -397,7 +421,6 @@ class HostLink(wiring.Component):
             with m.State("TX"):
                 # idx 0 sync, 1 status, 2 and 3 length, 4 payload while rem != 0, then crc
                 m.d.comb += [self.tx.valid.eq(1), crc_tx.eq(1)]
-                rem_zero = rem == 0
                 with m.Switch(idx):
                     with m.Case(0):
                         m.d.comb += tx_byte.eq(SYNC_RSP)
@@ -409,7 +432,7 @@ class HostLink(wiring.Component):
                         m.d.comb += tx_byte.eq(rem[8:])
                     with m.Default():
                         with m.If(rem_zero):
-                            m.d.comb += tx_byte.eq(crc)
+                            m.d.comb += [self.tx.valid.eq(~crc_late), tx_byte.eq(crc)]
                         with m.Elif(cmd == Cmd.READ):
                             m.d.comb += [
                                 self.tx.valid.eq(rd.valid),

@@ -17,7 +17,7 @@ single SPI flash and a single-ported RAM can do anyway.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig, clog2
@@ -58,7 +58,9 @@ def check_ram_bytes(cfg: AccelConfig, ram_bytes: int) -> None:
 class MemInterconnect(wiring.Component):
     """``n_masters`` memory-port masters onto a RAM port and a flash port.
 
-    A request is taken from its master, decoded and latched in one cycle and handed to its
+    The arbitration is registered: a master's request is offered ``req.ready`` the cycle
+    after it appears (lowest-numbered master first). It is taken, decoded and latched in one
+    cycle and handed to its
     slave from those flip-flops in the next; the data streams are then switched by registered
     one-hot selects. The interconnect counts no beats: a slave keeps ``req.ready`` low from
     accepting a burst until its last beat has passed (:class:`MemRam` and
@@ -104,21 +106,31 @@ class MemInterconnect(wiring.Component):
                 v = Mux(onehot[i], values[i], v)
             return v
 
-        # the winner of the arbitration in IDLE (lowest-numbered requesting master)
+        # the arbitration (lowest-numbered requesting master) is registered into ``offer``,
+        # and in IDLE only the offered master sees ``req.ready``: a master's ready is a
+        # flip-flop, not its own valid through the arbiter (on the iCE40 that loop, issuer ->
+        # arbiter -> the weight walker's enables, was the critical path). It costs a cycle
+        # per request on the board, where the SPI flash's latency dwarfs it.
         sel = Signal(self.n)
         for i in reversed(range(self.n)):
             with m.If(masters[i].req.valid):
                 m.d.comb += sel.eq(1 << i)
+        offer = Signal(self.n)
+        m.d.sync += offer.eq(sel)
+        taken = Signal()
+        m.d.comb += taken.eq((offer & Cat(mst.req.valid for mst in masters)).any())
 
         # the winner's request and its decode are registered as it is granted: the slaves see
         # flip-flops, not the masters' address logic, the arbitration and the decode in series
         # (the master keeps its request up until it is accepted, so the copy stays true)
         reqs = [mst.req.payload for mst in masters]
-        w_addr = pick(sel, [q.addr[:abits] for q in reqs])
+        w_addr = pick(offer, [q.addr[:abits] for q in reqs])
         w_above = (
-            pick(sel, [q.addr[abits:] != 0 for q in reqs]) if abits < MEM_ADDR_BITS else Const(0, 1)
+            pick(offer, [q.addr[abits:] != 0 for q in reqs])
+            if abits < MEM_ADDR_BITS
+            else Const(0, 1)
         )
-        w_write = pick(sel, [q.write for q in reqs])
+        w_write = pick(offer, [q.write for q in reqs])
         if self.ram_bytes == 1 << rbits:  # the usual case: no magnitude compare
             w_in_ram = ~w_above & (w_addr[rbits:] == 0)
         else:
@@ -130,7 +142,7 @@ class MemInterconnect(wiring.Component):
         with m.If(latch):
             m.d.sync += [
                 addr.eq(w_addr),
-                beats.eq(pick(sel, [q.beats for q in reqs])),
+                beats.eq(pick(offer, [q.beats for q in reqs])),
                 req_write.eq(w_write),
                 in_ram.eq(w_in_ram),
                 flash_rd.eq(w_flash_rd),
@@ -162,13 +174,13 @@ class MemInterconnect(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # the winner's request is taken here (its copy is latched): the masters never
+                # the offered request is taken here (its copy is latched): the masters never
                 # wait on a slave's ready, which keeps the slaves' state out of their paths
                 m.d.comb += latch.eq(1)
                 for i, mst in enumerate(masters):
-                    m.d.comb += mst.req.ready.eq(sel[i])
-                with m.If(sel != 0):
-                    m.d.sync += grant.eq(sel)
+                    m.d.comb += mst.req.ready.eq(offer[i])
+                with m.If(taken):
+                    m.d.sync += grant.eq(offer)
                     m.next = "REQ"
             with m.State("REQ"):
                 slave_ready = Mux(flash_rd, flash.req.ready, ram.req.ready)
@@ -216,7 +228,7 @@ class MemRam(wiring.Component):
         cur = Signal(range(depth))
         left = Signal(MEM_BEATS_BITS)
         write = Signal()
-        busy = left != 0
+        busy = Signal()  # left != 0, as a register: it gates wdata.ready towards the masters
         m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(bus.wdata.payload)]
 
         # Read pipeline, oldest first: the output register (o), a skid register (s) and the
@@ -228,7 +240,12 @@ class MemRam(wiring.Component):
         m.d.comb += bus.req.ready.eq(~busy & ~h_valid & ~s_valid & ~o_valid)
         with m.If(bus.req.valid & bus.req.ready):
             p = bus.req.payload
-            m.d.sync += [cur.eq(p.addr[lmw:]), left.eq(p.beats), write.eq(p.write)]
+            m.d.sync += [
+                cur.eq(p.addr[lmw:]),
+                left.eq(p.beats),
+                busy.eq(p.beats != 0),
+                write.eq(p.write),
+            ]
 
         issue = ~write & busy & ~(h_valid & s_valid & o_valid)
         o_free = ~o_valid | bus.rdata.ready
@@ -245,4 +262,6 @@ class MemRam(wiring.Component):
         m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
         with m.If(we | issue):
             m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += busy.eq(0)
         return m

@@ -124,6 +124,14 @@ class SPIFlashReader(wiring.Component):
         order = [8 * (k // 8) + 7 - k % 8 for k in range(8 * mw)]  # bit k of the wire
         chain = [rx[order[k]] for k in reversed(range(8 * mw))]  # chain[0] takes cipo
         m.d.comb += bus.rdata.payload.eq(rx)
+        # the beat's valid and its acceptance are flip-flops: the master's ready only sets
+        # ``taken``, and the next cycle clears the bit count and moves on, so nothing here (the
+        # clock, the counters, the FSM) waits on the master's logic in the same cycle
+        rvalid, taken = Signal(), Signal()
+        m.d.comb += bus.rdata.valid.eq(rvalid)
+        m.d.sync += taken.eq(rvalid & bus.rdata.ready)
+        with m.If(rvalid & bus.rdata.ready):
+            m.d.sync += rvalid.eq(0)
 
         with m.FSM():
             with m.State("RESET"):
@@ -157,14 +165,15 @@ class SPIFlashReader(wiring.Component):
                     m.d.comb += cnt_clr.eq(1)
                     m.next = "RECV"
             with m.State("RECV"):
-                with m.If(reached(8 * mw) & ~self.sclk):
+                with m.If(taken):
+                    m.d.comb += [left_dec.eq(1), cnt_clr.eq(1)]
+                    with m.If(last):
+                        m.d.comb += cs_off.eq(1)
+                        m.next = "GAP"
+                with m.Elif(reached(8 * mw) & ~self.sclk):
                     # a whole word and SCLK low: hand it over; the clock pauses until it is taken
-                    m.d.comb += bus.rdata.valid.eq(1)
-                    with m.If(bus.rdata.ready):
-                        m.d.comb += [left_dec.eq(1), cnt_clr.eq(1)]
-                        with m.If(last):
-                            m.d.comb += cs_off.eq(1)
-                            m.next = "GAP"
+                    with m.If(~rvalid):
+                        m.d.sync += rvalid.eq(1)
                 with m.Else():
                     m.d.comb += [run_clk.eq(1), cnt_inc.eq(rise)]
                     with m.If(rise):

@@ -27,8 +27,11 @@ def test_counter_bank_reads_exact_every_cycle(amounts: list[int], bits: int, see
     mask = (1 << bits) - 1
     bad: list[str] = []
 
+    lag = CounterBank.latency - 1  # edges between the one after sel and the read
+
     async def bench(ctx) -> None:
         want = [0] * n
+        hist: list[tuple[int, list[int], bool]] = []  # per cycle: sel, counts after it, reset
         for cycle in range(3000):
             clear = rng.random() < 0.01
             reset = cycle == 1500
@@ -44,10 +47,15 @@ def test_counter_bank_reads_exact_every_cycle(amounts: list[int], bits: int, see
                 want = [0] * n
             else:
                 want = [(w + a * e) & mask for w, a, e in zip(want, amounts, inc, strict=True)]
-            # after the edge, value is counter sel (presented before it) with this cycle's events
+            hist.append((sel, want, reset))
+            # after this edge, value is the counter selected ``lag`` cycles ago, with the
+            # events of that cycle
+            if cycle < lag:
+                continue
+            s_sel, s_want, s_reset = hist[cycle - lag]
             got = ctx.get(dut.value)
-            if not reset and got != want[sel]:
-                bad.append(f"cycle {cycle}: counter {sel} = {got}, want {want[sel]}")
+            if not any(r for _, _, r in hist[cycle - lag :]) and got != s_want[s_sel]:
+                bad.append(f"cycle {cycle}: counter {s_sel} = {got}, want {s_want[s_sel]}")
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
