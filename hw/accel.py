@@ -361,13 +361,9 @@ class SushiAccel(wiring.Component):
             m.d.sync += delayed.eq(cmd_bytes_sel)
             cmd_bytes_sel = delayed
         shift = max(isa.CMD_BYTES, W).bit_length() - 1
-        # registered: the RAM read, its pending-count add and this select ended in the host
-        # link's response register (an iCE40 critical path); ctr_value lags ctr_sel by three
-        ctr_value = Signal(cfg.counter_bits)
-        m.d.sync += ctr_value.eq(
+        m.d.comb += self.ctr_value.eq(
             Mux(cmd_bytes_sel, (ctrs.value << shift)[: cfg.counter_bits], ctrs.value)
         )
-        m.d.comb += self.ctr_value.eq(ctr_value)
 
         # ---- command register and decoded views ---------------------------------------
         cmd = Signal(isa.CMD_BITS)

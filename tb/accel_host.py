@@ -108,13 +108,13 @@ class AccelHost:
         return bytes(out[:length])
 
     async def counters(self) -> dict[str, int]:
-        """Every counter: ``ctr_value`` follows ``ctr_sel`` three cycles later (block RAM,
-        registers on both sides of the sum)."""
+        """Every counter: ``ctr_value`` follows ``ctr_sel`` two cycles later (block RAM, then
+        registers in front of the sum)."""
         d = self.dut
         out = {}
         for c in isa.Counter:
             d.ctr_sel.value = int(c)
-            for _ in range(3):
+            for _ in range(2):
                 await RisingEdge(d.clk)
             await ReadOnly()
             out[c.name.lower()] = int(d.ctr_value.value)
