@@ -17,6 +17,8 @@ from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import RegisteredMul, ecp5_dsp
+
 #: Attribute a build platform may carry: how many PEs (row-major) may use a hardware multiplier.
 #: The rest get the LUT multiplier :func:`lut_mul_s8`. Absent (simulation, generic Verilog):
 #: every PE writes ``a * w`` and the synthesis tool decides.
@@ -29,18 +31,40 @@ def dsp_pes(platform, n_pes: int) -> int:
     return n_pes if budget is None else max(0, min(n_pes, int(budget)))
 
 
+def _tree_sum(terms: list[Value]) -> Value:
+    terms = [t.as_signed() if not t.shape().signed else t for t in terms]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def lut_mul_s8_halves(a: Value, b: Value) -> tuple[Value, Value]:
+    """The two halves of :func:`lut_mul_s8`'s adder tree: ``(a * b[0:4], a * b[4:8])``.
+
+    ``lo`` multiplies by the low nibble of ``b`` read as unsigned, ``hi`` by the high nibble
+    read as signed; both fit int12, and ``a * b == lo + (hi << 4)`` (:func:`lut_mul_s8_join`).
+    Each is two adder levels of shifted partial products. The PE registers them (a pipeline
+    stage inside the multiplier), so that half of the tree runs in the cycle in which ``a_out``
+    is registered and the other half in the cycle of the product register.
+    """
+    lo = _tree_sum([Mux(b[i], a << i, 0) for i in range(4)])
+    hi = _tree_sum([Mux(b[4 + i], a << i, 0) for i in range(3)] + [Mux(b[7], -(a << 3), 0)])
+    return lo[:12].as_signed(), hi[:12].as_signed()
+
+
+def lut_mul_s8_join(lo: Value, hi: Value) -> Value:
+    """``lo + (hi << 4)`` as int16: the product from :func:`lut_mul_s8_halves`."""
+    return (lo + (hi << 4))[:16].as_signed()
+
+
 def lut_mul_s8(a: Value, b: Value) -> Value:
     """``a * b`` for two int8 as a balanced tree of shifted partial products (int16).
 
     Written without a multiply operator so that Yosys does not map it onto a DSP block: on a
-    device with fewer DSPs than PEs the remaining PEs use this.
+    device with fewer DSPs than PEs the remaining PEs use this (split in two pipeline stages,
+    :func:`lut_mul_s8_halves` and :func:`lut_mul_s8_join`).
     """
-    terms = [Mux(b[i], a << i, 0) for i in range(7)]
-    terms.append(Mux(b[7], -(a << 7), 0))
-    terms = [t.as_signed() if not t.shape().signed else t for t in terms]
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms), 2)]
-    return terms[0][:16].as_signed()
+    return lut_mul_s8_join(*lut_mul_s8_halves(a, b))
 
 
 class ProcessingElement(wiring.Component):
@@ -50,8 +74,19 @@ class ProcessingElement(wiring.Component):
     added to the ``psum_in`` present at t+2. ``bank`` belongs to the activation on ``a_in``: the
     weight is selected and registered alongside ``a_out``, so the multiplier's inputs are both
     flip-flops (the bank bit fans out to a whole anti-diagonal and is slow to route).
-    ``use_dsp=False`` builds the multiplier from LUTs (:func:`lut_mul_s8`); the behaviour is
-    identical.
+
+    The multiplier, same latency and results in every variant:
+
+    * ``use_dsp`` (default): ``prod <= a_out * weight``, where ``weight`` is the registered
+      ``w[bank]``; the synthesis tool maps it onto a DSP (SB_MAC16 absorbs both registers).
+      On a platform with :data:`sushi_hw.dsp.ECP5_DSP_ATTR` it is a MULT18X18D instance
+      (:class:`sushi_hw.dsp.RegisteredMul`) fed with ``a_in`` and ``w[bank]``, the values the
+      ``a_out``/``weight`` registers load: its input registers are that ``weight`` register and
+      a copy of ``a_out``, its output register is ``prod`` (Yosys would leave all three in the
+      fabric). ``a_out`` stays a fabric register: it feeds the next PE.
+    * ``use_dsp=False``: the LUT multiplier :func:`lut_mul_s8`, pipelined: its two half trees
+      (:func:`lut_mul_s8_halves`) are computed from ``a_in`` and ``w[bank]`` and registered in
+      place of ``weight``, and their sum (:func:`lut_mul_s8_join`) is ``prod``.
     """
 
     def __init__(self, psum_bits: int, use_dsp: bool = True):
@@ -73,23 +108,38 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         w = [Signal(signed(8), name=f"w{i}") for i in range(2)]
-        # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
-        prod = Signal(signed(16), reset_less=True)
         with m.If(self.w_we):
             with m.Switch(self.w_bank):
                 for i in range(2):
                     with m.Case(i):
                         m.d.sync += w[i].eq(self.w_data)
-        weight = Signal(signed(8))  # w[bank] of the activation in a_out
-        m.d.sync += weight.eq(Mux(self.bank, w[1], w[0]))
+        selected = Mux(self.bank, w[1], w[0])  # w[bank] of the activation on a_in
+        m.d.sync += self.a_out.eq(self.a_in)
+        # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
+        prod = Signal(signed(16), reset_less=True)
+        if not self.use_dsp:
+            lo, hi = lut_mul_s8_halves(self.a_in, selected)
+            lo_q = Signal(signed(12), name="mul_lo", reset_less=True)
+            hi_q = Signal(signed(12), name="mul_hi", reset_less=True)
+            m.d.sync += [lo_q.eq(lo), hi_q.eq(hi), prod.eq(lut_mul_s8_join(lo_q, hi_q))]
+        elif ecp5_dsp(platform):
+            m.submodules.mul = mul = RegisteredMul(
+                signed(8), signed(8), reg_inputs=True, mult18x18d=True
+            )
+            m.d.comb += [mul.a.eq(self.a_in), mul.b.eq(selected), prod.eq(mul.p)]
+        else:
+            weight = Signal(signed(8))  # w[bank] of the activation in a_out
+            m.d.sync += [weight.eq(selected), prod.eq(self.a_out * weight)]
         psum = Signal(signed(self.psum_bits), reset_less=True)  # a DSP accumulator register
         m.d.comb += self.psum_out.eq(psum)
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            prod.eq(self.a_out * weight if self.use_dsp else lut_mul_s8(self.a_out, weight)),
-            psum.eq(self.psum_in + prod),
-        ]
+        m.d.sync += psum.eq(self.psum_in + prod)
         return m
+
+
+def array_latency(rows: int, cols: int) -> int:
+    """Cycles from an activation row entering the array to its partial sums leaving it: the
+    input skew, one PE per row and column, the output deskew."""
+    return rows + cols + 1
 
 
 class SystolicArray(wiring.Component):
@@ -98,7 +148,7 @@ class SystolicArray(wiring.Component):
     def __init__(self, rows: int, cols: int, psum_bits: int):
         self.rows, self.cols, self.psum_bits = rows, cols, psum_bits
         #: cycles from ``a_data`` to the matching ``out_data``
-        self.latency = rows + cols + 1
+        self.latency = array_latency(rows, cols)
         super().__init__(
             {
                 "a_valid": In(1),

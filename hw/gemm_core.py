@@ -14,7 +14,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .array import SystolicArray
+from .array import SystolicArray, array_latency
 from .config import AccelConfig, clog2
 from .requant import Requantizer, RequantParams
 
@@ -76,7 +76,7 @@ class GemmCore(wiring.Component):
         self.a_flow = a_flow
         self.int32_gap = int32_gap
         R, C = cfg.rows, cfg.cols
-        self.array_latency = R + C + 1
+        self.array_latency = array_latency(R, C)
         self.fifo_depth = _pow2_fifo_depth(self.array_latency + 1 + Requantizer.latency + 8)
         super().__init__(
             {

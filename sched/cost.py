@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
 from sushi_hw.requant import Requantizer
 
@@ -100,7 +101,7 @@ class TimingModel:
 
     def __post_init__(self) -> None:
         if self.gemm_overhead is None:
-            drain = self.cfg.rows + self.cfg.cols + 1 + Requantizer.latency
+            drain = array_latency(self.cfg.rows, self.cfg.cols) + Requantizer.latency
             object.__setattr__(self, "gemm_overhead", drain + self.gemm_fixed)
 
     @property

@@ -73,8 +73,12 @@ def _icebreaker_platform():
 
 def _ulx3s_platform():
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    from sushi_hw.dsp import ECP5_DSP_ATTR
 
-    return ULX3S_85F_Platform()
+    platform = ULX3S_85F_Platform()
+    # PE multipliers as MULT18X18D instances with their own registers (sushi_hw.dsp)
+    setattr(platform, ECP5_DSP_ATTR, True)
+    return platform
 
 
 # SB_PLL40_PAD settings from `icepll -i 12 -o F` (simple feedback)
