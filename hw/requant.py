@@ -90,30 +90,20 @@ class Requantizer(wiring.Component):
             x = self.i_data[i]
             # Data registers carry no reset (the valid bits do): the DSP blocks absorb them,
             # and a reset would collide with the synchronous set/reset that stand in for LUTs.
-            # stage 1: the products, in the DSPs' pipeline registers
-            pl = Signal(32, name=f"pl{i}", reset_less=True)  # a register, or the DSP's
-            ph = Signal(signed(32), name=f"ph{i}", reset_less=True)
+            # stage 1: the products, registered in the DSPs: on ECP5 MULT18X18D instances with
+            # their output register (Yosys's ECP5 mapping leaves it unused), elsewhere a plain
+            # multiply into a register without reset that SB_MAC16 absorbs
+            mul_l = RegisteredMul(unsigned(16), unsigned(16), reg_inputs=False, mult18x18d=ecp5)
+            mul_h = RegisteredMul(signed(16), signed(16), reg_inputs=False, mult18x18d=ecp5)
+            m.submodules[f"mul_l{i}"], m.submodules[f"mul_h{i}"] = mul_l, mul_h
+            m.d.comb += [
+                mul_l.a.eq(x[:16]),
+                mul_l.b.eq(mult),
+                mul_h.a.eq(x[16:].as_signed()),
+                mul_h.b.eq(mult.as_signed()),
+            ]
+            pl, ph = mul_l.p, mul_h.p
             x_hi_m15 = Signal(16, name=f"x_hi_m15_{i}", reset_less=True)  # x_hi if mult[15]
-            if ecp5:
-                # MULT18X18D instances with their output register (sushi_hw.dsp): Yosys's
-                # ECP5 mapping leaves it unused, which put the DSP -> fabric route on the
-                # critical path
-                mul_l = RegisteredMul(unsigned(16), unsigned(16), reg_inputs=False, mult18x18d=True)
-                mul_h = RegisteredMul(signed(16), signed(16), reg_inputs=False, mult18x18d=True)
-                m.submodules[f"mul_l{i}"], m.submodules[f"mul_h{i}"] = mul_l, mul_h
-                m.d.comb += [
-                    mul_l.a.eq(x[:16]),
-                    mul_l.b.eq(mult),
-                    mul_h.a.eq(x[16:].as_signed()),
-                    mul_h.b.eq(mult.as_signed()),
-                    pl.eq(mul_l.p),
-                    ph.eq(mul_h.p),
-                ]
-            else:
-                m.d.sync += [
-                    pl.eq(x[:16] * mult),
-                    ph.eq(x[16:].as_signed() * mult.as_signed()),
-                ]
             m.d.sync += x_hi_m15.eq(Mux(mult[15], x[16:], 0))  # a synchronous reset
             # stage 2: P >> 16 fits 32 bits, so a 32-bit add is exact: on iCE40 the DSP's
             # post-adder, on ECP5 in the fabric (behind the product register either way)
