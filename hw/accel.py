@@ -18,6 +18,7 @@ from .config import AccelConfig, clog2
 from .counters import CounterBank
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
+from .pipeline import pipeline_regs
 from .spram import SinglePortRam
 from .width import WidthConverter
 
@@ -315,8 +316,12 @@ class SushiAccel(wiring.Component):
         m.submodules.pb = pb = SinglePortRam("pb", word_bits, max(1, cfg.pb_bytes // R))
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
-        # their words through this queue; never both at once, so one queue serves both
-        m.submodules.readq = readq = fifo.SyncFIFOBuffered(width=word_bits, depth=4)
+        # their words through this queue; never both at once, so one queue serves both. With
+        # the read data registered (ECP5 timing), two words are in flight and the queue is
+        # twice as deep, so it still takes a word every cycle.
+        rd_reg = pipeline_regs(platform)
+        rd_depth = 8 if rd_reg else 4
+        m.submodules.readq = readq = fifo.SyncFIFOBuffered(width=word_bits, depth=rd_depth)
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)
@@ -437,7 +442,6 @@ class SushiAccel(wiring.Component):
         cnt = Signal(move_w)  # words moved by the current CACHE/LOAD/STORE
         last_word = Signal(move_w)  # index of the transfer's last word (the checks reject 0)
         store_rd = Signal(act_w)  # STORE: words read from the buffer
-        store_pending = Signal()
         # STORE: beats still to send, and "the next beat is the last" in a register (the
         # count-and-compare sat between the memory's wdata.ready and the FSM)
         wleft = Signal(range(cfg.act_bytes // W + 1))
@@ -456,10 +460,25 @@ class SushiAccel(wiring.Component):
         pb_k, pb_n = Signal(tile_w), Signal(tile_w)
         pb_r = Signal(range(R))
         pb_tile_row = Signal(pb_t)  # PB tile index of (pb_n, 0)
-        pb_rd_pending = Signal()
         # GEMM output writer
         o_addr = Signal(act_w)
         o_part = Signal(2)
+
+        # reads into readq: issued (rd_issue), then the RAM's word (rd_data) a cycle later,
+        # registered once more when rd_reg; a read is issued only if the queue has room for
+        # it and every read in flight
+        rd_issue, rd_data = Signal(), Signal(word_bits)
+        rd_pend = Signal()  # a read was issued last cycle: its word is on rd_data
+        m.d.sync += rd_pend.eq(rd_issue)
+        if rd_reg:
+            rd_pend2, rd_q = Signal(), Signal(word_bits)
+            m.d.sync += [rd_pend2.eq(rd_pend), rd_q.eq(rd_data)]
+            m.d.comb += [readq.w_en.eq(rd_pend2), readq.w_data.eq(rd_q)]
+            in_flight = rd_pend + rd_pend2
+        else:
+            m.d.comb += [readq.w_en.eq(rd_pend), readq.w_data.eq(rd_data)]
+            in_flight = rd_pend
+        rd_room = readq.level + in_flight < readq.depth - 1
 
         rdata = self.mem.rdata
         beat_in = rdata.valid & rdata.ready
@@ -665,7 +684,6 @@ class SushiAccel(wiring.Component):
                         store_rd.eq(0),
                         wleft.eq(act_xfer_bytes >> lw),
                         wlast.eq((act_xfer_bytes >> lw) == 1),
-                        store_pending.eq(0),
                     ]
                     with m.If(store):
                         m.next = "STORE"
@@ -712,15 +730,14 @@ class SushiAccel(wiring.Component):
                 count_words_until_limit()
 
             with m.State("STORE"):
-                # buffer -> readq (sync read, 1 cycle) -> conv_out -> wdata
-                issue_rd = (store_rd <= last_word) & (readq.level + store_pending < readq.depth - 1)
-                m.d.sync += store_pending.eq(issue_rd)
+                # buffer -> (read stage) -> readq -> conv_out -> wdata
+                issue_rd = (store_rd <= last_word) & rd_room
+                m.d.comb += rd_issue.eq(issue_rd)
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
                         m.d.comb += [rp.en.eq(1), rp.addr.eq(c_act.word + store_rd)]
-                        m.d.comb += readq.w_data.eq(rp.data)
+                        m.d.comb += rd_data.eq(rp.data)
                 m.d.comb += [
-                    readq.w_en.eq(store_pending),
                     conv_out.i.valid.eq(readq.r_rdy),
                     conv_out.i.payload.eq(readq.r_data),
                     readq.r_en.eq(conv_out.i.ready),
@@ -779,13 +796,12 @@ class SushiAccel(wiring.Component):
                 ]
 
                 # PB tiles -> readq, in feed order (a pass per M-tile)
-                pb_issue = (pb_pass != 0) & (readq.level + pb_rd_pending < readq.depth - 1)
-                m.d.sync += pb_rd_pending.eq(pb_issue)
+                pb_issue = (pb_pass != 0) & rd_room
                 m.d.comb += [
+                    rd_issue.eq(pb_issue),
                     pb.en.eq(1),
                     pb.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
-                    readq.w_en.eq(pb_rd_pending),
-                    readq.w_data.eq(pb.rdata),
+                    rd_data.eq(pb.rdata),
                 ]
                 with m.If(pb_issue):
                     m.d.sync += pb_r.eq(pb_r + 1)

@@ -11,10 +11,13 @@ Pipeline, one counter per cycle (``rr`` steps through all slots):
 * stage A, cycle t: read the RAM word of counter ``rr`` and take its pending count;
 * stage B, cycle t+1: write back word (or 0 after a clear) + the taken count.
 
-A counter is taken every ``slots`` cycles, so its pending count never exceeds ``slots``
-events. Host reads use a second read port, transparent for the write, and see
-``word + pending + (the taken count in stage B, if it is this counter's)``, the two parts
-registered before they are added.
+With ``read_reg`` (ECP5 timing: a block RAM's 5.8 ns clock-to-out and a counter-wide carry
+chain do not fit 10 ns) stage B only registers the word, and stage C, cycle t+2, adds and writes
+back. A counter is taken every ``slots`` (>= 4) cycles, so a slot's write-back always lands
+before its next read, and its pending count never exceeds ``slots`` events. Host reads use a
+second read port, transparent for the write, and see ``word + pending + (the counts taken but
+not yet written back, if they are this counter's)``, the two parts registered before they are
+added.
 """
 
 from __future__ import annotations
@@ -25,23 +28,25 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import clog2
+from .pipeline import pipeline_regs
 
 
 class CounterBank(wiring.Component):
     """``len(amounts)`` counters of ``bits`` bits; counter ``i`` adds ``amounts[i]`` in each
     cycle its ``inc`` bit is high. ``clear`` zeroes them all (events in that cycle are
     dropped). ``value`` is counter ``sel`` :attr:`latency` cycles after ``sel`` is presented,
-    counting every event up to the cycle ``sel`` was presented in."""
+    counting every event up to the cycle ``sel`` was presented in. ``read_reg`` registers the
+    RAM word before the update's adder (default: the platform's ``sushi_pipeline_regs``)."""
 
     #: cycles from ``sel`` to ``value``
     latency = 2
 
-    def __init__(self, amounts: list[int], bits: int):
+    def __init__(self, amounts: list[int], bits: int, *, read_reg: bool | None = None):
         if not amounts or min(amounts) < 1:
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"counter amounts must be >= 1, got {amounts}")
-        self.amounts, self.bits = list(amounts), bits
-        self.slots = 1 << clog2(max(2, len(amounts)))
+        self.amounts, self.bits, self.read_reg = list(amounts), bits, read_reg
+        self.slots = 1 << clog2(max(4, len(amounts)))
         super().__init__(
             {
                 "inc": In(len(amounts)),
@@ -82,16 +87,29 @@ class CounterBank(wiring.Component):
             with m.Else():
                 m.d.sync += pend[i].eq(pend[i] + event)
 
-        # stage B: write back
-        m.d.comb += [
-            wp.addr.eq(b_idx),
-            wp.en.eq(b_valid),
-            wp.data.eq(Mux(stale.bit_select(b_idx, 1), 0, rmw.data) + b_val),
-        ]
+        read_reg = pipeline_regs(platform) if self.read_reg is None else self.read_reg
+        b_word = Mux(stale.bit_select(b_idx, 1), 0, rmw.data)
+        if read_reg:
+            # stage B: register the word; stage C: write back word + taken count
+            w_valid, w_idx, w_val = Signal(), Signal(range(slots)), Signal(pend_bits)
+            w_word = Signal(bits)
+            m.d.sync += [
+                w_valid.eq(b_valid & ~self.clear),
+                w_idx.eq(b_idx),
+                w_val.eq(b_val),
+                w_word.eq(b_word),
+            ]
+            # taken, not yet written: stage B's count and stage C's
+            not_written = [(b_valid, b_idx, b_val), (w_valid, w_idx, w_val)]
+        else:
+            # stage B: write back
+            w_valid, w_idx, w_val, w_word = b_valid, b_idx, b_val, b_word
+            not_written = [(b_valid, b_idx, b_val)]
+        m.d.comb += [wp.addr.eq(w_idx), wp.en.eq(w_valid), wp.data.eq(w_word + w_val)]
         with m.If(self.clear):
             m.d.sync += stale.eq(-1)
-        with m.Elif(b_valid):
-            m.d.sync += stale.bit_select(b_idx, 1).eq(0)
+        with m.Elif(w_valid):
+            m.d.sync += stale.bit_select(w_idx, 1).eq(0)
 
         # host read: the word (transparent: includes this edge's write) + what is not in it yet
         sel_q = Signal.like(self.sel)
@@ -102,11 +120,11 @@ class CounterBank(wiring.Component):
             for i in range(n):
                 with m.Case(i):
                     m.d.comb += pend_sel.eq(pend[i])
-        in_flight = Mux(b_valid & (b_idx == sel_q), b_val, 0)
+        in_flight = sum(Mux(v & (i == sel_q), c, 0) for v, i, c in not_written)
         word = Mux(stale.bit_select(sel_q, 1), 0, host.data)
         # both parts are registered before the add: the RAM's clock-to-out, the pending-count
         # mux and a counter-wide carry chain in one cycle were the iCE40's critical path
-        word_q, small_q = Signal(bits), Signal(pend_bits + 1)
+        word_q, small_q = Signal(bits), Signal(pend_bits + 2)
         m.d.sync += [word_q.eq(word), small_q.eq(pend_sel + in_flight)]
         m.d.comb += self.value.eq(word_q + small_q)
         return m

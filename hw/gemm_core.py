@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray, array_latency
 from .config import AccelConfig, clog2
+from .pipeline import pipeline_regs
 from .requant import Requantizer, RequantParams
 
 
@@ -33,15 +34,6 @@ def gemm_desc_layout(cfg: AccelConfig) -> data.StructLayout:
             "a_base": unsigned(clog2(cfg.act_words)),
         }
     )
-
-
-#: platform attribute: False drops the register after the accumulator read (default: kept, for
-#: ECP5 timing); the latency of the GEMM pipeline is the same either way
-ACC_READ_REG_ATTR = "sushi_acc_read_reg"
-
-
-def acc_read_reg(platform) -> bool:
-    return bool(getattr(platform, ACC_READ_REG_ATTR, True))
 
 
 def _pow2_fifo_depth(n: int) -> int:
@@ -62,6 +54,9 @@ class GemmCore(wiring.Component):
     row in the cycle it appears and an int32 row (``requant.enable`` low) within ``G`` cycles;
     the core spaces int32 output rows ``G`` cycles apart at issue to keep that promise.
     """
+
+    #: cycles from a row's issue (``a_en``) to its A word entering the array
+    feed_latency = 2
 
     def __init__(
         self,
@@ -297,24 +292,31 @@ class GemmCore(wiring.Component):
         if self.with_c_in:
             m.d.sync += cin_res.eq(cin_res + (fire & need_cin) - cin_pop)
 
-        # ---- array feed (stage 1: A word arrives from the memory) ---------------------------
+        # ---- array feed ------------------------------------------------------------------
+        # stage 0: the A word leaves the memory; stage 1: it is registered and enters the array.
+        # Timing (FPGA): a block RAM's clock-to-out (5.8 ns on the ECP5) then the activation
+        # buffer select ran straight into PE(0,0)'s DSP input register; the ULX3S's critical path
         meta_layout = data.StructLayout(
             {"valid": 1, "first": 1, "emit": 1, "idx": unsigned(max(1, ld))}
         )
-        meta1 = Signal(meta_layout)
-        bank1 = Signal()
+        meta0, meta1 = Signal(meta_layout), Signal(meta_layout)
+        bank0, bank1 = Signal(), Signal()
+        a_q = Signal.like(self.a_data)
         m.d.sync += [
-            meta1.valid.eq(fire),
-            meta1.first.eq(first),
-            meta1.emit.eq(emit),
-            meta1.idx.eq(m_cnt),
+            meta0.valid.eq(fire),
+            meta0.first.eq(first),
+            meta0.emit.eq(emit),
+            meta0.idx.eq(m_cnt),
             # issue_bank flips as a tile starts: the first row uses it, later rows its inverse
-            bank1.eq(Mux(tile_start, issue_bank, ~issue_bank)),
+            bank0.eq(Mux(tile_start, issue_bank, ~issue_bank)),
+            meta1.eq(meta0),
+            bank1.eq(bank0),
+            a_q.eq(self.a_data),
         ]
         m.d.comb += [
             array.a_valid.eq(meta1.valid),
             array.a_bank.eq(Mux(meta1.valid, bank1, 0)),
-            array.a_data.eq(self.a_data),
+            array.a_data.eq(a_q),
         ]
 
         # metadata rides alongside the array
@@ -331,10 +333,12 @@ class GemmCore(wiring.Component):
         out2 = Signal(meta_layout)  # the stage that writes the accumulator / feeds the requantiser
         outm = line[L]
         m.d.sync += out2.eq(outm)
-        m.d.comb += busy_pipe.eq(Cat(*(x.valid for x in line), out2.valid).any() | rq.busy)
+        m.d.comb += busy_pipe.eq(
+            Cat(meta0.valid, *(x.valid for x in line), out2.valid).any() | rq.busy
+        )
         # Without the register (platforms whose block RAM and adder fit one clock period, such
         # as the iCE40 at 30 MHz) the read is issued a stage later: the data lines up the same.
-        if acc_read_reg(platform):
+        if pipeline_regs(platform):
             acc_q = Signal(data.ArrayLayout(signed(32), C))
             m.d.comb += [acc_rp.addr.eq(line[L - 2].idx), acc_rp.en.eq(1)]
             m.d.sync += acc_q.eq(acc_rp.data)

@@ -28,10 +28,26 @@ BOARD_SIM_LINK = LinkParams(
 BOARD_SIM_RAM_BYTES = 4096
 
 
+#: the board whose build attributes the simulated board top carries
+BOARD_SIM_BOARD = "icebreaker"
+
+
 def board_sim_top(cfg: AccelConfig) -> BoardCore:
     """``sushi_board``: the platform-independent board design (UART pins, SPI flash pins,
     LEDs) with :data:`BOARD_SIM_LINK` timing, for cocotb (``tb/board_tb.py``)."""
     return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES)
+
+
+def _top_platform(top: str, cfg: AccelConfig):
+    """The board top is elaborated with the iCEBreaker build's attributes (shared check
+    multiplier, no block RAM read registers, ...) so the variant on the board is the one
+    simulated; the other tops with none (the simulation defaults)."""
+    if top != "sushi_board":
+        return None
+    from .fpga.boards import get_board
+    from .fpga.flow import sim_attributes
+
+    return sim_attributes(get_board(BOARD_SIM_BOARD), cfg)
 
 
 #: top name -> component factory. Later tops (the full accelerator, board tops) register here.
@@ -63,7 +79,9 @@ def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
     digest = _design_hash(cfg, top)
     if path.exists() and stamp.exists() and stamp.read_text() == digest:
         return path
-    text = _compact_zero_inits(verilog.convert(TOPS[top](cfg), name=top, emit_src=False))
+    design = TOPS[top](cfg)
+    text = verilog.convert(design, name=top, platform=_top_platform(top, cfg), emit_src=False)
+    text = _compact_zero_inits(text)
     path.write_text(text)
     stamp.write_text(digest)
     return path

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
+from sushi_hw.gemm_core import GemmCore
 from sushi_hw.requant import Requantizer
 
 from .subgraph import EMPTY, SubGraph
@@ -82,15 +83,15 @@ class TimingModel:
     * a GEMM: tiles issue back to back; a tile's period is ``max(m_rows, rows + pb_tile_overhead,
       off-chip fetch)``; the last tile only takes its rows; the off-chip stream starts
       ``mem_latency + first_fetch`` after the GEMM unless PB tiles in front hide it; int32 output
-      rows cost ``int32_row_cycles`` more at the end; ``gemm_overhead`` covers issue, the array
-      and requantiser drain and completion: the array's and the requantiser's latencies
-      (taken from the RTL generator) plus ``gemm_fixed``.
+      rows cost ``int32_row_cycles`` more at the end; ``gemm_overhead`` covers issue, the A feed,
+      the array and requantiser drain and completion: the latencies of the feed, the array and
+      the requantiser (taken from the RTL generator) plus ``gemm_fixed``.
     """
 
     cfg: AccelConfig
     cmd_overhead: int = 5
-    gemm_fixed: int = 17
-    gemm_overhead: int | None = None  # None: derived from the array and requantiser latencies
+    gemm_fixed: int = 16
+    gemm_overhead: int | None = None  # None: derived from the feed, array and requantiser latencies
     pb_tile_overhead: int = 3
     first_fetch: int = 7
     int32_row_cycles: int = 3
@@ -101,7 +102,11 @@ class TimingModel:
 
     def __post_init__(self) -> None:
         if self.gemm_overhead is None:
-            drain = array_latency(self.cfg.rows, self.cfg.cols) + Requantizer.latency
+            drain = (
+                GemmCore.feed_latency
+                + array_latency(self.cfg.rows, self.cfg.cols)
+                + Requantizer.latency
+            )
             object.__setattr__(self, "gemm_overhead", drain + self.gemm_fixed)
 
     @property

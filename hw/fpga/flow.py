@@ -16,8 +16,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from .boards import Board
@@ -193,27 +194,45 @@ def check_report(rep: Mapping[str, Any]) -> None:
             raise ValueError(f"report field {k!r} = {v} is negative")
 
 
-def configured_platform(board: Board, cfg):
-    """The board's Amaranth platform carrying the build attributes of ``cfg``'s fit plan."""
+def build_attributes(board: Board, cfg) -> dict[str, Any]:
+    """The platform attributes the generators read for ``cfg`` on ``board`` (from its fit plan)."""
     from sushi_hw.accel import SHARED_CHECK_MUL_ATTR
     from sushi_hw.array import DSP_PES_ATTR
-    from sushi_hw.gemm_core import ACC_READ_REG_ATTR
+    from sushi_hw.pipeline import PIPELINE_REGS_ATTR
     from sushi_hw.spram import SPRAM_ATTR
 
     from .fit import plan
 
-    platform = board.platform()
     fit_plan = plan(board, cfg)
-    # PEs beyond the DSP budget get LUT multipliers (sushi_hw.array.DSP_PES_ATTR)
-    setattr(platform, DSP_PES_ATTR, fit_plan.array_dsp_pes)
-    # the requantiser and the PEs take every DSP: the command processor's check products share
-    # one shift-add multiplier (sushi_hw.accel.CheckProducts)
-    setattr(platform, SHARED_CHECK_MUL_ATTR, True)
-    # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
-    setattr(platform, SPRAM_ATTR, {mu.name for mu in fit_plan.memories if mu.where == "spram"})
-    # the register after the accumulator read is there for the ECP5's 100 MHz; at the iCE40's
-    # 30 MHz its 32 * cols flip-flops are logic cells the UP5K does not have to spare
-    setattr(platform, ACC_READ_REG_ATTR, board.family != "ice40")
+    return {
+        # PEs beyond the DSP budget get LUT multipliers
+        DSP_PES_ATTR: fit_plan.array_dsp_pes,
+        # the requantiser and the PEs take every DSP: the command processor's check products
+        # share one shift-add multiplier (sushi_hw.accel.CheckProducts)
+        SHARED_CHECK_MUL_ATTR: True,
+        # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
+        SPRAM_ATTR: {mu.name for mu in fit_plan.memories if mu.where == "spram"},
+        # registers after block RAM reads and stream register slices are there for the ECP5's
+        # 100 MHz; at the iCE40's 30 MHz they are logic cells the UP5K does not have to spare
+        PIPELINE_REGS_ATTR: board.family != "ice40",
+    }
+
+
+def sim_attributes(board: Board, cfg) -> SimpleNamespace:
+    """:func:`build_attributes` without vendor primitives (SPRAM): a stand-in platform under
+    which the board top simulates as it is built, bar the RAM and DSP instances."""
+    from sushi_hw.spram import SPRAM_ATTR
+
+    attrs = build_attributes(board, cfg)
+    attrs[SPRAM_ATTR] = set()
+    return SimpleNamespace(**attrs)
+
+
+def configured_platform(board: Board, cfg):
+    """The board's Amaranth platform carrying the build attributes of ``cfg``'s fit plan."""
+    platform = board.platform()
+    for k, v in build_attributes(board, cfg).items():
+        setattr(platform, k, v)
     return platform
 
 
@@ -227,10 +246,12 @@ def _run_flow(
     seed: int,
     log_name: str,
     stop_after_place: bool = False,
+    nextpnr_args: Sequence[str] = (),
 ) -> tuple[Path, dict[str, str]]:
     """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
     in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
     only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer.
+    ``nextpnr_args`` are appended to nextpnr's command line (``--router router2``, ...).
     Returns the work directory and the environment the tools ran with."""
     out_dir = Path(out_dir)
     work = out_dir / "work"
@@ -247,6 +268,7 @@ def _run_flow(
     nextpnr = ["--report", "nextpnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
     if stop_after_place:
         nextpnr.append("--pack-only" if board.family == "ice40" else "--no-route")
+    nextpnr += list(nextpnr_args)
     opts: dict[str, Any] = {"nextpnr_opts": nextpnr}
     if board.synth_opts:
         opts["synth_opts"] = list(board.synth_opts)
@@ -276,7 +298,9 @@ def _run_flow(
     return work, env
 
 
-def estimate(board: Board, top, cfg, out_dir: Path, *, seed: int = 1) -> dict[str, Any]:
+def estimate(
+    board: Board, top, cfg, out_dir: Path, *, seed: int = 1, nextpnr_args: Sequence[str] = ()
+) -> dict[str, Any]:
     """Synthesise and pack (iCE40) or place (ECP5) without the fit check and without routing:
     the resources a design needs even when it does not fit, and on ECP5 the placer's Fmax
     estimate. Writes ``estimate.json`` and ``estimate.log`` into ``out_dir``.
@@ -285,7 +309,15 @@ def estimate(board: Board, top, cfg, out_dir: Path, *, seed: int = 1) -> dict[st
     name = f"sushi_{board.name}"
     t0 = time.time()
     work, _ = _run_flow(
-        board, top, cfg, out_dir, name, seed=seed, log_name="estimate.log", stop_after_place=True
+        board,
+        top,
+        cfg,
+        out_dir,
+        name,
+        seed=seed,
+        log_name="estimate.log",
+        stop_after_place=True,
+        nextpnr_args=nextpnr_args,
     )
     tim = work / f"{name}.tim"
     text = (tim if tim.exists() else out_dir / "estimate.log").read_text(errors="replace")
@@ -346,6 +378,7 @@ def build_bitstream(
     clock_mhz: float,
     name: str | None = None,
     seed: int = 1,
+    nextpnr_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Synthesise, place and route ``top`` for ``board``; write the bitstream and report.json.
 
@@ -355,7 +388,9 @@ def build_bitstream(
     name = name or f"sushi_{board.name}"
     out_dir = Path(out_dir)
     t0 = time.time()
-    work, env = _run_flow(board, top, cfg, out_dir, name, seed=seed, log_name="build.log")
+    work, env = _run_flow(
+        board, top, cfg, out_dir, name, seed=seed, log_name="build.log", nextpnr_args=nextpnr_args
+    )
     bit = f"{name}.bin" if board.family == "ice40" else f"{name}.bit"
     shutil.copy(work / bit, out_dir / bit)
     nextpnr_log = (work / f"{name}.tim").read_text(errors="replace")
@@ -373,6 +408,7 @@ def build_bitstream(
         "critical_paths": _critical_summary(report_np),
         "build_seconds": round(time.time() - t0, 1),
         "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
+        "nextpnr_args": list(nextpnr_args),
         "bitstream": bit,
     }
     (out_dir / "report_detail.json").write_text(json.dumps(detail, indent=2) + "\n")

@@ -17,11 +17,14 @@ single SPI flash and a single-ported RAM can do anyway.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig, clog2
 from sushi_hw.mem_port import MEM_ADDR_BITS, MEM_BEATS_BITS, mem_port_signature
+from sushi_hw.pipeline import StreamRegister, pipeline_regs
 from sushi_hw.spram import SinglePortRam
 
 MAX_FLASH_WINDOW = 1 << 24  # 16 MiB, the largest flash the 24-bit READ command addresses
@@ -82,6 +85,8 @@ class MemInterconnect(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         masters = [getattr(self, f"m{i}") for i in range(self.n)]
+        if pipeline_regs(platform):
+            masters = [self._sliced(m, i, mst) for i, mst in enumerate(masters)]
         ram, flash = self.ram, self.flash
         # addresses at or above mem_bytes are nowhere: only whether any such bit is set matters
         abits = min(MEM_ADDR_BITS, clog2(self.cfg.mem_bytes))
@@ -198,6 +203,23 @@ class MemInterconnect(wiring.Component):
                 with m.If(Mux(to_flash, flash.req.ready, ram.req.ready)):
                     m.next = "IDLE"
         return m
+
+    def _sliced(self, m: Module, i: int, port) -> SimpleNamespace:
+        """Master ``i``'s data streams through register slices (ECP5 timing: the master's
+        ``rdata.ready`` ran through the interconnect into the RAM's enables): the interconnect
+        switches the slices' registered ends. Its request stays direct (already registered)."""
+        word = unsigned(8 * self.cfg.mem_width)
+        m.submodules[f"m{i}_rslice"] = rs = StreamRegister(word)
+        m.submodules[f"m{i}_wslice"] = ws = StreamRegister(word)
+        m.d.comb += [
+            port.rdata.valid.eq(rs.o.valid),
+            port.rdata.payload.eq(rs.o.payload),
+            rs.o.ready.eq(port.rdata.ready),
+            ws.i.valid.eq(port.wdata.valid),
+            ws.i.payload.eq(port.wdata.payload),
+            port.wdata.ready.eq(ws.i.ready),
+        ]
+        return SimpleNamespace(req=port.req, rdata=rs.i, wdata=ws.o)
 
 
 class MemRam(wiring.Component):

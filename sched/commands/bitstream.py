@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 from sushi_hw.config import make_config, parse_overrides
@@ -29,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--out", type=Path, default=Path("build"), help="output root")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument(
+        "--nextpnr-args",
+        default="",
+        metavar="ARGS",
+        help="extra nextpnr options, one shell-quoted string, e.g. '--router router2' "
+        "(large ECP5 designs route better with it)",
+    )
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument(
         "--check-only", action="store_true", help="only run the fit check and print the plan"
@@ -61,7 +69,15 @@ def run(args: argparse.Namespace) -> int:
     out = args.out / board.name
     top = BoardTop(board, cfg, ram_bytes=board.ram_bytes, baud=args.baud)
     try:
-        rep = build_bitstream(board, top, cfg, out, clock_mhz=board.clock_mhz, seed=args.seed)
+        rep = build_bitstream(
+            board,
+            top,
+            cfg,
+            out,
+            clock_mhz=board.clock_mhz,
+            seed=args.seed,
+            nextpnr_args=shlex.split(args.nextpnr_args),
+        )
     except ToolError as e:
         raise UserError(str(e)) from None
     print(json.dumps(rep, indent=2))
@@ -85,7 +101,9 @@ def _estimate(board, cfg, args: argparse.Namespace) -> int:
     out = args.out / board.name
     top = BoardTop(board, cfg, ram_bytes=board.ram_bytes, baud=args.baud)
     try:
-        est = estimate(board, top, cfg, out, seed=args.seed)
+        est = estimate(
+            board, top, cfg, out, seed=args.seed, nextpnr_args=shlex.split(args.nextpnr_args)
+        )
     except ToolError as e:
         raise UserError(str(e)) from None
     print(json.dumps(est, indent=2))

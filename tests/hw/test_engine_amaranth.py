@@ -84,7 +84,7 @@ def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000, platform=None):
 class _NoAccReadReg:
     """A platform as the iCE40 flow configures it: no register after the accumulator read."""
 
-    sushi_acc_read_reg = False
+    sushi_pipeline_regs = False
 
 
 @pytest.mark.parametrize(
