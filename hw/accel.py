@@ -18,7 +18,7 @@ from .config import AccelConfig, clog2
 from .counters import CounterBank
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
-from .pipeline import pipeline_regs
+from .pipeline import StreamRegister, pipeline_regs
 from .spram import SinglePortRam
 from .width import WidthConverter
 
@@ -306,20 +306,34 @@ class SushiAccel(wiring.Component):
 
         # ---- storage -------------------------------------------------------------------
         # no C_in stream (accumulation goes through acc_keep) and A is always all there
-        m.submodules.core = core = GemmCore(cfg, with_c_in=False, a_flow=False, int32_gap=4)
-        acts = []
+        # ECP5 timing: every block RAM's read data is registered right at the RAM, before any
+        # select (its clock-to-out is 5.8 ns of the 10); not on the iCE40 (pipeline_regs)
+        rd_reg = pipeline_regs(platform)
+
+        def read_data(name: str, rdata: Value) -> Value:
+            if not rd_reg:
+                return rdata
+            q = Signal.like(rdata, name=f"{name}_q")
+            m.d.sync += q.eq(rdata)
+            return q
+
+        m.submodules.core = core = GemmCore(
+            cfg, with_c_in=False, a_flow=False, int32_gap=4, a_registered=rd_reg
+        )
+        acts, act_rdata = [], []
         for b in range(2):
             mem = Memory(shape=unsigned(word_bits), depth=cfg.act_words, init=[])
             m.submodules[f"act{b}"] = mem
             acts.append((mem.write_port(), mem.read_port()))
+            act_rdata.append(read_data(f"act{b}_rdata", acts[b][1].data))
         # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP)
         m.submodules.pb = pb = SinglePortRam("pb", word_bits, max(1, cfg.pb_bytes // R))
+        pb_rdata = read_data("pb_rdata", pb.rdata)
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
         # their words through this queue; never both at once, so one queue serves both. With
-        # the read data registered (ECP5 timing), two words are in flight and the queue is
-        # twice as deep, so it still takes a word every cycle.
-        rd_reg = pipeline_regs(platform)
+        # the read data registered, two words are in flight and the queue is twice as deep, so
+        # it still takes a word every cycle.
         rd_depth = 8 if rd_reg else 4
         m.submodules.readq = readq = fifo.SyncFIFOBuffered(width=word_bits, depth=rd_depth)
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
@@ -464,21 +478,37 @@ class SushiAccel(wiring.Component):
         o_addr = Signal(act_w)
         o_part = Signal(2)
 
-        # reads into readq: issued (rd_issue), then the RAM's word (rd_data) a cycle later,
-        # registered once more when rd_reg; a read is issued only if the queue has room for
-        # it and every read in flight
+        # reads into readq: issued (rd_issue); the word (rd_data) a cycle later, two with the
+        # read registers; a read is issued only if the queue has room for it and every read
+        # in flight
         rd_issue, rd_data = Signal(), Signal(word_bits)
-        rd_pend = Signal()  # a read was issued last cycle: its word is on rd_data
+        rd_pend = Signal()  # a read was issued last cycle
         m.d.sync += rd_pend.eq(rd_issue)
         if rd_reg:
-            rd_pend2, rd_q = Signal(), Signal(word_bits)
-            m.d.sync += [rd_pend2.eq(rd_pend), rd_q.eq(rd_data)]
-            m.d.comb += [readq.w_en.eq(rd_pend2), readq.w_data.eq(rd_q)]
-            in_flight = rd_pend + rd_pend2
+            rd_pend2 = Signal()
+            m.d.sync += rd_pend2.eq(rd_pend)
+            m.d.comb += readq.w_en.eq(rd_pend2)
         else:
-            m.d.comb += [readq.w_en.eq(rd_pend), readq.w_data.eq(rd_data)]
-            in_flight = rd_pend
-        rd_room = readq.level + in_flight < readq.depth - 1
+            m.d.comb += readq.w_en.eq(rd_pend)
+        m.d.comb += readq.w_data.eq(rd_data)
+        # room for one more read: depth - 1 - (queued + in flight), kept as a credit count (the
+        # level's adder and compare sat between rd_pend and the PB walker's enables, ECP5)
+        rd_credits = Signal(range(rd_depth), init=rd_depth - 1)
+        m.d.sync += rd_credits.eq(rd_credits - rd_issue + (readq.r_en & readq.r_rdy))
+        rd_room = rd_credits != 0
+
+        # the weight feed into the core: through a register slice with the pipeline registers
+        # (ECP5: the core's w.ready ran through the source select into both queues' levels)
+        if rd_reg:
+            m.submodules.w_slice = w_slice = StreamRegister(unsigned(word_bits))
+            m.d.comb += [
+                core.w.valid.eq(w_slice.o.valid),
+                core.w.payload.eq(w_slice.o.payload),
+                w_slice.o.ready.eq(core.w.ready),
+            ]
+            w_feed = w_slice.i
+        else:
+            w_feed = core.w
 
         rdata = self.mem.rdata
         beat_in = rdata.valid & rdata.ready
@@ -736,7 +766,7 @@ class SushiAccel(wiring.Component):
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
                         m.d.comb += [rp.en.eq(1), rp.addr.eq(c_act.word + store_rd)]
-                        m.d.comb += rd_data.eq(rp.data)
+                        m.d.comb += rd_data.eq(act_rdata[b])
                 m.d.comb += [
                     conv_out.i.valid.eq(readq.r_rdy),
                     conv_out.i.payload.eq(readq.r_data),
@@ -801,7 +831,7 @@ class SushiAccel(wiring.Component):
                     rd_issue.eq(pb_issue),
                     pb.en.eq(1),
                     pb.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
-                    rd_data.eq(pb.rdata),
+                    rd_data.eq(pb_rdata),
                 ]
                 with m.If(pb_issue):
                     m.d.sync += pb_r.eq(pb_r + 1)
@@ -824,12 +854,12 @@ class SushiAccel(wiring.Component):
                 from_pb, f_done = fcur.in_pb, fcur.done
                 src_valid = Mux(from_pb, readq.r_rdy, dynq.r_rdy)
                 m.d.comb += [
-                    core.w.valid.eq(~f_done & src_valid),
-                    core.w.payload.eq(Mux(from_pb, readq.r_data, dynq.r_data)),
-                    readq.r_en.eq(~f_done & from_pb & core.w.ready),
-                    dynq.r_en.eq(~f_done & ~from_pb & core.w.ready),
+                    w_feed.valid.eq(~f_done & src_valid),
+                    w_feed.payload.eq(Mux(from_pb, readq.r_data, dynq.r_data)),
+                    readq.r_en.eq(~f_done & from_pb & w_feed.ready),
+                    dynq.r_en.eq(~f_done & ~from_pb & w_feed.ready),
                 ]
-                with m.If(core.w.valid & core.w.ready):
+                with m.If(w_feed.valid & w_feed.ready):
                     with m.If(from_pb):
                         count(isa.Counter.PB_READ_BYTES)
                     m.d.sync += f_row.eq(f_row + 1)
@@ -864,7 +894,7 @@ class SushiAccel(wiring.Component):
                     with m.If(g.a_buf == b):
                         m.d.comb += [rp.en.eq(core.a_en), rp.addr.eq(core.a_addr)]
                 m.d.comb += [
-                    core.a_data.eq(Mux(g.a_buf, acts[1][1].data, acts[0][1].data)),
+                    core.a_data.eq(Mux(g.a_buf, act_rdata[1], act_rdata[0])),
                     core.a_avail.eq(-1),
                 ]
                 with m.If(core_started & core.idle & fcur.done):

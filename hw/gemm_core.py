@@ -48,6 +48,11 @@ class GemmCore(wiring.Component):
     flow control: ``a_avail`` is ignored (every A row is taken as written) and ``a_total`` is
     not computed, which saves the ``m * ceil(k/rows)`` multiplier and the issue comparator.
 
+    ``a_registered=True`` says that ``a_data`` arrives two cycles after ``a_en`` (the memory's
+    read and a register of the caller's, right at the RAM); otherwise it arrives a cycle after
+    and the core registers it. Either way a row reaches the array :attr:`feed_latency` cycles
+    after its issue.
+
     ``int32_gap=None`` buffers output rows in a FIFO of :attr:`fifo_depth` rows under credits.
     ``int32_gap=G`` has no output FIFO (it costs a ``32*cols``-bit wide block RAM): the
     requantiser's output register holds the row, and the consumer promises to take a requantised
@@ -65,8 +70,10 @@ class GemmCore(wiring.Component):
         with_c_in: bool = True,
         a_flow: bool = True,
         int32_gap: int | None = None,
+        a_registered: bool = False,
     ):
         self.cfg = cfg
+        self.a_registered = a_registered
         self.with_c_in = with_c_in
         self.a_flow = a_flow
         self.int32_gap = int32_gap
@@ -79,7 +86,8 @@ class GemmCore(wiring.Component):
                 "w": In(stream.Signature(data.ArrayLayout(signed(8), C))),
                 "c_in": In(stream.Signature(data.ArrayLayout(signed(32), C))),
                 "out": Out(stream.Signature(data.ArrayLayout(signed(32), C))),
-                # activation memory read port (data arrives one cycle after a_en)
+                # activation memory read port (data arrives one cycle after a_en, two with
+                # a_registered)
                 "a_en": Out(1),
                 "a_addr": Out(range(cfg.act_words)),
                 "a_data": In(data.ArrayLayout(signed(8), R)),
@@ -202,7 +210,11 @@ class GemmCore(wiring.Component):
         busy_pipe = Signal()
 
         # One GEMM at a time: its descriptor (requant, accumulate) must stay put until drained.
-        m.d.comb += self.cmd.ready.eq(~running & ~busy_pipe)
+        # A descriptor is taken in one cycle and the sequencer set up from its registers in
+        # the next (``setup``): the tile counts' adders and the row counts' compares in one
+        # cycle behind the command processor's state were an ECP5 critical path.
+        setup = Signal()
+        m.d.comb += self.cmd.ready.eq(~running & ~setup & ~busy_pipe)
         out_held = Signal()  # int32_gap mode: the requantiser's output register holds a row
         out_left = out_fifo.level != 0 if gap is None else out_held
         m.d.comb += self.idle.eq(self.cmd.ready & ~out_left)
@@ -218,26 +230,33 @@ class GemmCore(wiring.Component):
                 nt_n.eq(nt_v),
                 mt_n.eq(mt_v),
                 last_rows.eq(lrows),
-                m_rows.eq(Mux(mt_v == 1, lrows, D)),
-                kt_m2.eq(kt_v - 2),
-                nt_m2.eq(nt_v - 2),
-                mt_m2.eq(mt_v - 2),
-                last_rows_m2.eq(lrows - 2),
-                rows_m2.eq(Mux(mt_v == 1, lrows, D) - 2),
-                running.eq(1),
+                setup.eq(1),
                 m_cnt.eq(0),
                 tile_start.eq(1),
-                m_last.eq((mt_v == 1) & (lrows == 1)),
                 kt.eq(0),
-                last.eq(kt_v == 1),
                 nt.eq(0),
-                nt_last.eq(nt_v == 1),
                 mt.eq(0),
-                mt_last.eq(mt_v == 1),
                 kt_base.eq(0),
                 mt_base.eq(0),
                 a_ptr.eq(p.a_base),
                 a_mt.eq(p.a_base),
+            ]
+        with m.If(setup):
+            mt_one = mt_n == 1
+            first_rows = Mux(mt_one, last_rows, D)
+            m.d.sync += [
+                setup.eq(0),
+                running.eq(1),
+                m_rows.eq(first_rows),
+                kt_m2.eq(kt_n - 2),
+                nt_m2.eq(nt_n - 2),
+                mt_m2.eq(mt_n - 2),
+                last_rows_m2.eq(last_rows - 2),
+                rows_m2.eq(first_rows - 2),
+                m_last.eq(mt_one & (last_rows == 1)),
+                last.eq(kt_n == 1),
+                nt_last.eq(nt_n == 1),
+                mt_last.eq(mt_one),
             ]
 
         with m.If(fire):
@@ -295,7 +314,8 @@ class GemmCore(wiring.Component):
         # ---- array feed ------------------------------------------------------------------
         # stage 0: the A word leaves the memory; stage 1: it is registered and enters the array.
         # Timing (FPGA): a block RAM's clock-to-out (5.8 ns on the ECP5) then the activation
-        # buffer select ran straight into PE(0,0)'s DSP input register; the ULX3S's critical path
+        # buffer select ran straight into PE(0,0)'s DSP input register; the ULX3S's critical
+        # path. With a_registered the register sits at each RAM instead, before the select.
         meta_layout = data.StructLayout(
             {"valid": 1, "first": 1, "emit": 1, "idx": unsigned(max(1, ld))}
         )
@@ -311,8 +331,11 @@ class GemmCore(wiring.Component):
             bank0.eq(Mux(tile_start, issue_bank, ~issue_bank)),
             meta1.eq(meta0),
             bank1.eq(bank0),
-            a_q.eq(self.a_data),
         ]
+        if self.a_registered:
+            m.d.comb += a_q.eq(self.a_data)
+        else:
+            m.d.sync += a_q.eq(self.a_data)
         m.d.comb += [
             array.a_valid.eq(meta1.valid),
             array.a_bank.eq(Mux(meta1.valid, bank1, 0)),

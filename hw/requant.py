@@ -22,6 +22,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .dsp import RegisteredMul, ecp5_dsp
+from .pipeline import pipeline_regs
 from .reference import MULT_BITS, SHIFT_BITS
 
 _WINDOW = 9  # shifter output: the rounding bit and the 8 result bits
@@ -39,9 +40,9 @@ class RequantParams(data.Struct):
 class Requantizer(wiring.Component):
     """A five-stage pipeline over ``lanes`` int32 values. Latency :attr:`latency`, no stalls.
 
-    ``params`` must stay put from a row's ``i_valid`` until it leaves (``busy`` low): a GEMM's
-    rows share them, so the pipeline carries none. Pass-through (``enable`` low) runs through
-    the same datapath as ``x * 1 >> 0``.
+    ``params`` must be set a cycle before a row's ``i_valid`` and stay put until it leaves
+    (``busy`` low): a GEMM's rows share them, so the pipeline carries none. Pass-through
+    (``enable`` low) runs through the same datapath as ``x * 1 >> 0``.
 
     With ``x = x_hi * 2**16 + x_lo`` and ``m`` the multiplier read as signed 16-bit
     (``mult = m + mult[15] * 2**16``): ``P >> 16 = x_hi*m + (mult[15] ? x_hi : 0) * 2**16 +
@@ -80,7 +81,12 @@ class Requantizer(wiring.Component):
         ecp5 = ecp5_dsp(platform)
         p = self.params
         mult = Signal(MULT_BITS)
-        m.d.comb += mult.eq(Mux(p.enable, p.mult, 1))
+        if pipeline_regs(platform):
+            # ECP5 timing: the descriptor's fan-out through this mux into 2 * lanes DSP
+            # inputs did not fit 10 ns; registered, the parameters lead the rows by a cycle
+            m.d.sync += mult.eq(Mux(p.enable, p.mult, 1))
+        else:
+            m.d.comb += mult.eq(Mux(p.enable, p.mult, 1))
         shift = Signal(SHIFT_BITS)  # used from stage 3 on; the parameters are stable by then
         m.d.sync += shift.eq(Mux(p.enable, p.shift, 0))
         levels = list(reversed(range(SHIFT_BITS)))  # shifter levels, the largest step first

@@ -92,7 +92,7 @@ class TimingModel:
     cmd_overhead: int = 5
     gemm_fixed: int = 16
     gemm_overhead: int | None = None  # None: derived from the feed, array and requantiser latencies
-    pb_tile_overhead: int = 3
+    pb_tile_overhead: int = 1
     first_fetch: int = 7
     int32_row_cycles: int = 3
     load_overhead: int = 5

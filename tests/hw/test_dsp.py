@@ -370,8 +370,8 @@ def test_array_ecp5_matches_plain_and_numpy(tmp_path, request, R, C, dsp_pes):
 def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
     """The requantiser built for ECP5 (its stage-1 products on MULT18X18D instances with the
     output register) against the plain one cycle by cycle, and its rows against
-    :func:`sushi_hw.reference.requantize`; parameters change only between bursts, as a GEMM's
-    do."""
+    :func:`sushi_hw.reference.requantize`; parameters change only between bursts, a cycle
+    before the first row, as a GEMM's do."""
     seed, rng = _rng(request)
     lanes = 2
     ins = ["i_valid", "i_data", "params"]
@@ -384,7 +384,8 @@ def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
         shift = int(rng.integers(0, 32))
         relu = bool(rng.integers(0, 2))
         for t in range(40 + Requantizer.latency):
-            valid = t < 40 and bool(rng.integers(0, 4))
+            # the parameters lead a burst's first row by a cycle
+            valid = 0 < t < 40 and bool(rng.integers(0, 4))
             x = [int(v) for v in rng.integers(-(1 << 31), 1 << 31, size=lanes)]
             if burst % 3 == 0:
                 x = [int(rng.choice(_extremes(signed(32)))) for _ in range(lanes)]

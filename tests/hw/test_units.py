@@ -118,9 +118,11 @@ def test_requantizer_matches_reference(seed):
 
     async def bench(ctx):
         for x, mult, shift, relu, enable in cases:
+            # the parameters lead the row by a cycle (the multiplier operand is registered)
+            ctx.set(dut.params, {"enable": enable, "relu": relu, "mult": mult, "shift": shift})
+            await ctx.tick()
             ctx.set(dut.i_valid, 1)
             ctx.set(dut.i_data, [int(v) for v in x])
-            ctx.set(dut.params, {"enable": enable, "relu": relu, "mult": mult, "shift": shift})
             await ctx.tick()
             ctx.set(dut.i_valid, 0)
             for _ in range(Requantizer.latency - 1):
@@ -166,6 +168,7 @@ def test_requantizer_streams_rows_bit_exact(hold_output):
     async def bench(ctx):
         for (mult, shift, relu, enable), rows in groups:
             ctx.set(dut.params, {"enable": enable, "relu": relu, "mult": mult, "shift": shift})
+            await ctx.tick()  # the parameters lead the rows by a cycle
             pending = 0
             for x in rows:
                 ctx.set(dut.i_valid, 1)
@@ -199,8 +202,8 @@ def test_requantizer_streams_rows_bit_exact(hold_output):
                 else:
                     want.append([int(v) for v in (np.maximum(a, 0) if relu else a)])
 
-    _sim(dut, bench)
-    assert len(got) == len(want)
+    _sim(dut, bench, cycles=len(groups) * 40)
+    assert len(got) == len(want) == 6 * len(groups), f"seed={seed}: simulation ended early"
     bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w]
     assert not bad, f"seed={seed}: {len(bad)} of {len(want)} rows wrong, first {bad[:3]}"
 
@@ -244,6 +247,8 @@ def test_requantizer_random_all_shifts(seed):
     async def bench(ctx):
         for (mult, shift, relu, enable), rows in groups:
             ctx.set(dut.params, {"enable": enable, "relu": relu, "mult": mult, "shift": shift})
+            ctx.set(dut.i_valid, 0)
+            await ctx.tick()  # the parameters lead the rows by a cycle
             out = []
             for x in [*rows, *[None] * Requantizer.latency]:
                 ctx.set(dut.i_valid, x is not None)
