@@ -210,7 +210,8 @@ class TileCursor:
         self.kn_last = Signal(name=f"{name}_kn_last")  # last K-tile of the last N-tile
         self.all_last = Signal(name=f"{name}_all_last")  # the GEMM's last tile
         self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, kt) comes from the PB
-        self.done = Signal(name=f"{name}_done")  # every tile has been stepped over
+        # every tile has been stepped over (and outside a GEMM: set by reset)
+        self.done = Signal(name=f"{name}_done", init=1)
 
     def start(self, done: Value) -> None:
         """At tile (0, 0, 0)."""
@@ -456,6 +457,9 @@ class SushiAccel(wiring.Component):
         cnt = Signal(move_w)  # words moved by the current CACHE/LOAD/STORE
         last_word = Signal(move_w)  # index of the transfer's last word (the checks reject 0)
         store_rd = Signal(act_w)  # STORE: words read from the buffer
+        # the buffer address of CACHE/LOAD's next write or STORE's next read, in a register:
+        # the field + count adder ran into the block RAM's address (ECP5 critical path)
+        xfer_addr = Signal(max(act_w, clog2(max(1, cfg.pb_bytes // R))))
         # STORE: beats still to send, and "the next beat is the last" in a register (the
         # count-and-compare sat between the memory's wdata.ready and the FSM)
         wleft = Signal(range(cfg.act_bytes // W + 1))
@@ -469,7 +473,7 @@ class SushiAccel(wiring.Component):
         w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
         # GEMM weight feed
         fcur = TileCursor(m, "f", tiles, tile_w, mtile_w)
-        f_row = Signal(range(R))
+        f_row, f_row_last = Signal(range(R)), Signal()
         pb_pass = Signal(mtile_w)  # M-tile passes left over the cached block
         pb_k, pb_n = Signal(tile_w), Signal(tile_w)
         pb_r = Signal(range(R))
@@ -539,7 +543,7 @@ class SushiAccel(wiring.Component):
             """CACHE/LOAD: one converted word lands per valid; the command ends after
             ``last_word``."""
             with m.If(conv_in.o.valid):
-                m.d.sync += cnt.eq(cnt + 1)
+                m.d.sync += [cnt.eq(cnt + 1), xfer_addr.eq(xfer_addr + 1)]
                 with m.If(cnt == last_word):  # an equality, no adder before the FSM
                     m.next = "NEXT"
 
@@ -698,7 +702,11 @@ class SushiAccel(wiring.Component):
                         issuer.addr.eq(c_cache.mem_addr[:AW]),
                         issuer.beats.eq(cache_bytes >> lw),
                     ]
-                    m.d.sync += [cnt.eq(0), last_word.eq((c_cache.tiles << lr) - 1)]
+                    m.d.sync += [
+                        cnt.eq(0),
+                        last_word.eq((c_cache.tiles << lr) - 1),
+                        xfer_addr.eq(c_cache.pb_tile << lr),
+                    ]
                     m.next = "CACHE"
                 with m.Elif((op == isa.Op.LOAD_ACT) | (op == isa.Op.STORE_ACT)):
                     store = op == isa.Op.STORE_ACT
@@ -712,6 +720,7 @@ class SushiAccel(wiring.Component):
                         cnt.eq(0),
                         last_word.eq(c_act.words - 1),
                         store_rd.eq(0),
+                        xfer_addr.eq(c_act.word),
                         wleft.eq(act_xfer_bytes >> lw),
                         wlast.eq((act_xfer_bytes >> lw) == 1),
                     ]
@@ -724,6 +733,7 @@ class SushiAccel(wiring.Component):
                         w_idx.eq(0),
                         w_row_start.eq(0),
                         f_row.eq(0),
+                        f_row_last.eq(0),
                         pb_k.eq(0),
                         pb_n.eq(0),
                         pb_r.eq(0),
@@ -742,7 +752,7 @@ class SushiAccel(wiring.Component):
                 m.d.comb += [
                     conv_in.o.ready.eq(1),
                     pb.we.eq(conv_in.o.valid),
-                    pb.addr.eq((c_cache.pb_tile << lr) + cnt),
+                    pb.addr.eq(xfer_addr),
                     pb.wdata.eq(conv_in.o.payload),
                 ]
                 count_words_until_limit()
@@ -754,7 +764,7 @@ class SushiAccel(wiring.Component):
                     with m.If(c_act.buf == b):
                         m.d.comb += [
                             wp.en.eq(conv_in.o.valid),
-                            wp.addr.eq(c_act.word + cnt),
+                            wp.addr.eq(xfer_addr),
                             wp.data.eq(conv_in.o.payload),
                         ]
                 count_words_until_limit()
@@ -765,7 +775,7 @@ class SushiAccel(wiring.Component):
                 m.d.comb += rd_issue.eq(issue_rd)
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
-                        m.d.comb += [rp.en.eq(1), rp.addr.eq(c_act.word + store_rd)]
+                        m.d.comb += [rp.en.eq(1), rp.addr.eq(xfer_addr)]
                         m.d.comb += rd_data.eq(act_rdata[b])
                 m.d.comb += [
                     conv_out.i.valid.eq(readq.r_rdy),
@@ -776,7 +786,7 @@ class SushiAccel(wiring.Component):
                     conv_out.o.ready.eq(self.mem.wdata.ready),
                 ]
                 with m.If(issue_rd):
-                    m.d.sync += store_rd.eq(store_rd + 1)
+                    m.d.sync += [store_rd.eq(store_rd + 1), xfer_addr.eq(xfer_addr + 1)]
                 with m.If(self.mem.wdata.valid & self.mem.wdata.ready):
                     m.d.sync += [wleft.eq(wleft - 1), wlast.eq(wleft == 2)]
                     with m.If(wlast):
@@ -850,23 +860,6 @@ class SushiAccel(wiring.Component):
                                     pb_pass.eq(pb_pass - 1),
                                 ]
 
-                # feed: tile (mt, nt, kt) comes from the PB iff nt < pb_nt and kt < pb_kt
-                from_pb, f_done = fcur.in_pb, fcur.done
-                src_valid = Mux(from_pb, readq.r_rdy, dynq.r_rdy)
-                m.d.comb += [
-                    w_feed.valid.eq(~f_done & src_valid),
-                    w_feed.payload.eq(Mux(from_pb, readq.r_data, dynq.r_data)),
-                    readq.r_en.eq(~f_done & from_pb & w_feed.ready),
-                    dynq.r_en.eq(~f_done & ~from_pb & w_feed.ready),
-                ]
-                with m.If(w_feed.valid & w_feed.ready):
-                    with m.If(from_pb):
-                        count(isa.Counter.PB_READ_BYTES)
-                    m.d.sync += f_row.eq(f_row + 1)
-                    with m.If(f_row == R - 1):
-                        m.d.sync += f_row.eq(0)
-                        fcur.step()
-
                 # output rows -> activation buffer o_buf
                 out_row = data.ArrayLayout(signed(32), R)(core.out.payload.as_value())
                 int8_word = Cat(*(out_row[i][:8] for i in range(R)))
@@ -910,5 +903,26 @@ class SushiAccel(wiring.Component):
                 with m.If(~issuer.busy):
                     m.d.sync += busy.eq(0)
                     m.next = "IDLE"
+
+        # GEMM weight feed: tile (mt, nt, kt) comes from the PB iff nt < pb_nt and kt < pb_kt.
+        # Outside the FSM, keyed on the cursor alone (done outside a GEMM, and after reset):
+        # the state decode in front of the handshake and the cursor's enables was an ECP5
+        # critical path. Written after the FSM, so its readq.r_en wins only during a GEMM.
+        from_pb, f_done = fcur.in_pb, fcur.done
+        with m.If(~f_done):
+            m.d.comb += [
+                w_feed.valid.eq(Mux(from_pb, readq.r_rdy, dynq.r_rdy)),
+                w_feed.payload.eq(Mux(from_pb, readq.r_data, dynq.r_data)),
+                readq.r_en.eq(from_pb & w_feed.ready),
+                dynq.r_en.eq(~from_pb & w_feed.ready),
+            ]
+            with m.If(w_feed.valid & w_feed.ready):
+                with m.If(from_pb):
+                    count(isa.Counter.PB_READ_BYTES)
+                # f_row_last: f_row == R - 1, decided a word ahead
+                m.d.sync += [f_row.eq(f_row + 1), f_row_last.eq(f_row == R - 2)]
+                with m.If(f_row_last):
+                    m.d.sync += [f_row.eq(0), f_row_last.eq(0)]
+                    fcur.step()
 
         return m

@@ -190,8 +190,9 @@ class GemmCore(wiring.Component):
         kt_m2, nt_m2, mt_m2 = Signal.like(kt_n), Signal.like(nt_n), Signal.like(mt_n)
         rows_m2, last_rows_m2 = Signal(range(D)), Signal(range(D))
         need_cin = first & accumulate
-        emit = Signal()  # this row produces an output row
-        m.d.comb += emit.eq(last & ~desc.hold)
+        # this row produces an output row: last & ~hold, kept in a register beside ``last``
+        # (fire's terms are registers; ECP5 critical path)
+        emit = Signal()
         fire = Signal()
         a_ok = (a_rel < self.a_avail) if self.a_flow else Const(1, 1)
         cin_ok = (~need_cin | (cin_fifo.level > cin_res)) if self.with_c_in else Const(1, 1)
@@ -255,6 +256,7 @@ class GemmCore(wiring.Component):
                 rows_m2.eq(first_rows - 2),
                 m_last.eq(mt_one & (last_rows == 1)),
                 last.eq(kt_n == 1),
+                emit.eq((kt_n == 1) & ~desc.hold),
                 nt_last.eq(nt_n == 1),
                 mt_last.eq(mt_one),
             ]
@@ -264,7 +266,7 @@ class GemmCore(wiring.Component):
             with m.If(m_last):
                 m.d.sync += [m_cnt.eq(0), kt_base.eq(kt_base + m_rows), m_last.eq(m_rows == 1)]
                 with m.If(last):
-                    m.d.sync += [kt.eq(0), last.eq(kt_n == 1)]
+                    m.d.sync += [kt.eq(0), last.eq(kt_n == 1), emit.eq((kt_n == 1) & ~desc.hold)]
                     with m.If(nt_last):
                         m.d.sync += [
                             nt.eq(0),
@@ -290,7 +292,11 @@ class GemmCore(wiring.Component):
                             a_ptr.eq(a_mt),
                         ]
                 with m.Else():
-                    m.d.sync += [kt.eq(kt + 1), last.eq(kt == kt_m2)]
+                    m.d.sync += [
+                        kt.eq(kt + 1),
+                        last.eq(kt == kt_m2),
+                        emit.eq((kt == kt_m2) & ~desc.hold),
+                    ]
             with m.Else():
                 m.d.sync += [m_cnt.eq(m_cnt + 1), m_last.eq(m_cnt == rows_m2)]
 
@@ -302,11 +308,12 @@ class GemmCore(wiring.Component):
         else:
             # cycles until the next int32 output row may issue
             wait = Signal(range(max(2, gap)))
-            m.d.comb += out_ok.eq(wait == 0)
+            wait_zero = Signal(init=1)  # wait == 0, a register (fire's terms are registers)
+            m.d.comb += out_ok.eq(wait_zero)
             with m.If(fire & emit & ~desc.requant.enable):
-                m.d.sync += wait.eq(gap - 1)
-            with m.Elif(wait != 0):
-                m.d.sync += wait.eq(wait - 1)
+                m.d.sync += [wait.eq(gap - 1), wait_zero.eq(gap == 1)]
+            with m.Elif(~wait_zero):
+                m.d.sync += [wait.eq(wait - 1), wait_zero.eq(wait == 1)]
         cin_pop = out_valid_stage & out_first & accumulate
         if self.with_c_in:
             m.d.sync += cin_res.eq(cin_res + (fire & need_cin) - cin_pop)
