@@ -8,6 +8,8 @@ cycles and never hangs. Ports are listed in docs/architecture.md.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
@@ -309,17 +311,17 @@ class SushiAccel(wiring.Component):
         # no C_in stream (accumulation goes through acc_keep) and A is always all there
         # ECP5 timing: every block RAM's read data is registered right at the RAM, before any
         # select (its clock-to-out is 5.8 ns of the 10); not on the iCE40 (pipeline_regs)
-        rd_reg = pipeline_regs(platform)
+        pipe_regs = pipeline_regs(platform)
 
         def read_data(name: str, rdata: Value) -> Value:
-            if not rd_reg:
+            if not pipe_regs:
                 return rdata
             q = Signal.like(rdata, name=f"{name}_q")
             m.d.sync += q.eq(rdata)
             return q
 
         m.submodules.core = core = GemmCore(
-            cfg, with_c_in=False, a_flow=False, int32_gap=4, a_registered=rd_reg
+            cfg, with_c_in=False, a_flow=False, int32_gap=4, a_registered=pipe_regs
         )
         acts, act_rdata = [], []
         for b in range(2):
@@ -335,7 +337,7 @@ class SushiAccel(wiring.Component):
         # their words through this queue; never both at once, so one queue serves both. With
         # the read data registered, two words are in flight and the queue is twice as deep, so
         # it still takes a word every cycle.
-        rd_depth = 8 if rd_reg else 4
+        rd_depth = 8 if pipe_regs else 4
         m.submodules.readq = readq = fifo.SyncFIFOBuffered(width=word_bits, depth=rd_depth)
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
@@ -488,7 +490,7 @@ class SushiAccel(wiring.Component):
         rd_issue, rd_data = Signal(), Signal(word_bits)
         rd_pend = Signal()  # a read was issued last cycle
         m.d.sync += rd_pend.eq(rd_issue)
-        if rd_reg:
+        if pipe_regs:
             rd_pend2 = Signal()
             m.d.sync += rd_pend2.eq(rd_pend)
             m.d.comb += readq.w_en.eq(rd_pend2)
@@ -503,7 +505,19 @@ class SushiAccel(wiring.Component):
 
         # the weight feed into the core: through a register slice with the pipeline registers
         # (ECP5: the core's w.ready ran through the source select into both queues' levels)
-        if rd_reg:
+        # the dynamic buffer's output: its r_data is the block RAM's read data, so with the
+        # pipeline registers it goes through a register slice too
+        if pipe_regs:
+            m.submodules.dyn_slice = dyn_out = StreamRegister(unsigned(word_bits))
+            m.d.comb += [
+                dyn_out.i.valid.eq(dynq.r_rdy),
+                dyn_out.i.payload.eq(dynq.r_data),
+                dynq.r_en.eq(dyn_out.i.ready),
+            ]
+            dyn_out = dyn_out.o
+        else:
+            dyn_out = SimpleNamespace(valid=dynq.r_rdy, payload=dynq.r_data, ready=dynq.r_en)
+        if pipe_regs:
             m.submodules.w_slice = w_slice = StreamRegister(unsigned(word_bits))
             m.d.comb += [
                 core.w.valid.eq(w_slice.o.valid),
@@ -550,17 +564,32 @@ class SushiAccel(wiring.Component):
         # ---- command checks: every condition of the command in cmd, as one error code (0: it
         # may run), registered every cycle so the adders and compares end in a flip-flop, not
         # in the FSM's enables; CHECK uses the value of the last CHECK_PREP cycle
+        # With the pipeline registers (ECP5) each condition and its code are registered first
+        # and the priority choice a cycle later (CHECK_WAIT): the adders, compares and the
+        # choice did not fit 10 ns together.
         E = isa.ErrorCode
         check_err, check_q = Signal.like(err), Signal.like(err)
         m.d.sync += check_q.eq(check_err)
         misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
         cache_bytes = c_cache.tiles << lt  # * tile_bytes
+        n_conds = 6  # the most conditions of any opcode (GEMM)
+        conds = [Signal(name=f"check_cond{i}") for i in range(n_conds)]
+        codes = [Signal.like(err, name=f"check_code{i}") for i in range(n_conds)]
+        if pipe_regs:
+            conds_q = [Signal.like(c, name=f"{c.name}_q") for c in conds]
+            codes_q = [Signal.like(c, name=f"{c.name}_q") for c in codes]
+            m.d.sync += [q.eq(c) for q, c in zip(conds_q + codes_q, conds + codes, strict=True)]
+        else:
+            conds_q, codes_q = conds, codes
+        for i in reversed(range(n_conds)):  # the first true condition wins
+            with m.If(conds_q[i]):
+                m.d.comb += check_err.eq(codes_q[i])
 
         def first_failing(cases: list[tuple[Value, E]]) -> None:
             """check_err = the code of the first true condition, in ISA priority order."""
+            assert len(cases) <= n_conds
             for i, (cond, code) in enumerate(cases):
-                with m.If(cond) if i == 0 else m.Elif(cond):
-                    m.d.comb += check_err.eq(code)
+                m.d.comb += [conds[i].eq(cond), codes[i].eq(code)]
 
         with m.Switch(op):
             with m.Case(isa.Op.CACHE):
@@ -621,7 +650,7 @@ class SushiAccel(wiring.Component):
             with m.Case(isa.Op.DONE):
                 pass
             with m.Default():
-                m.d.comb += check_err.eq(E.ILLEGAL_OPCODE)
+                m.d.comb += [conds[0].eq(1), codes[0].eq(E.ILLEGAL_OPCODE)]
 
         with m.FSM(name="cp"):
             with m.State("IDLE"):
@@ -686,10 +715,15 @@ class SushiAccel(wiring.Component):
             with m.State("CHECK_PREP"):
                 # only a GEMM needs the products (the shared multiplier takes some cycles)
                 with m.If(prods.done | (op != isa.Op.GEMM)):
+                    m.next = "CHECK_WAIT" if pipe_regs else "CHECK"
+
+            if pipe_regs:
+                with m.State("CHECK_WAIT"):  # the checks' second register stage
                     m.next = "CHECK"
 
             with m.State("CHECK"):
                 # check_q holds this command's checks, registered in the last CHECK_PREP cycle
+                # (in CHECK_WAIT with the pipeline registers)
                 with m.If(check_q != 0):
                     m.d.sync += err.eq(check_q)
                     m.next = "HALT"
@@ -911,10 +945,10 @@ class SushiAccel(wiring.Component):
         from_pb, f_done = fcur.in_pb, fcur.done
         with m.If(~f_done):
             m.d.comb += [
-                w_feed.valid.eq(Mux(from_pb, readq.r_rdy, dynq.r_rdy)),
-                w_feed.payload.eq(Mux(from_pb, readq.r_data, dynq.r_data)),
+                w_feed.valid.eq(Mux(from_pb, readq.r_rdy, dyn_out.valid)),
+                w_feed.payload.eq(Mux(from_pb, readq.r_data, dyn_out.payload)),
                 readq.r_en.eq(from_pb & w_feed.ready),
-                dynq.r_en.eq(~from_pb & w_feed.ready),
+                dyn_out.ready.eq(~from_pb & w_feed.ready),
             ]
             with m.If(w_feed.valid & w_feed.ready):
                 with m.If(from_pb):

@@ -89,11 +89,11 @@ class TimingModel:
     """
 
     cfg: AccelConfig
-    cmd_overhead: int = 5
+    cmd_overhead: int = 6
     gemm_fixed: int = 16
     gemm_overhead: int | None = None  # None: derived from the feed, array and requantiser latencies
     pb_tile_overhead: int = 1
-    first_fetch: int = 7
+    first_fetch: int = 8
     int32_row_cycles: int = 3
     load_overhead: int = 5
     store_overhead: int = 2

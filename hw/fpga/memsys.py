@@ -20,7 +20,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig, clog2
 from sushi_hw.mem_port import MEM_ADDR_BITS, MEM_BEATS_BITS, mem_port_signature
@@ -253,6 +253,10 @@ class MemRam(wiring.Component):
         busy = Signal()  # left != 0, as a register: it gates wdata.ready towards the masters
         m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(bus.wdata.payload)]
 
+        if pipeline_regs(platform):
+            self._registered_reads(m, mem, cur, left, write, busy)
+            return m
+
         # Read pipeline, oldest first: the output register (o), a skid register (s) and the
         # RAM's own output (h, held while the RAM is not enabled). A read is issued unless all
         # three are full, which decides on registers only and still streams a beat per cycle.
@@ -287,3 +291,47 @@ class MemRam(wiring.Component):
             with m.If(left == 1):
                 m.d.sync += busy.eq(0)
         return m
+
+    def _registered_reads(self, m: Module, mem, cur, left, write, busy) -> None:
+        """The read path with the pipeline registers (ECP5): the RAM's read data goes into a
+        plain register right after the RAM (a wide RAM's block RAMs are spread out, and their
+        clock-to-out and routing alone took 10 ns), then into a queue that the bus reads.
+        Reads are issued against credits for the queue's free entries, so the decision is on
+        registers and a beat still streams every cycle."""
+        bus = self.bus
+        depth = 8  # covers the two reads in flight and the queue's own latency
+        m.submodules.rq = rq = fifo.SyncFIFOBuffered(width=len(mem.rdata), depth=depth)
+        credits = Signal(range(depth), init=depth - 1)
+        drained = Signal(init=1)  # credits == depth - 1: nothing queued or in flight
+        pend1, pend2, rdata_q = Signal(), Signal(), Signal.like(mem.rdata)
+        issue = ~write & busy & (credits != 0)
+        pop = rq.r_en & rq.r_rdy
+        m.d.sync += [
+            pend1.eq(issue),
+            pend2.eq(pend1),
+            rdata_q.eq(mem.rdata),
+            credits.eq(credits - issue + pop),
+            drained.eq(credits - issue + pop == depth - 1),
+        ]
+        m.d.comb += [
+            rq.w_en.eq(pend2),
+            rq.w_data.eq(rdata_q),
+            bus.rdata.valid.eq(rq.r_rdy),
+            bus.rdata.payload.eq(rq.r_data),
+            rq.r_en.eq(bus.rdata.ready),
+            bus.req.ready.eq(~busy & drained),
+        ]
+        with m.If(bus.req.valid & bus.req.ready):
+            p = bus.req.payload
+            m.d.sync += [
+                cur.eq(p.addr[self.cfg.mem_width.bit_length() - 1 :]),
+                left.eq(p.beats),
+                busy.eq(p.beats != 0),
+                write.eq(p.write),
+            ]
+        we = write & busy & bus.wdata.valid
+        m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
+        with m.If(we | issue):
+            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += busy.eq(0)
