@@ -253,17 +253,11 @@ class MemRam(wiring.Component):
         busy = Signal()  # left != 0, as a register: it gates wdata.ready towards the masters
         m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(bus.wdata.payload)]
 
-        if pipeline_regs(platform):
-            self._registered_reads(m, mem, cur, left, write, busy)
-            return m
-
-        # Read pipeline, oldest first: the output register (o), a skid register (s) and the
-        # RAM's own output (h, held while the RAM is not enabled). A read is issued unless all
-        # three are full, which decides on registers only and still streams a beat per cycle.
-        h_valid, s_valid, o_valid = Signal(), Signal(), Signal()
-        s_data, o_data = Signal(8 * mw), Signal(8 * mw)
-        m.d.comb += [bus.rdata.valid.eq(o_valid), bus.rdata.payload.eq(o_data)]
-        m.d.comb += bus.req.ready.eq(~busy & ~h_valid & ~s_valid & ~o_valid)
+        # a read is issued in the cycles ``issue`` says; a request is taken once every beat
+        # of the last one has left (``drained``)
+        reads = self._registered_reads if pipeline_regs(platform) else self._held_reads
+        issue, drained = reads(m, mem, want_read=~write & busy)
+        m.d.comb += bus.req.ready.eq(~busy & drained)
         with m.If(bus.req.valid & bus.req.ready):
             p = bus.req.payload
             m.d.sync += [
@@ -272,8 +266,23 @@ class MemRam(wiring.Component):
                 busy.eq(p.beats != 0),
                 write.eq(p.write),
             ]
+        we = write & busy & bus.wdata.valid
+        m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
+        with m.If(we | issue):
+            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += busy.eq(0)
+        return m
 
-        issue = ~write & busy & ~(h_valid & s_valid & o_valid)
+    def _held_reads(self, m: Module, mem, want_read: Value) -> tuple[Value, Value]:
+        """Read pipeline, oldest first: the output register (o), a skid register (s) and the
+        RAM's own output (h, held while the RAM is not enabled). A read is issued unless all
+        three are full, which decides on registers only and still streams a beat per cycle."""
+        bus = self.bus
+        h_valid, s_valid, o_valid = Signal(), Signal(), Signal()
+        s_data, o_data = Signal.like(mem.rdata), Signal.like(mem.rdata)
+        m.d.comb += [bus.rdata.valid.eq(o_valid), bus.rdata.payload.eq(o_data)]
+        issue = want_read & ~(h_valid & s_valid & o_valid)
         o_free = ~o_valid | bus.rdata.ready
         with m.If(o_free):
             m.d.sync += [o_valid.eq(s_valid | h_valid), o_data.eq(Mux(s_valid, s_data, mem.rdata))]
@@ -283,16 +292,9 @@ class MemRam(wiring.Component):
         with m.If(o_free | ~s_valid):
             m.d.sync += s_valid.eq(h_to_s)
         m.d.sync += h_valid.eq(issue | (h_valid & ~o_free & s_valid))
+        return issue, ~h_valid & ~s_valid & ~o_valid
 
-        we = write & busy & bus.wdata.valid
-        m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
-        with m.If(we | issue):
-            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
-            with m.If(left == 1):
-                m.d.sync += busy.eq(0)
-        return m
-
-    def _registered_reads(self, m: Module, mem, cur, left, write, busy) -> None:
+    def _registered_reads(self, m: Module, mem, want_read: Value) -> tuple[Value, Value]:
         """The read path with the pipeline registers (ECP5): the RAM's read data goes into a
         plain register right after the RAM (a wide RAM's block RAMs are spread out, and their
         clock-to-out and routing alone took 10 ns), then into a queue that the bus reads.
@@ -304,7 +306,7 @@ class MemRam(wiring.Component):
         credits = Signal(range(depth), init=depth - 1)
         drained = Signal(init=1)  # credits == depth - 1: nothing queued or in flight
         pend1, pend2, rdata_q = Signal(), Signal(), Signal.like(mem.rdata)
-        issue = ~write & busy & (credits != 0)
+        issue = want_read & (credits != 0)
         pop = rq.r_en & rq.r_rdy
         m.d.sync += [
             pend1.eq(issue),
@@ -319,19 +321,5 @@ class MemRam(wiring.Component):
             bus.rdata.valid.eq(rq.r_rdy),
             bus.rdata.payload.eq(rq.r_data),
             rq.r_en.eq(bus.rdata.ready),
-            bus.req.ready.eq(~busy & drained),
         ]
-        with m.If(bus.req.valid & bus.req.ready):
-            p = bus.req.payload
-            m.d.sync += [
-                cur.eq(p.addr[self.cfg.mem_width.bit_length() - 1 :]),
-                left.eq(p.beats),
-                busy.eq(p.beats != 0),
-                write.eq(p.write),
-            ]
-        we = write & busy & bus.wdata.valid
-        m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
-        with m.If(we | issue):
-            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
-            with m.If(left == 1):
-                m.d.sync += busy.eq(0)
+        return issue, drained
