@@ -503,29 +503,23 @@ class SushiAccel(wiring.Component):
         m.d.sync += rd_credits.eq(rd_credits - rd_issue + (readq.r_en & readq.r_rdy))
         rd_room = rd_credits != 0
 
-        # the weight feed into the core: through a register slice with the pipeline registers
-        # (ECP5: the core's w.ready ran through the source select into both queues' levels)
-        # the dynamic buffer's output: its r_data is the block RAM's read data, so with the
-        # pipeline registers it goes through a register slice too
+        # With the pipeline registers the dynamic buffer's output (its r_data is the block RAM's
+        # read data) and the weight feed into the core (the core's w.ready ran through the
+        # source select into both queues' levels) go through register slices.
         if pipe_regs:
-            m.submodules.dyn_slice = dyn_out = StreamRegister(unsigned(word_bits))
-            m.d.comb += [
-                dyn_out.i.valid.eq(dynq.r_rdy),
-                dyn_out.i.payload.eq(dynq.r_data),
-                dynq.r_en.eq(dyn_out.i.ready),
-            ]
-            dyn_out = dyn_out.o
-        else:
-            dyn_out = SimpleNamespace(valid=dynq.r_rdy, payload=dynq.r_data, ready=dynq.r_en)
-        if pipe_regs:
+            m.submodules.dyn_slice = dyn_slice = StreamRegister(unsigned(word_bits))
             m.submodules.w_slice = w_slice = StreamRegister(unsigned(word_bits))
             m.d.comb += [
+                dyn_slice.i.valid.eq(dynq.r_rdy),
+                dyn_slice.i.payload.eq(dynq.r_data),
+                dynq.r_en.eq(dyn_slice.i.ready),
                 core.w.valid.eq(w_slice.o.valid),
                 core.w.payload.eq(w_slice.o.payload),
                 w_slice.o.ready.eq(core.w.ready),
             ]
-            w_feed = w_slice.i
+            dyn_out, w_feed = dyn_slice.o, w_slice.i
         else:
+            dyn_out = SimpleNamespace(valid=dynq.r_rdy, payload=dynq.r_data, ready=dynq.r_en)
             w_feed = core.w
 
         rdata = self.mem.rdata

@@ -9,7 +9,7 @@ guaranteed, so the array itself never stalls.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -193,6 +193,11 @@ class GemmCore(wiring.Component):
         # this row produces an output row: last & ~hold, kept in a register beside ``last``
         # (fire's terms are registers; ECP5 critical path)
         emit = Signal()
+
+        def set_last(v: Value) -> list:
+            """``last`` and ``emit`` for the next row (desc.hold is fixed by then)."""
+            return [last.eq(v), emit.eq(v & ~desc.hold)]
+
         fire = Signal()
         a_ok = (a_rel < self.a_avail) if self.a_flow else Const(1, 1)
         cin_ok = (~need_cin | (cin_fifo.level > cin_res)) if self.with_c_in else Const(1, 1)
@@ -255,8 +260,7 @@ class GemmCore(wiring.Component):
                 last_rows_m2.eq(last_rows - 2),
                 rows_m2.eq(first_rows - 2),
                 m_last.eq(mt_one & (last_rows == 1)),
-                last.eq(kt_n == 1),
-                emit.eq((kt_n == 1) & ~desc.hold),
+                *set_last(kt_n == 1),
                 nt_last.eq(nt_n == 1),
                 mt_last.eq(mt_one),
             ]
@@ -266,7 +270,7 @@ class GemmCore(wiring.Component):
             with m.If(m_last):
                 m.d.sync += [m_cnt.eq(0), kt_base.eq(kt_base + m_rows), m_last.eq(m_rows == 1)]
                 with m.If(last):
-                    m.d.sync += [kt.eq(0), last.eq(kt_n == 1), emit.eq((kt_n == 1) & ~desc.hold)]
+                    m.d.sync += [kt.eq(0), *set_last(kt_n == 1)]
                     with m.If(nt_last):
                         m.d.sync += [
                             nt.eq(0),
@@ -292,11 +296,7 @@ class GemmCore(wiring.Component):
                             a_ptr.eq(a_mt),
                         ]
                 with m.Else():
-                    m.d.sync += [
-                        kt.eq(kt + 1),
-                        last.eq(kt == kt_m2),
-                        emit.eq((kt == kt_m2) & ~desc.hold),
-                    ]
+                    m.d.sync += [kt.eq(kt + 1), *set_last(kt == kt_m2)]
             with m.Else():
                 m.d.sync += [m_cnt.eq(m_cnt + 1), m_last.eq(m_cnt == rows_m2)]
 

@@ -307,13 +307,13 @@ class MemRam(wiring.Component):
         drained = Signal(init=1)  # credits == depth - 1: nothing queued or in flight
         pend1, pend2, rdata_q = Signal(), Signal(), Signal.like(mem.rdata)
         issue = want_read & (credits != 0)
-        pop = rq.r_en & rq.r_rdy
+        credits_next = credits - issue + (rq.r_en & rq.r_rdy)
         m.d.sync += [
             pend1.eq(issue),
             pend2.eq(pend1),
             rdata_q.eq(mem.rdata),
-            credits.eq(credits - issue + pop),
-            drained.eq(credits - issue + pop == depth - 1),
+            credits.eq(credits_next),
+            drained.eq(credits_next == depth - 1),
         ]
         m.d.comb += [
             rq.w_en.eq(pend2),
