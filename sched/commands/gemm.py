@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         relu=args.relu,
     )
     spec.validate(cfg)
-    t = Path("build/gemm").resolve()  # simulator work dir; its log stays for inspection
+    # simulator work dir, one per simulator so that runs on both at once (the test suite under
+    # pytest -n) do not overwrite each other's files; its log stays for inspection
+    t = (Path("build/gemm") / args.sim).resolve()
     t.mkdir(parents=True, exist_ok=True)
     (t / "out.npy").unlink(missing_ok=True)
     np.save(t / "a.npy", a)
