@@ -197,14 +197,29 @@ class CheckProducts(wiring.Component):
 class TileCursor:
     """Walks a GEMM's weight tiles in feed order (M-tile, then N-tile, then K-tile), keeping
     "last K/N/M tile" and "in the cached block" in registers: the compares that decide them
-    run one tile ahead, off the valid/ready paths that advance the cursor."""
+    run one tile ahead, off the valid/ready paths that advance the cursor.
 
-    def __init__(self, m: Module, name: str, g: dict[str, Value], tile_w: int, mtile_w: int):
+    With ``lookahead`` the whole next state is computed from the current one and registered
+    every cycle, so a step only loads registers (the handshake that steps is their enable, not
+    an input of the compares behind them: an iCE40 critical path). The price: :meth:`step`
+    must not come in the cycle right after :meth:`start` or another step."""
+
+    def __init__(
+        self,
+        m: Module,
+        name: str,
+        g: dict[str, Value],
+        tile_w: int,
+        mtile_w: int,
+        *,
+        lookahead: bool = False,
+        track_pb: bool = True,
+    ):
         """``g``: the GEMM's tile counts, the counts less two (``kt_m2``, ...: never all ones
         for a legal GEMM, as the counts stay below half the width) and the cached block
         (``kt_n``, ``nt_n``, ``mt_n``, ``pb_kt``, ``pb_nt``, ``pb_used``), valid from ``start``
-        on."""
-        self.m, self.g = m, g
+        on. ``track_pb=False``: no ``in_pb`` (a walk over the cached block itself)."""
+        self.m, self.g, self.track_pb = m, g, track_pb
         self.kt, self.nt = Signal(tile_w, name=f"{name}_kt"), Signal(tile_w, name=f"{name}_nt")
         self.mt = Signal(mtile_w, name=f"{name}_mt")
         self.kt_last, self.nt_last = Signal(name=f"{name}_kt_last"), Signal(name=f"{name}_nt_last")
@@ -214,6 +229,58 @@ class TileCursor:
         self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, kt) comes from the PB
         # every tile has been stepped over (and outside a GEMM: set by reset)
         self.done = Signal(name=f"{name}_done", init=1)
+        names = "kt nt mt kt_last nt_last mt_last kn_last all_last done".split()
+        names += ["in_pb"] if track_pb else []
+        self._state = {k: getattr(self, k) for k in names}
+        self._next = self._next_state()
+        if lookahead:
+            ahead = {k: Signal.like(s, name=f"{s.name}_ahead") for k, s in self._state.items()}
+            m.d.sync += [ahead[k].eq(self._next[k]) for k in self._state]
+            self._next = ahead
+
+    def _next_state(self) -> dict[str, Signal]:
+        """The state after a step from the current one (combinational), by attribute name."""
+        m, g = self.m, self.g
+        nxt = {k: Signal.like(s, name=f"{s.name}_next") for k, s in self._state.items()}
+        m.d.comb += [nxt[k].eq(s) for k, s in self._state.items()]
+        # the next tile's flags; "K and N last" and "all last" are kept too, so the conditions
+        # that enable the counters are one register each
+        kt_last, nt_last, mt_last = nxt["kt_last"], nxt["nt_last"], nxt["mt_last"]
+
+        def in_pb(v: Value) -> list:
+            return [nxt["in_pb"].eq(v)] if self.track_pb else []
+
+        with m.If(~self.kt_last):
+            m.d.comb += [
+                kt_last.eq(self.kt == g["kt_m2"]),
+                nxt["kt"].eq(self.kt + 1),
+                *in_pb((self.nt < g["pb_nt"]) & (self.kt + 1 < g["pb_kt"])),
+            ]
+        with m.Elif(~self.kn_last):
+            m.d.comb += [
+                kt_last.eq(g["kt_n"] == 1),
+                nt_last.eq(self.nt == g["nt_m2"]),
+                nxt["kt"].eq(0),
+                nxt["nt"].eq(self.nt + 1),
+                *in_pb((self.nt + 1 < g["pb_nt"]) & (g["pb_kt"] != 0)),
+            ]
+        with m.Else():
+            m.d.comb += [
+                kt_last.eq(g["kt_n"] == 1),
+                nt_last.eq(g["nt_n"] == 1),
+                mt_last.eq(self.mt == g["mt_m2"]),
+                nxt["kt"].eq(0),
+                nxt["nt"].eq(0),
+                nxt["mt"].eq(self.mt + 1),
+                *in_pb(g["pb_used"]),
+            ]
+            with m.If(self.all_last):
+                m.d.comb += nxt["done"].eq(1)
+        m.d.comb += [
+            nxt["kn_last"].eq(kt_last & nt_last),
+            nxt["all_last"].eq(kt_last & nt_last & mt_last),
+        ]
+        return nxt
 
     def start(self, done: Value) -> None:
         """At tile (0, 0, 0)."""
@@ -228,51 +295,14 @@ class TileCursor:
             self.mt_last.eq(mt1),
             self.kn_last.eq(kt1 & nt1),
             self.all_last.eq(kt1 & nt1 & mt1),
-            self.in_pb.eq(g["pb_used"]),
             self.done.eq(done),
         ]
+        if self.track_pb:
+            self.m.d.sync += self.in_pb.eq(g["pb_used"])
 
     def step(self) -> None:
         """Move to the next tile (statements for the cycle the current one is taken)."""
-        m, sync, g = self.m, self.m.d.sync, self.g
-        # the next tile's flags, then registered; "K and N last" and "all last" are kept too, so
-        # the conditions that enable the counters are one register each
-        kt_last, nt_last, mt_last = Signal(), Signal(), Signal()
-        m.d.comb += [kt_last.eq(self.kt_last), nt_last.eq(self.nt_last), mt_last.eq(self.mt_last)]
-        with m.If(~self.kt_last):
-            m.d.comb += kt_last.eq(self.kt == g["kt_m2"])
-            sync += [
-                self.kt.eq(self.kt + 1),
-                self.in_pb.eq((self.nt < g["pb_nt"]) & (self.kt + 1 < g["pb_kt"])),
-            ]
-        with m.Elif(~self.kn_last):
-            m.d.comb += [kt_last.eq(g["kt_n"] == 1), nt_last.eq(self.nt == g["nt_m2"])]
-            sync += [
-                self.kt.eq(0),
-                self.nt.eq(self.nt + 1),
-                self.in_pb.eq((self.nt + 1 < g["pb_nt"]) & (g["pb_kt"] != 0)),
-            ]
-        with m.Else():
-            m.d.comb += [
-                kt_last.eq(g["kt_n"] == 1),
-                nt_last.eq(g["nt_n"] == 1),
-                mt_last.eq(self.mt == g["mt_m2"]),
-            ]
-            sync += [
-                self.kt.eq(0),
-                self.nt.eq(0),
-                self.in_pb.eq(g["pb_used"]),
-                self.mt.eq(self.mt + 1),
-            ]
-            with m.If(self.all_last):
-                sync += self.done.eq(1)
-        sync += [
-            self.kt_last.eq(kt_last),
-            self.nt_last.eq(nt_last),
-            self.mt_last.eq(mt_last),
-            self.kn_last.eq(kt_last & nt_last),
-            self.all_last.eq(kt_last & nt_last & mt_last),
-        ]
+        self.m.d.sync += [s.eq(self._next[k]) for k, s in self._state.items()]
 
 
 class SushiAccel(wiring.Component):
@@ -436,6 +466,8 @@ class SushiAccel(wiring.Component):
         # state): a cursor's "next tile is the last" is then an equality with a register
         kt_m2, nt_m2, mt_m2 = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
         m.d.sync += [kt_m2.eq(kt_n - 2), nt_m2.eq(nt_n - 2), mt_m2.eq(mt_n - 2)]
+        pb_kt_m2, pb_nt_m2 = Signal(tile_w), Signal(tile_w)  # the same for the cached block
+        m.d.sync += [pb_kt_m2.eq(pb_kt - 2), pb_nt_m2.eq(pb_nt - 2)]
         tiles = dict(
             kt_n=kt_n,
             nt_n=nt_n,
@@ -474,12 +506,15 @@ class SushiAccel(wiring.Component):
         wcur = TileCursor(m, "w", tiles, tile_w, mtile_w)
         w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
         # GEMM weight feed
-        fcur = TileCursor(m, "f", tiles, tile_w, mtile_w)
+        # (R >= 2 weight words per tile: never a step in the cycle after another or a start)
+        fcur = TileCursor(m, "f", tiles, tile_w, mtile_w, lookahead=True)
         f_row, f_row_last = Signal(range(R)), Signal()
-        pb_pass = Signal(mtile_w)  # M-tile passes left over the cached block
-        pb_k, pb_n = Signal(tile_w), Signal(tile_w)
+        # GEMM PB walker: the cached block's tiles in feed order, a pass per M-tile; steps
+        # R >= 2 reads apart, like fcur's
+        pb_block = dict(tiles, kt_n=pb_kt, nt_n=pb_nt, kt_m2=pb_kt_m2, nt_m2=pb_nt_m2)
+        pcur = TileCursor(m, "p", pb_block, tile_w, mtile_w, lookahead=True, track_pb=False)
         pb_r = Signal(range(R))
-        pb_tile_row = Signal(pb_t)  # PB tile index of (pb_n, 0)
+        pb_tile_row = Signal(pb_t)  # PB tile index of (pcur.nt, 0)
         # GEMM output writer
         o_addr = Signal(act_w)
         o_part = Signal(2)
@@ -762,17 +797,15 @@ class SushiAccel(wiring.Component):
                         w_row_start.eq(0),
                         f_row.eq(0),
                         f_row_last.eq(0),
-                        pb_k.eq(0),
-                        pb_n.eq(0),
                         pb_r.eq(0),
                         pb_tile_row.eq(c_gemm.pb_tile),
-                        pb_pass.eq(Mux(pb_used, mt_n, 0)),
                         o_addr.eq(c_gemm.o_word),
                         o_part.eq(0),
                         core_started.eq(0),
                     ]
                     wcur.start(done=~off_used)  # no off-chip tile at all
                     fcur.start(done=0)
+                    pcur.start(done=~pb_used)
                     m.next = "GEMM"
 
             with m.State("CACHE"):
@@ -864,29 +897,22 @@ class SushiAccel(wiring.Component):
                 ]
 
                 # PB tiles -> readq, in feed order (a pass per M-tile)
-                pb_issue = (pb_pass != 0) & rd_room
+                pb_issue = ~pcur.done & rd_room
                 m.d.comb += [
                     rd_issue.eq(pb_issue),
                     pb.en.eq(1),
-                    pb.addr.eq(Cat(pb_r, pb_tile_row + pb_k)),
+                    pb.addr.eq(Cat(pb_r, pb_tile_row + pcur.kt)),
                     rd_data.eq(pb_rdata),
                 ]
                 with m.If(pb_issue):
                     m.d.sync += pb_r.eq(pb_r + 1)
                     with m.If(pb_r == R - 1):
-                        m.d.sync += [pb_r.eq(0), pb_k.eq(pb_k + 1)]
-                        with m.If(pb_k == pb_kt - 1):
-                            m.d.sync += [
-                                pb_k.eq(0),
-                                pb_n.eq(pb_n + 1),
-                                pb_tile_row.eq(pb_tile_row + g.pb_stride),
-                            ]
-                            with m.If(pb_n == pb_nt - 1):
-                                m.d.sync += [
-                                    pb_n.eq(0),
-                                    pb_tile_row.eq(g.pb_tile),
-                                    pb_pass.eq(pb_pass - 1),
-                                ]
+                        m.d.sync += pb_r.eq(0)
+                        pcur.step()
+                        with m.If(pcur.kn_last):  # the next M-tile's pass
+                            m.d.sync += pb_tile_row.eq(g.pb_tile)
+                        with m.Elif(pcur.kt_last):
+                            m.d.sync += pb_tile_row.eq(pb_tile_row + g.pb_stride)
 
                 # output rows -> activation buffer o_buf
                 out_row = data.ArrayLayout(signed(32), R)(core.out.payload.as_value())

@@ -65,7 +65,9 @@ class CounterBank(wiring.Component):
             shape=unsigned(bits), depth=slots, init=[], attrs={"ram_style": "block"}
         )
         wp = words.write_port()
-        rmw = words.read_port(transparent_for=(wp,))
+        # not transparent: a slot is written back at least two cycles before its next read
+        # (a bypass would put a mux and a register on the iCE40's critical path, RAM -> add)
+        rmw = words.read_port()
         host = words.read_port(transparent_for=(wp,))
 
         pend = [Signal(pend_bits, name=f"pend{i}") for i in range(n)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig, clog2
@@ -248,9 +248,10 @@ class MemRam(wiring.Component):
         # to an array that shares its name with the instance in the parent module
         m.submodules.sram = mem = SinglePortRam("host_ram", 8 * mw, depth)
         cur = Signal(range(depth))
-        left = Signal(MEM_BEATS_BITS)
+        # beats left less two: negative (its top bit, no compare) at the burst's last beat
+        left_m2 = Signal(signed(MEM_BEATS_BITS + 1))
         write = Signal()
-        busy = Signal()  # left != 0, as a register: it gates wdata.ready towards the masters
+        busy = Signal()  # beats left != 0, as a register: it gates wdata.ready towards the masters
         m.d.comb += [mem.addr.eq(cur), mem.wdata.eq(bus.wdata.payload)]
 
         # a read is issued in the cycles ``issue`` says; a request is taken once every beat
@@ -262,15 +263,15 @@ class MemRam(wiring.Component):
             p = bus.req.payload
             m.d.sync += [
                 cur.eq(p.addr[lmw:]),
-                left.eq(p.beats),
+                left_m2.eq(p.beats - 2),
                 busy.eq(p.beats != 0),
                 write.eq(p.write),
             ]
         we = write & busy & bus.wdata.valid
         m.d.comb += [bus.wdata.ready.eq(write & busy), mem.we.eq(we), mem.en.eq(issue)]
         with m.If(we | issue):
-            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
-            with m.If(left == 1):
+            m.d.sync += [cur.eq(cur + 1), left_m2.eq(left_m2 - 1)]
+            with m.If(left_m2[-1]):
                 m.d.sync += busy.eq(0)
         return m
 
