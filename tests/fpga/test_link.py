@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Fragment, Module
 from amaranth.sim import Simulator
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.board import BoardCore, LinkParams
@@ -14,6 +15,7 @@ from sushi_hw.fpga.host import encode_request, flash_base, flash_window, parse_r
 from sushi_hw.fpga.host_link import MAX_WRITE, Cmd, Status, crc8, crc8_update
 from sushi_hw.fpga.memsys import MemInterconnect
 from sushi_hw.fpga.uart import UARTRx, UARTTx, uart_divisor
+from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 
 DIV = 4
 
@@ -206,9 +208,20 @@ def test_flash_window_is_inside_the_accelerator_address_space():
     BoardCore(CFG, LP, ram_bytes=CFG.mem_bytes // 2)  # exactly up to the window is fine
 
 
-def _run_board(bench_body, flash_data: bytes, cycles: int = 400_000, lp: LinkParams = LP):
+#: the memory system as simulated (pipeline registers, the ECP5's) and as built for the iCE40
+PIPELINE_VARIANTS = pytest.mark.parametrize("pipe_regs", [True, False], ids=["ecp5", "ice40"])
+
+
+def _run_board(
+    bench_body,
+    flash_data: bytes,
+    cycles: int = 400_000,
+    lp: LinkParams = LP,
+    pipe_regs: bool = True,
+):
     cfg = CFG
     dut = BoardCore(cfg, lp, ram_bytes=1024, with_accel=False)
+    platform = SimpleNamespace(**{PIPELINE_REGS_ATTR: pipe_regs})
     flash = FlashModel(flash_data)
     host = UartHost(dut, DIV)
 
@@ -217,7 +230,7 @@ def _run_board(bench_body, flash_data: bytes, cycles: int = 400_000, lp: LinkPar
         await ctx.tick().repeat(50)
         await bench_body(ctx, host, dut, flash)
 
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
 
@@ -235,7 +248,8 @@ async def _req(ctx, host, frame: bytes) -> tuple[int, bytes]:
     return await host.response(ctx)
 
 
-def test_link_memory_flash_and_bad_frames():
+@PIPELINE_VARIANTS
+def test_link_memory_flash_and_bad_frames(pipe_regs: bool):
     rng = random.Random(7)
     flash_data = bytes(rng.randrange(256) for _ in range(4096))
     done = []
@@ -282,12 +296,13 @@ def test_link_memory_flash_and_bad_frames():
         assert back == data
         done.append(1)
 
-    flash = _run_board(body, flash_data, cycles=600_000)
+    flash = _run_board(body, flash_data, cycles=600_000, pipe_regs=pipe_regs)
     assert done, "the test bench did not finish"
     assert flash.reads >= 1
 
 
-def test_link_addresses_above_the_map_and_slow_spi_clock():
+@PIPELINE_VARIANTS
+def test_link_addresses_above_the_map_and_slow_spi_clock(pipe_regs: bool):
     """Addresses at and above mem_bytes (the link keeps only the bits below it and whether any
     above is set) are unmapped, not aliases of the RAM; the flash reads at SCLK = clk / 4."""
     rng = random.Random(3)
@@ -319,7 +334,7 @@ def test_link_addresses_above_the_map_and_slow_spi_clock():
         assert st == Status.OK and fl == flash_data[0x106 : 0x106 + 10]
         done.append(1)
 
-    flash = _run_board(body, flash_data, cycles=300_000, lp=lp)
+    flash = _run_board(body, flash_data, cycles=300_000, lp=lp, pipe_regs=pipe_regs)
     assert done, "the test bench did not finish"
     assert flash.reads == 1
 
