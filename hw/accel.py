@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import isa
+from .bram import RegisteredRam
 from .config import AccelConfig, clog2
 from .counters import CounterBank
 from .gemm_core import GemmCore
@@ -353,12 +353,14 @@ class SushiAccel(wiring.Component):
         m.submodules.core = core = GemmCore(
             cfg, with_c_in=False, a_flow=False, int32_gap=4, a_registered=pipe_regs
         )
+        # the activation buffers' read registers are the block RAMs' own on the ECP5
+        # (sushi_hw.bram): their clock-to-out was the critical path with a fabric register
         acts, act_rdata = [], []
         for b in range(2):
-            mem = Memory(shape=unsigned(word_bits), depth=cfg.act_words, init=[])
-            m.submodules[f"act{b}"] = mem
-            acts.append((mem.write_port(), mem.read_port()))
-            act_rdata.append(read_data(f"act{b}_rdata", acts[b][1].data))
+            ram = RegisteredRam(word_bits, cfg.act_words, registered=pipe_regs)
+            m.submodules[f"act{b}"] = ram
+            acts.append((ram.write, ram.read))
+            act_rdata.append(ram.read.data)
         # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP)
         m.submodules.pb = pb = SinglePortRam("pb", word_bits, max(1, cfg.pb_bytes // R))
         pb_rdata = read_data("pb_rdata", pb.rdata)

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
-from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Const, Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
+from icarus_harness import Flat, run_side_by_side
 from sushi_hw.array import SystolicArray, lut_mul_s8_halves, lut_mul_s8_join
 from sushi_hw.dsp import ECP5_DSP_ATTR, RegisteredMul
 from sushi_hw.reference import requantize
 from sushi_hw.requant import Requantizer
-from sushi_tb.runner import _icarus_time0_fix, require_simulator
 
 MODEL = Path(__file__).with_name("mult18x18d_model.v")
 SEED = int(os.environ.get("SUSHI_DSP_SEED", "0")) or None
@@ -38,99 +34,6 @@ class _Ecp5:
         setattr(self, ECP5_DSP_ATTR, True)
         if dsp_pes is not None:
             self.sushi_dsp_pes = dsp_pes
-
-
-class _Flat(wiring.Component):
-    """``dut`` with its inputs packed into ``stim`` and its outputs into ``resp`` (LSB first in
-    the order given), so that one generic Verilog testbench drives any design."""
-
-    def __init__(self, dut, inputs: list[str], outputs: list[str]):
-        self.dut, self.inputs, self.outputs = dut, inputs, outputs
-        iw = sum(len(Value.cast(getattr(dut, n))) for n in inputs)
-        ow = sum(len(Value.cast(getattr(dut, n))) for n in outputs)
-        super().__init__({"stim": In(iw), "resp": Out(ow)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = self.dut
-        ins = Cat(*(Value.cast(getattr(self.dut, n)) for n in self.inputs))
-        outs = Cat(*(Value.cast(getattr(self.dut, n)) for n in self.outputs))
-        m.d.comb += [ins.eq(self.stim), self.resp.eq(outs)]
-        return m
-
-
-_TB = """`timescale 1ns/1ps
-module tb;
-  reg clk = 0, rst = 0;
-  reg [{iw}:0] stim;
-  reg [{iw}:0] mem [0:{n}];
-  wire [{ow}:0] resp_dut, resp_ref;
-  integer f, i;
-  {dut} u_dut(.clk(clk), .rst(rst), .stim(stim), .resp(resp_dut));
-  {ref} u_ref(.clk(clk), .rst(rst), .stim(stim), .resp(resp_ref));
-  initial begin
-    $readmemh("{stim_file}", mem);
-    f = $fopen("{resp_file}", "w");
-    for (i = 0; i <= {n}; i = i + 1) begin
-      stim = mem[i];
-      #4;  // outputs of cycle i settle, then sample them before the clock edge
-      $fwrite(f, "%h %h\\n", resp_dut, resp_ref);
-      #1 clk = 1;
-      #5 clk = 0;
-    end
-    $fclose(f);
-    $finish;
-  end
-endmodule
-"""
-
-
-def run_side_by_side(tmp: Path, dut, ref, stim: list[int]) -> tuple[list[int], list[int], str]:
-    """Simulate ``dut`` and ``ref`` (each ``(elaboratable, platform)`` wrapped in :class:`_Flat`)
-    on ``stim`` (one packed input word per cycle) under Icarus; returns both designs' packed
-    outputs per cycle (sampled at the end of the cycle, before the clock edge) and the
-    Verilog of ``dut``."""
-    require_simulator("icarus")
-    files, widths = [], None
-    texts = {}
-    for name, (top, platform) in (("dut_top", dut), ("ref_top", ref)):
-        text = verilog.convert(top, name=name, platform=platform)
-        texts[name] = text
-        path = tmp / f"{name}.v"
-        path.write_text(text)
-        files.append(_icarus_time0_fix(path))
-        w = (len(top.stim), len(top.resp))
-        assert widths in (None, w)
-        widths = w
-    iw, ow = widths
-    (tmp / "stim.hex").write_text("".join(f"{x:x}\n" for x in stim))
-    tb = tmp / "tb.v"
-    tb.write_text(
-        _TB.format(
-            iw=iw - 1,
-            ow=ow - 1,
-            n=len(stim) - 1,
-            dut="dut_top",
-            ref="ref_top",
-            stim_file=tmp / "stim.hex",
-            resp_file=tmp / "resp.txt",
-        )
-    )
-    vvp = tmp / "sim.vvp"
-    cmd = ["iverilog", "-g2012", "-s", "tb", "-o", str(vvp), str(tb), str(MODEL), *map(str, files)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    run = subprocess.run(["vvp", "-n", str(vvp)], capture_output=True, text=True, cwd=tmp)
-    assert run.returncode == 0 and "fatal" not in run.stdout.lower(), run.stdout + run.stderr
-    dut_out, ref_out = [], []
-    for line in (tmp / "resp.txt").read_text().split():
-        if "x" in line.lower() or "z" in line.lower():
-            raise AssertionError(f"undefined bits in the outputs: {line}")
-    for line in (tmp / "resp.txt").read_text().splitlines():
-        d, r = line.split()
-        dut_out.append(int(d, 16))
-        ref_out.append(int(r, 16))
-    assert len(dut_out) == len(stim)
-    return dut_out, ref_out, texts["dut_top"]
 
 
 def _field(word: int, lo: int, shape: Shape) -> int:
@@ -187,7 +90,7 @@ MUL_CASES = [
 def test_registered_mul_instance_matches_plain(tmp_path, request, a_shape, b_shape, reg_inputs):
     seed, rng = _rng(request)
     tops = [
-        _Flat(
+        Flat(
             RegisteredMul(a_shape, b_shape, reg_inputs=reg_inputs, mult18x18d=prim),
             ["a", "b"],
             ["p"],
@@ -203,7 +106,7 @@ def test_registered_mul_instance_matches_plain(tmp_path, request, a_shape, b_sha
     rng.shuffle(av)
     rng.shuffle(bv)
     stim = [_pack([(a, a_shape.width), (b, b_shape.width)]) for a, b in zip(av, bv, strict=True)]
-    dut, ref, text = run_side_by_side(tmp_path, (tops[0], None), (tops[1], None), stim)
+    dut, ref, text = run_side_by_side(tmp_path, (tops[0], None), (tops[1], None), stim, [MODEL])
 
     lat = tops[0].dut.latency
     p_shape = tops[0].dut.p_shape
@@ -236,13 +139,13 @@ def test_registered_mul_rejects_wide_operands():
 def test_harness_sees_a_latency_difference(tmp_path):
     """The side-by-side check is not vacuous: one cycle of latency more is seen."""
     tops = [
-        _Flat(RegisteredMul(signed(8), signed(8), reg_inputs=r, mult18x18d=True), ["a", "b"], ["p"])
+        Flat(RegisteredMul(signed(8), signed(8), reg_inputs=r, mult18x18d=True), ["a", "b"], ["p"])
         for r in (True, False)
     ]
     stim = [
         _pack([(a, 8), (b, 8)]) for a, b in zip(range(-50, 50), range(40, -60, -1), strict=True)
     ]
-    dut, ref, _ = run_side_by_side(tmp_path, (tops[0], None), (tops[1], None), stim)
+    dut, ref, _ = run_side_by_side(tmp_path, (tops[0], None), (tops[1], None), stim, [MODEL])
     assert dut != ref
 
 
@@ -327,8 +230,8 @@ def test_array_ecp5_matches_plain_and_numpy(tmp_path, request, R, C, dsp_pes):
     psum_bits = 19
     ins = ["a_valid", "a_bank", "a_data", "w_we", "w_bank", "w_row", "w_data"]
     outs = ["out_valid", "out_data"]
-    ecp5 = _Flat(SystolicArray(R, C, psum_bits), ins, outs)
-    plain = _Flat(SystolicArray(R, C, psum_bits), ins, outs)
+    ecp5 = Flat(SystolicArray(R, C, psum_bits), ins, outs)
+    plain = Flat(SystolicArray(R, C, psum_bits), ins, outs)
     rows, expect = _array_stimulus(rng, R, C, 400)
     row_bits = len(ecp5.dut.w_row)
     stim = []
@@ -336,7 +239,9 @@ def test_array_ecp5_matches_plain_and_numpy(tmp_path, request, R, C, dsp_pes):
         fields = [(a_valid, 1), (a_bank, 1), *((x, 8) for x in a)]
         fields += [(w_we, 1), (w_bank, 1), (w_row, row_bits), *((x, 8) for x in w_data)]
         stim.append(_pack(fields))
-    dut, ref, text = run_side_by_side(tmp_path, (ecp5, _Ecp5(dsp_pes)), (plain, None), stim)
+    dut, ref, text = run_side_by_side(
+        tmp_path, (ecp5, _Ecp5(dsp_pes)), (plain, None), stim, [MODEL]
+    )
 
     lat = ecp5.dut.latency
     ps = signed(psum_bits)
@@ -376,8 +281,8 @@ def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
     lanes = 2
     ins = ["i_valid", "i_data", "params"]
     outs = ["o_valid", "o_data"]
-    ecp5 = _Flat(Requantizer(lanes), ins, outs)
-    plain = _Flat(Requantizer(lanes), ins, outs)
+    ecp5 = Flat(Requantizer(lanes), ins, outs)
+    plain = Flat(Requantizer(lanes), ins, outs)
     stim, sent = [], []  # sent[t]: (x, mult, shift, relu) for a valid row presented at t
     for burst in range(12):
         mult = int(rng.choice([1, 0x7FFF, 0x8000, 0xFFFF, int(rng.integers(1, 1 << 16))]))
@@ -393,7 +298,7 @@ def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
             fields += [(1, 1), (int(relu), 1), (mult, 16), (shift, 5)]  # enable, relu, ...
             stim.append(_pack(fields))
             sent.append((x, mult, shift, relu) if valid else None)
-    dut, ref, text = run_side_by_side(tmp_path, (ecp5, _Ecp5()), (plain, None), stim)
+    dut, ref, text = run_side_by_side(tmp_path, (ecp5, _Ecp5()), (plain, None), stim, [MODEL])
 
     msg = f"seed {seed} (rerun with SUSHI_DSP_SEED={seed})"
     first = next(t for t, d in enumerate(dut) if d != ref[t]) if dut != ref else None

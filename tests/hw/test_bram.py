@@ -1,0 +1,108 @@
+# amaranth: UnusedElaboratable=no
+"""RegisteredRam (``sushi_hw.bram``): DP16KD instances with their output register, against the
+plain Amaranth RAM and a Python model, under Icarus with our DP16KD model (see its header)."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from icarus_harness import Flat, run_side_by_side
+from sushi_hw.bram import ECP5_BRAM_ATTR, RegisteredRam, dp16kd_mode
+
+MODEL = Path(__file__).with_name("dp16kd_model.v")
+SEED = int(os.environ.get("SUSHI_BRAM_SEED", "0")) or None
+
+
+class _Ports(wiring.Component):
+    """RegisteredRam with flat ports, for :class:`Flat`."""
+
+    def __init__(self, width: int, depth: int):
+        self.ram = RegisteredRam(width, depth)
+        super().__init__(
+            {
+                "w_en": In(1),
+                "w_addr": In(range(depth)),
+                "w_data": In(width),
+                "r_en": In(1),
+                "r_addr": In(range(depth)),
+                "r_data": Out(width),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = ram = self.ram
+        m.d.comb += [
+            ram.write.en.eq(self.w_en),
+            ram.write.addr.eq(self.w_addr),
+            ram.write.data.eq(self.w_data),
+            ram.read.en.eq(self.r_en),
+            ram.read.addr.eq(self.r_addr),
+            self.r_data.eq(ram.read.data),
+        ]
+        return m
+
+
+# (width, depth): each DP16KD aspect ratio, widths that do and do not divide into blocks
+CASES = [(20, 600), (64, 2048), (16, 4096), (6, 8192), (3, 16384), (37, 1024)]
+
+
+@pytest.mark.parametrize("width,depth", CASES)
+def test_dp16kd_outreg_matches_the_plain_ram(tmp_path, request, width: int, depth: int):
+    seed = SEED if SEED is not None else int.from_bytes(os.urandom(4), "little")
+    request.node.user_properties.append(("seed", seed))
+    print(f"seed {seed} (rerun with SUSHI_BRAM_SEED={seed})")
+    rng = random.Random(seed)
+    ports = ["w_en", "w_addr", "w_data", "r_en", "r_addr"]
+    dut, ref = (Flat(_Ports(width, depth), ports, ["r_data"]) for _ in range(2))
+    abits = (depth - 1).bit_length()
+    # a small address window, so that reads hit written words often
+    window = rng.sample(range(depth), min(depth, 48)) + [0, depth - 1]
+    stim, expect = [], []
+    mem, latch, out = [0] * depth, 0, 0
+    for t in range(1500):
+        w_en, r_en = rng.random() < 0.5, rng.random() < 0.7 or t == 0
+        w_addr, r_addr = rng.choice(window), rng.choice(window)
+        if w_en and r_en and w_addr == r_addr:
+            r_addr = next(a for a in window if a != w_addr)  # not defined: never done
+        w_data = rng.randrange(1 << width)
+        lo, packed = 0, 0  # Flat packs the ports LSB first, in order
+        for v, bits in ((w_en, 1), (w_addr, abits), (w_data, width), (r_en, 1), (r_addr, abits)):
+            packed |= int(v) << lo
+            lo += bits
+        stim.append(packed)
+        expect.append(out)  # sampled before this cycle's edge
+        latch, out = (mem[r_addr] if r_en else latch), latch
+        if w_en:
+            mem[w_addr] = w_data
+    # the plain RAM's read port register has no power-up value in Verilog: cycle 1 is undefined
+    ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
+    got, want, text = run_side_by_side(
+        tmp_path, (dut, ecp5), (ref, None), stim, [MODEL], undefined_cycles=2
+    )
+    bits = dp16kd_mode(depth)[0]
+    instances = re.findall(r"DP16KD #\((.*?)\n\s*\)", text, re.S)
+    assert len(instances) == -(-width // bits), "one block per data slice, none in depth"
+    assert all('.REGMODE_B("OUTREG")' in body for body in instances)
+    for t, (d, r, e) in enumerate(zip(got, want, expect, strict=True)):
+        if t < 2:
+            continue
+        assert r == e, f"seed {seed}: plain RAM, cycle {t}: {r:#x}, model says {e:#x}"
+        assert d == r, f"seed {seed}: DP16KD RAM, cycle {t}: {d:#x}, plain RAM {r:#x}"
+
+
+def test_plain_when_not_registered_or_too_deep():
+    ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
+    assert RegisteredRam(8, 2048).use_dp16kd(ecp5)
+    assert not RegisteredRam(8, 2048).use_dp16kd(None)
+    assert not RegisteredRam(8, 2048, registered=False).use_dp16kd(ecp5)
+    assert not RegisteredRam(8, 16385).use_dp16kd(ecp5)
+    assert dp16kd_mode(1024) == (18, 1024, 4) and dp16kd_mode(1025) == (9, 2048, 3)
