@@ -340,21 +340,13 @@ class SushiAccel(wiring.Component):
         # ---- storage -------------------------------------------------------------------
         # no C_in stream (accumulation goes through acc_keep) and A is always all there
         # ECP5 timing: every block RAM's read data is registered right at the RAM, before any
-        # select (its clock-to-out is 5.8 ns of the 10); not on the iCE40 (pipeline_regs)
+        # select (its clock-to-out is 5.8 ns of the 10), in the block's own output register
+        # (sushi_hw.bram); not on the iCE40 (pipeline_regs)
         pipe_regs = pipeline_regs(platform)
-
-        def read_data(name: str, rdata: Value) -> Value:
-            if not pipe_regs:
-                return rdata
-            q = Signal.like(rdata, name=f"{name}_q")
-            m.d.sync += q.eq(rdata)
-            return q
 
         m.submodules.core = core = GemmCore(
             cfg, with_c_in=False, a_flow=False, int32_gap=4, a_registered=pipe_regs
         )
-        # the activation buffers' read registers are the block RAMs' own on the ECP5
-        # (sushi_hw.bram): their clock-to-out was the critical path with a fabric register
         acts, act_rdata = [], []
         for b in range(2):
             ram = RegisteredRam(word_bits, cfg.act_words, registered=pipe_regs)
@@ -362,8 +354,10 @@ class SushiAccel(wiring.Component):
             acts.append((ram.write, ram.read))
             act_rdata.append(ram.read.data)
         # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP)
-        m.submodules.pb = pb = SinglePortRam("pb", word_bits, max(1, cfg.pb_bytes // R))
-        pb_rdata = read_data("pb_rdata", pb.rdata)
+        m.submodules.pb = pb = SinglePortRam(
+            "pb", word_bits, max(1, cfg.pb_bytes // R), registered=pipe_regs
+        )
+        pb_rdata = pb.rdata
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
         # their words through this queue; never both at once, so one queue serves both. With

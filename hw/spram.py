@@ -5,14 +5,19 @@ One address for reads and writes; read data arrives one cycle after ``en`` (and 
 with a read and a write port on the same address, which behaves the same. A build platform
 selects SPRAM per RAM name through the attribute :data:`SPRAM_ATTR` (a set of names, set by
 the FPGA flow from the fit plan); Yosys does not infer SPRAM for these RAMs by itself.
+
+``registered=True`` adds a register on the read data (read data two cycles after ``en``),
+built from :class:`sushi_hw.bram.RegisteredRam`, whose ECP5 form keeps it in the block RAM's
+own output register (the ECP5 builds ask for it; SPRAM is never registered).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Instance, Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .bram import RegisteredRam
 
 #: platform attribute: names of the SinglePortRam instances to build from SB_SPRAM256KA
 SPRAM_ATTR = "sushi_spram"
@@ -20,8 +25,9 @@ SPRAM_WIDTH, SPRAM_DEPTH = 16, 16384
 
 
 class SinglePortRam(wiring.Component):
-    def __init__(self, name: str, width: int, depth: int):
+    def __init__(self, name: str, width: int, depth: int, *, registered: bool = False):
         self.ram_name, self.width, self.depth = name, width, depth
+        self.registered = registered
         super().__init__(
             {
                 "addr": In(range(depth)),
@@ -34,7 +40,7 @@ class SinglePortRam(wiring.Component):
 
     def use_spram(self, platform) -> bool:
         names = getattr(platform, SPRAM_ATTR, None) or ()
-        return self.ram_name in names and self.depth <= SPRAM_DEPTH
+        return self.ram_name in names and self.depth <= SPRAM_DEPTH and not self.registered
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -60,14 +66,16 @@ class SinglePortRam(wiring.Component):
                     o_DATAOUT=dout,
                 )
         else:
-            m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
-            wp, rp = mem.write_port(), mem.read_port()
+            # a write port and a read port on the same address
+            m.submodules.ram = ram = RegisteredRam(
+                self.width, self.depth, registered=self.registered
+            )
             m.d.comb += [
-                wp.addr.eq(self.addr),
-                wp.en.eq(self.we),
-                wp.data.eq(self.wdata),
-                rp.addr.eq(self.addr),
-                rp.en.eq(self.en & ~self.we),
-                self.rdata.eq(rp.data),
+                ram.write.addr.eq(self.addr),
+                ram.write.en.eq(self.we),
+                ram.write.data.eq(self.wdata),
+                ram.read.addr.eq(self.addr),
+                ram.read.en.eq(self.en & ~self.we),
+                self.rdata.eq(ram.read.data),
             ]
         return m

@@ -246,7 +246,8 @@ class MemRam(wiring.Component):
         depth = self.ram_bytes // mw
         # not named "mem": SinglePortRam's own array is, and Verilator's lint (VARHIDDEN) objects
         # to an array that shares its name with the instance in the parent module
-        m.submodules.sram = mem = SinglePortRam("host_ram", 8 * mw, depth)
+        registered = pipeline_regs(platform)  # the read data registered in the RAM (ECP5)
+        m.submodules.sram = mem = SinglePortRam("host_ram", 8 * mw, depth, registered=registered)
         cur = Signal(range(depth))
         # beats left less two: negative (its top bit, no compare) at the burst's last beat
         left_m2 = Signal(signed(MEM_BEATS_BITS + 1))
@@ -256,7 +257,7 @@ class MemRam(wiring.Component):
 
         # a read is issued in the cycles ``issue`` says; a request is taken once every beat
         # of the last one has left (``drained``)
-        reads = self._registered_reads if pipeline_regs(platform) else self._held_reads
+        reads = self._registered_reads if registered else self._held_reads
         issue, drained = reads(m, mem, want_read=~write & busy)
         m.d.comb += bus.req.ready.eq(~busy & drained)
         with m.If(bus.req.valid & bus.req.ready):
@@ -296,9 +297,10 @@ class MemRam(wiring.Component):
         return issue, ~h_valid & ~s_valid & ~o_valid
 
     def _registered_reads(self, m: Module, mem, want_read: Value) -> tuple[Value, Value]:
-        """The read path with the pipeline registers (ECP5): the RAM's read data goes into a
-        plain register right after the RAM (a wide RAM's block RAMs are spread out, and their
-        clock-to-out and routing alone took 10 ns), then into a queue that the bus reads.
+        """The read path with the pipeline registers (ECP5): the RAM's read data is registered
+        right at the RAM, in the block RAMs' output registers (a wide RAM's block RAMs are
+        spread out, and their clock-to-out and routing alone took 10 ns), then goes into a
+        queue that the bus reads.
         Reads are issued against credits for the queue's free entries, so the decision is on
         registers and a beat still streams every cycle."""
         bus = self.bus
@@ -306,19 +308,18 @@ class MemRam(wiring.Component):
         m.submodules.rq = rq = fifo.SyncFIFOBuffered(width=len(mem.rdata), depth=depth)
         credits = Signal(range(depth), init=depth - 1)
         drained = Signal(init=1)  # credits == depth - 1: nothing queued or in flight
-        pend1, pend2, rdata_q = Signal(), Signal(), Signal.like(mem.rdata)
+        pend1, pend2 = Signal(), Signal()
         issue = want_read & (credits != 0)
         credits_next = credits - issue + (rq.r_en & rq.r_rdy)
         m.d.sync += [
             pend1.eq(issue),
             pend2.eq(pend1),
-            rdata_q.eq(mem.rdata),
             credits.eq(credits_next),
             drained.eq(credits_next == depth - 1),
         ]
         m.d.comb += [
             rq.w_en.eq(pend2),
-            rq.w_data.eq(rdata_q),
+            rq.w_data.eq(mem.rdata),
             bus.rdata.valid.eq(rq.r_rdy),
             bus.rdata.payload.eq(rq.r_data),
             rq.r_en.eq(bus.rdata.ready),
