@@ -20,7 +20,7 @@ from .config import AccelConfig, clog2
 from .counters import CounterBank
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
-from .pipeline import StreamRegister, pipeline_regs
+from .pipeline import CreditedReadQueue, StreamRegister, pipeline_regs
 from .spram import SinglePortRam
 from .width import WidthConverter
 
@@ -362,9 +362,11 @@ class SushiAccel(wiring.Component):
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
         # their words through this queue; never both at once, so one queue serves both. With
         # the read data registered, two words are in flight and the queue is twice as deep, so
-        # it still takes a word every cycle.
-        rd_depth = 8 if pipe_regs else 4
-        m.submodules.readq = readq = fifo.SyncFIFOBuffered(width=word_bits, depth=rd_depth)
+        # it still takes a word every cycle. A read is issued (readq.issue, its word on
+        # readq.data a cycle later, two with the read registers) only while readq.room.
+        m.submodules.readq = readq = CreditedReadQueue(
+            word_bits, depth=8 if pipe_regs else 4, latency=2 if pipe_regs else 1
+        )
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)
@@ -514,25 +516,6 @@ class SushiAccel(wiring.Component):
         # GEMM output writer
         o_addr = Signal(act_w)
         o_part = Signal(2)
-
-        # reads into readq: issued (rd_issue); the word (rd_data) a cycle later, two with the
-        # read registers; a read is issued only if the queue has room for it and every read
-        # in flight
-        rd_issue, rd_data = Signal(), Signal(word_bits)
-        rd_pend = Signal()  # a read was issued last cycle
-        m.d.sync += rd_pend.eq(rd_issue)
-        if pipe_regs:
-            rd_pend2 = Signal()
-            m.d.sync += rd_pend2.eq(rd_pend)
-            m.d.comb += readq.w_en.eq(rd_pend2)
-        else:
-            m.d.comb += readq.w_en.eq(rd_pend)
-        m.d.comb += readq.w_data.eq(rd_data)
-        # room for one more read: depth - 1 - (queued + in flight), kept as a credit count (the
-        # level's adder and compare sat between rd_pend and the PB walker's enables, ECP5)
-        rd_credits = Signal(range(rd_depth), init=rd_depth - 1)
-        m.d.sync += rd_credits.eq(rd_credits - rd_issue + (readq.r_en & readq.r_rdy))
-        rd_room = rd_credits != 0
 
         # With the pipeline registers the dynamic buffer's output (its r_data is the block RAM's
         # read data) and the weight feed into the core (the core's w.ready ran through the
@@ -828,16 +811,16 @@ class SushiAccel(wiring.Component):
 
             with m.State("STORE"):
                 # buffer -> (read stage) -> readq -> conv_out -> wdata
-                issue_rd = (store_rd <= last_word) & rd_room
-                m.d.comb += rd_issue.eq(issue_rd)
+                issue_rd = (store_rd <= last_word) & readq.room
+                m.d.comb += readq.issue.eq(issue_rd)
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
                         m.d.comb += [rp.en.eq(1), rp.addr.eq(xfer_addr)]
-                        m.d.comb += rd_data.eq(act_rdata[b])
+                        m.d.comb += readq.data.eq(act_rdata[b])
                 m.d.comb += [
-                    conv_out.i.valid.eq(readq.r_rdy),
-                    conv_out.i.payload.eq(readq.r_data),
-                    readq.r_en.eq(conv_out.i.ready),
+                    conv_out.i.valid.eq(readq.o.valid),
+                    conv_out.i.payload.eq(readq.o.payload),
+                    readq.o.ready.eq(conv_out.i.ready),
                     self.mem.wdata.valid.eq(conv_out.o.valid),
                     self.mem.wdata.payload.eq(conv_out.o.payload),
                     conv_out.o.ready.eq(self.mem.wdata.ready),
@@ -893,12 +876,12 @@ class SushiAccel(wiring.Component):
                 ]
 
                 # PB tiles -> readq, in feed order (a pass per M-tile)
-                pb_issue = ~pcur.done & rd_room
+                pb_issue = ~pcur.done & readq.room
                 m.d.comb += [
-                    rd_issue.eq(pb_issue),
+                    readq.issue.eq(pb_issue),
                     pb.en.eq(1),
                     pb.addr.eq(Cat(pb_r, pb_tile_row + pcur.kt)),
-                    rd_data.eq(pb_rdata),
+                    readq.data.eq(pb_rdata),
                 ]
                 with m.If(pb_issue):
                     m.d.sync += pb_r.eq(pb_r + 1)
@@ -957,13 +940,13 @@ class SushiAccel(wiring.Component):
         # GEMM weight feed: tile (mt, nt, kt) comes from the PB iff nt < pb_nt and kt < pb_kt.
         # Outside the FSM, keyed on the cursor alone (done outside a GEMM, and after reset):
         # the state decode in front of the handshake and the cursor's enables was an ECP5
-        # critical path. Written after the FSM, so its readq.r_en wins only during a GEMM.
+        # critical path. Written after the FSM, so its readq.o.ready wins only during a GEMM.
         from_pb, f_done = fcur.in_pb, fcur.done
         with m.If(~f_done):
             m.d.comb += [
-                w_feed.valid.eq(Mux(from_pb, readq.r_rdy, dyn_out.valid)),
-                w_feed.payload.eq(Mux(from_pb, readq.r_data, dyn_out.payload)),
-                readq.r_en.eq(from_pb & w_feed.ready),
+                w_feed.valid.eq(Mux(from_pb, readq.o.valid, dyn_out.valid)),
+                w_feed.payload.eq(Mux(from_pb, readq.o.payload, dyn_out.payload)),
+                readq.o.ready.eq(from_pb & w_feed.ready),
                 dyn_out.ready.eq(~from_pb & w_feed.ready),
             ]
             with m.If(w_feed.valid & w_feed.ready):

@@ -10,7 +10,7 @@ registers off (platform attribute :data:`PIPELINE_REGS_ATTR`). Simulation keeps 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 #: platform attribute: False drops the registers that are there for the ECP5's clock (after
@@ -45,4 +45,53 @@ class StreamRegister(wiring.Component):
             ]
         with m.Elif(take):  # the output is stalled: the word waits in the skid register
             m.d.sync += [skid_valid.eq(1), skid.eq(self.i.payload)]
+        return m
+
+
+class CreditedReadQueue(wiring.Component):
+    """Reads of a synchronous RAM, queued: ``issue`` says a read was issued this cycle, and its
+    word must be on ``data`` ``latency`` cycles later; the words leave through ``o``.
+
+    Reads are issued only while ``room`` is high: a credit count of the queue's free entries
+    less the reads in flight, a register, so the issuer decides on flip-flops (a level's adder
+    and compare sat between the queue and the RAM's enables, an ECP5 critical path) and still
+    streams a word per cycle if ``depth`` covers ``latency`` and the queue's own latency.
+    ``drained``: nothing queued or in flight (a register too).
+    """
+
+    def __init__(self, width: int, depth: int, latency: int):
+        if latency < 1:
+            self._MustUse__silence = True  # never elaborated: no "unused" warning
+            raise ValueError(f"read latency must be >= 1, got {latency}")
+        self.width, self.depth, self.latency = width, depth, latency
+        super().__init__(
+            {
+                "issue": In(1),
+                "data": In(width),
+                "room": Out(1),
+                "drained": Out(1, init=1),
+                "o": Out(stream.Signature(width)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        depth = self.depth
+        m.submodules.q = q = fifo.SyncFIFOBuffered(width=self.width, depth=depth)
+        pend = self.issue
+        for i in range(self.latency):  # the read's word lands when its issue gets here
+            d = Signal(name=f"pend{i + 1}")
+            m.d.sync += d.eq(pend)
+            pend = d
+        credits = Signal(range(depth), init=depth - 1)
+        credits_next = credits - self.issue + (q.r_en & q.r_rdy)
+        m.d.sync += [credits.eq(credits_next), self.drained.eq(credits_next == depth - 1)]
+        m.d.comb += [
+            self.room.eq(credits != 0),
+            q.w_en.eq(pend),
+            q.w_data.eq(self.data),
+            self.o.valid.eq(q.r_rdy),
+            self.o.payload.eq(q.r_data),
+            q.r_en.eq(self.o.ready),
+        ]
         return m

@@ -20,11 +20,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig, clog2
 from sushi_hw.mem_port import MEM_ADDR_BITS, MEM_BEATS_BITS, mem_port_signature
-from sushi_hw.pipeline import StreamRegister, pipeline_regs
+from sushi_hw.pipeline import CreditedReadQueue, StreamRegister, pipeline_regs
 from sushi_hw.spram import SinglePortRam
 
 MAX_FLASH_WINDOW = 1 << 24  # 16 MiB, the largest flash the 24-bit READ command addresses
@@ -300,28 +300,17 @@ class MemRam(wiring.Component):
         """The read path with the pipeline registers (ECP5): the RAM's read data is registered
         right at the RAM, in the block RAMs' output registers (a wide RAM's block RAMs are
         spread out, and their clock-to-out and routing alone took 10 ns), then goes into a
-        queue that the bus reads.
-        Reads are issued against credits for the queue's free entries, so the decision is on
-        registers and a beat still streams every cycle."""
+        queue that the bus reads (:class:`~sushi_hw.pipeline.CreditedReadQueue`: reads are
+        issued against credits, so the decision is on registers and a beat still streams
+        every cycle)."""
         bus = self.bus
-        depth = 8  # covers the two reads in flight and the queue's own latency
-        m.submodules.rq = rq = fifo.SyncFIFOBuffered(width=len(mem.rdata), depth=depth)
-        credits = Signal(range(depth), init=depth - 1)
-        drained = Signal(init=1)  # credits == depth - 1: nothing queued or in flight
-        pend1, pend2 = Signal(), Signal()
-        issue = want_read & (credits != 0)
-        credits_next = credits - issue + (rq.r_en & rq.r_rdy)
-        m.d.sync += [
-            pend1.eq(issue),
-            pend2.eq(pend1),
-            credits.eq(credits_next),
-            drained.eq(credits_next == depth - 1),
-        ]
+        # 8 entries cover the two reads in flight and the queue's own latency
+        m.submodules.rq = rq = CreditedReadQueue(len(mem.rdata), depth=8, latency=2)
+        issue = want_read & rq.room
+        m.d.comb += [rq.issue.eq(issue), rq.data.eq(mem.rdata)]
         m.d.comb += [
-            rq.w_en.eq(pend2),
-            rq.w_data.eq(mem.rdata),
-            bus.rdata.valid.eq(rq.r_rdy),
-            bus.rdata.payload.eq(rq.r_data),
-            rq.r_en.eq(bus.rdata.ready),
+            bus.rdata.valid.eq(rq.o.valid),
+            bus.rdata.payload.eq(rq.o.payload),
+            rq.o.ready.eq(bus.rdata.ready),
         ]
-        return issue, drained
+        return issue, rq.drained
