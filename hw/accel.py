@@ -572,9 +572,10 @@ class SushiAccel(wiring.Component):
         # ---- command checks: every condition of the command in cmd, as one error code (0: it
         # may run), registered every cycle so the adders and compares end in a flip-flop, not
         # in the FSM's enables; CHECK uses the value of the last CHECK_PREP cycle
-        # With the pipeline registers (ECP5) each condition and its code are registered first
-        # and the priority choice a cycle later (CHECK_WAIT): the adders, compares and the
-        # choice did not fit 10 ns together.
+        # Each condition is registered first and the priority choice a cycle later
+        # (CHECK_WAIT): the adders, compares and the choice did not fit 10 ns together on the
+        # ECP5, nor 33 ns on the iCE40. The codes are registered only with the pipeline
+        # registers: they are constants per opcode, one LUT behind ``cmd`` (iCE40 cells).
         E = isa.ErrorCode
         check_err, check_q = Signal.like(err), Signal.like(err)
         m.d.sync += check_q.eq(check_err)
@@ -583,12 +584,13 @@ class SushiAccel(wiring.Component):
         n_conds = 6  # the most conditions of any opcode (GEMM)
         conds = [Signal(name=f"check_cond{i}") for i in range(n_conds)]
         codes = [Signal.like(err, name=f"check_code{i}") for i in range(n_conds)]
+        conds_q = [Signal.like(c, name=f"{c.name}_q") for c in conds]
+        m.d.sync += [q.eq(c) for q, c in zip(conds_q, conds, strict=True)]
         if pipe_regs:
-            conds_q = [Signal.like(c, name=f"{c.name}_q") for c in conds]
             codes_q = [Signal.like(c, name=f"{c.name}_q") for c in codes]
-            m.d.sync += [q.eq(c) for q, c in zip(conds_q + codes_q, conds + codes, strict=True)]
+            m.d.sync += [q.eq(c) for q, c in zip(codes_q, codes, strict=True)]
         else:
-            conds_q, codes_q = conds, codes
+            codes_q = codes
         for i in reversed(range(n_conds)):  # the first true condition wins
             with m.If(conds_q[i]):
                 m.d.comb += check_err.eq(codes_q[i])
@@ -723,15 +725,14 @@ class SushiAccel(wiring.Component):
             with m.State("CHECK_PREP"):
                 # only a GEMM needs the products (the shared multiplier takes some cycles)
                 with m.If(prods.done | (op != isa.Op.GEMM)):
-                    m.next = "CHECK_WAIT" if pipe_regs else "CHECK"
+                    m.next = "CHECK_WAIT"
 
-            if pipe_regs:
-                with m.State("CHECK_WAIT"):  # the checks' second register stage
-                    m.next = "CHECK"
+            with m.State("CHECK_WAIT"):  # the checks' second register stage
+                m.next = "CHECK"
 
             with m.State("CHECK"):
-                # check_q holds this command's checks, registered in the last CHECK_PREP cycle
-                # (in CHECK_WAIT with the pipeline registers)
+                # check_q holds this command's checks: conditions registered in the last
+                # CHECK_PREP cycle, the choice in CHECK_WAIT
                 with m.If(check_q != 0):
                     m.d.sync += err.eq(check_q)
                     m.next = "HALT"

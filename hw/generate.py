@@ -38,11 +38,16 @@ def board_sim_top(cfg: AccelConfig) -> BoardCore:
     return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES)
 
 
+#: tops elaborated with the iCEBreaker build's attributes (see :func:`_top_platform`)
+ICE40_VARIANT_TOPS = ("sushi_board", "sushi_sim_ice40")
+
+
 def _top_platform(top: str, cfg: AccelConfig):
-    """The board top is elaborated with the iCEBreaker build's attributes (shared check
-    multiplier, no block RAM read registers, ...) so the variant on the board is the one
-    simulated; the other tops with none (the simulation defaults)."""
-    if top != "sushi_board":
+    """The board top, and the accelerator's ``sushi_sim_ice40``, are elaborated with the
+    iCEBreaker build's attributes (shared check multiplier, no block RAM read registers,
+    ...) so the variant on the board is the one simulated; the other tops with none (the
+    simulation defaults)."""
+    if top not in ICE40_VARIANT_TOPS:
         return None
     from .fpga.boards import get_board
     from .fpga.flow import sim_attributes
@@ -55,6 +60,7 @@ TOPS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "sushi_gemm": GemmEngine,  # the compute core alone, with streams
     "sushi_accel": SushiAccel,  # the accelerator, memory port outside (FPGA tops wrap it)
     "sushi_sim": SushiSim,  # the accelerator with the HDL memory model, for cocotb
+    "sushi_sim_ice40": SushiSim,  # the same, as the iCEBreaker build elaborates it
     "sushi_board": board_sim_top,  # the board: UART, host link, RAM, SPI flash, accelerator
 }
 

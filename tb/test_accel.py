@@ -11,12 +11,17 @@ from sushi_tb.runner import require_simulator, run
 SEED = int(os.environ.get("SUSHI_SEED", "1"))
 
 
-@pytest.mark.parametrize("preset", ["tiny", "default"])
+@pytest.mark.parametrize(
+    ("preset", "top"),
+    # sushi_sim_ice40: the accelerator as the iCEBreaker build elaborates it (no pipeline
+    # registers, shared check multiplier), the variant the board top also simulates
+    [("tiny", "sushi_sim"), ("default", "sushi_sim"), ("tiny", "sushi_sim_ice40")],
+)
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
-def test_accel(sim: str, preset: str) -> None:
+def test_accel(sim: str, preset: str, top: str) -> None:
     require_simulator(sim)
     tests, failed, xml = run(
-        sim, "sushi_sim", PRESETS[preset], "accel_tb", env={"SUSHI_SEED": str(SEED)}, quiet=False
+        sim, top, PRESETS[preset], "accel_tb", env={"SUSHI_SEED": str(SEED)}, quiet=False
     )
     assert tests >= 4, f"only {tests} cocotb tests ran ({xml})"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed, seed={SEED} ({xml})"

@@ -19,6 +19,7 @@ from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig
+from sushi_hw.pipeline import HalfRateRegister
 
 from .host_link import HostLink
 from .memsys import MemInterconnect, MemRam, check_ram_bytes
@@ -100,8 +101,20 @@ class BoardCore(wiring.Component):
             flash.cipo.eq(self.flash_cipo),
         ]
         wiring.connect(m, urx.data, link.rx)
-        wiring.connect(m, link.tx, utx.data)
-        wiring.connect(m, link.mem, ic.m0)
+        # the link's byte stream to the UART and its memory data pass through one-word
+        # buffers: its FSM's handshake logic then reaches neither the UART's nor (through the
+        # interconnect) the RAM's, which were among the iCE40's deepest paths
+        word = 8 * cfg.mem_width
+        m.submodules.tx_buf = tx_buf = HalfRateRegister(8)
+        m.submodules.wr_buf = wr_buf = HalfRateRegister(word)
+        m.submodules.rd_buf = rd_buf = HalfRateRegister(word)
+        wiring.connect(m, link.tx, tx_buf.i)
+        wiring.connect(m, tx_buf.o, utx.data)
+        wiring.connect(m, link.mem.req, ic.m0.req)
+        wiring.connect(m, link.mem.wdata, wr_buf.i)
+        wiring.connect(m, wr_buf.o, ic.m0.wdata)
+        wiring.connect(m, ic.m0.rdata, rd_buf.i)
+        wiring.connect(m, rd_buf.o, link.mem.rdata)
         wiring.connect(m, ic.ram, ram.bus)
         wiring.connect(m, ic.flash, flash.bus)
         if self.with_accel:

@@ -162,7 +162,12 @@ class HostLink(wiring.Component):
         with m.Elif(rem_set):
             m.d.sync += [rem.eq(rem_val), rem_zero.eq(rem_val == 0), rem_one.eq(rem_val == 1)]
         with m.Elif(rem_dec):
-            m.d.sync += [rem.eq(dec), rem_zero.eq(dec == 0), rem_one.eq(dec == 1)]
+            # "dec == 0 / 1" as compares of rem itself, beside the subtract, not after it
+            m.d.sync += [
+                rem.eq(dec),
+                rem_zero.eq(Mux(beat_step, rem == mw, rem == 1)),
+                rem_one.eq(Mux(beat_step, rem == mw + 1, rem == 2)),
+            ]
         # STATUS and COUNTER payload, shifted out LSB first; counters above counter_bits and
         # STATUS above its bad-frame count are zeros, which the shift brings in
         sr = Signal(max(48, -(-self.cfg.counter_bits // 8) * 8))

@@ -60,8 +60,9 @@ class SPIFlashReader(wiring.Component):
 
         # The datapath is driven by these strobes from the FSM, so that each register has one
         # load value and an enable rather than a mux per state.
-        start = Signal()  # begin a command: load shift_out, CS low, restart SCLK
-        wake = Signal()  # with start: the command is RELEASE POWER-DOWN, else FAST READ
+        load = Signal()  # load shift_out with a command and its address
+        wake = Signal()  # with load: the command is RELEASE POWER-DOWN, else FAST READ
+        start = Signal()  # begin the loaded command: CS low, restart SCLK
         run_clk = Signal()  # let SCLK run
         cnt_clr = Signal()
         cnt_inc = Signal()
@@ -92,7 +93,7 @@ class SPIFlashReader(wiring.Component):
         m.d.comb += self.copi.eq(shift_out[-1])
         faddr = Signal(24)
         m.d.comb += faddr.eq(self._flash_addr(bus.req.payload.addr, wbits))
-        with m.If(start):
+        with m.If(load):
             m.d.sync += shift_out.eq(Cat(faddr, Mux(wake, CMD_RELEASE_PD, CMD_FAST_READ)))
         with m.Elif(fall):
             m.d.sync += shift_out.eq(shift_out << 1)
@@ -113,8 +114,16 @@ class SPIFlashReader(wiring.Component):
         left_dec = Signal()
         last = left == 1
         req_fire = bus.req.valid & bus.req.ready
+        # what the next state depends on is registered as the request is taken (ACCEPT
+        # decides on these): the request's decode and beat count then reach neither SCLK nor
+        # CS, which sat behind them (an iCE40 critical path); a burst costs one cycle more
+        req_write, req_empty = Signal(), Signal()
         with m.If(req_fire):
-            m.d.sync += left.eq(bus.req.payload.beats)
+            m.d.sync += [
+                left.eq(bus.req.payload.beats),
+                req_write.eq(bus.req.payload.write),
+                req_empty.eq(bus.req.payload.beats == 0),
+            ]
         with m.Elif(left_dec):
             m.d.sync += left.eq(left - 1)
 
@@ -135,7 +144,7 @@ class SPIFlashReader(wiring.Component):
 
         with m.FSM():
             with m.State("RESET"):
-                m.d.comb += [start.eq(1), wake.eq(1), cnt_clr.eq(1)]
+                m.d.comb += [load.eq(1), start.eq(1), wake.eq(1), cnt_clr.eq(1)]
                 m.next = "WAKE_SEND"
             with m.State("WAKE_SEND"):
                 m.d.comb += [run_clk.eq(1), cnt_inc.eq(rise)]
@@ -147,14 +156,20 @@ class SPIFlashReader(wiring.Component):
                 with m.If(reached(self.wake_cycles)):
                     m.next = "IDLE"
             with m.State("IDLE"):
-                m.d.comb += [self.ready.eq(1), bus.req.ready.eq(1), cnt_clr.eq(1)]
+                # the FAST READ and its address are loaded from the request as it is taken
+                m.d.comb += [self.ready.eq(1), bus.req.ready.eq(1), cnt_clr.eq(1), load.eq(1)]
                 with m.If(bus.req.valid):
-                    with m.If(bus.req.payload.write):
-                        m.d.sync += self.write_error.eq(1)
-                        m.next = "DROP"
-                    with m.Elif(bus.req.payload.beats != 0):
-                        m.d.comb += start.eq(1)
-                        m.next = "SEND"
+                    m.next = "ACCEPT"
+            with m.State("ACCEPT"):
+                m.d.comb += cnt_clr.eq(1)
+                with m.If(req_write):
+                    m.d.sync += self.write_error.eq(1)
+                    m.next = "DROP"
+                with m.Elif(req_empty):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += start.eq(1)
+                    m.next = "SEND"
             with m.State("DROP"):
                 m.d.comb += [bus.wdata.ready.eq(1), left_dec.eq(bus.wdata.valid)]
                 with m.If(bus.wdata.valid & last):
