@@ -86,15 +86,22 @@ def exceeds(v: Value, limit: int) -> Value:
     return v > limit
 
 
-def sum_exceeds(a: Value, b: Value, limit: int) -> Value:
+def sum_exceeds(a: Value, b: Value, limit: int, *, carry_compare: bool = False) -> Value:
     """``a + b > limit`` with an adder only as wide as ``limit``: an operand with a bit set
-    above ``limit``'s width exceeds it on its own."""
+    above ``limit``'s width exceeds it on its own.
+
+    ``carry_compare``: the sum is compared with a magnitude compare (a second carry chain)
+    instead of :func:`exceeds`'s test of its high bits. On the iCE40 the sum's bits leave the
+    adder's carry chain one after the other, and Yosys/ABC chained the high-bit test's LUTs in
+    that order (8 LUTs in series, the critical path); a carry chain compares in one more
+    chain and a LUT."""
     nb = limit.bit_length()
     high = Const(0)
     for v in (a, b):
         if len(v) > nb:
             high = high | (v[nb:] != 0)
-    return high | exceeds(a[:nb] + b[:nb], limit)
+    total = a[:nb] + b[:nb]
+    return high | ((total > limit) if carry_compare else exceeds(total, limit))
 
 
 #: platform attribute: build CheckProducts with one shared shift-add multiplier (FPGA builds
@@ -156,6 +163,9 @@ class CheckProducts(wiring.Component):
             return m
         x, p, y = Signal(B), Signal(B), Signal(T)
         x_big, sat = Signal(), Signal()  # x >= 2**B; the product so far >= 2**B
+        # y == 0 as a register beside y (its zero test ran in front of every register of the
+        # loop, an iCE40 critical path): y only shifts right or is loaded
+        y_zero = Signal()
         step = Signal(range(len(steps)))
         load, busy = Signal(), Signal()
 
@@ -165,6 +175,7 @@ class CheckProducts(wiring.Component):
                 x.eq(xi[:B]),
                 x_big.eq(high(xi)),
                 y.eq(yi),
+                y_zero.eq(yi == 0),
                 p.eq(init[:B]),
                 sat.eq(high(init)),
                 step.eq(i),
@@ -177,11 +188,16 @@ class CheckProducts(wiring.Component):
             load_step(0)
             m.d.sync += load.eq(0)
         with m.Elif(busy):
-            with m.If(y != 0):
+            with m.If(~y_zero):
                 with m.If(y[0]):
                     total = p + x
                     m.d.sync += [p.eq(total[:B]), sat.eq(sat | total[B] | x_big)]
-                m.d.sync += [x.eq(x << 1), x_big.eq(x_big | x[B - 1]), y.eq(y >> 1)]
+                m.d.sync += [
+                    x.eq(x << 1),
+                    x_big.eq(x_big | x[B - 1]),
+                    y.eq(y >> 1),
+                    y_zero.eq(y[1:] == 0),
+                ]
             with m.Else():  # this product is done: store it, load the next
                 with m.Switch(step):
                     for i, (_, _, _, dest) in enumerate(steps):
@@ -488,7 +504,11 @@ class SushiAccel(wiring.Component):
         move_w = max(cfg.act_words, cfg.pb_bytes // R).bit_length()
         cnt = Signal(move_w)  # words moved by the current CACHE/LOAD/STORE
         last_word = Signal(move_w)  # index of the transfer's last word (the checks reject 0)
+        # cnt == last_word, as a register (the compare sat in front of the FSM's enables)
+        cnt_last = Signal()
         store_rd = Signal(act_w)  # STORE: words read from the buffer
+        # store_rd <= last_word, as a register (its compare sat in front of the read issue)
+        store_more = Signal()
         # the buffer address of CACHE/LOAD's next write or STORE's next read, in a register:
         # the field + count adder ran into the block RAM's address (ECP5 critical path)
         xfer_addr = Signal(max(act_w, clog2(max(1, cfg.pb_bytes // R))))
@@ -565,8 +585,12 @@ class SushiAccel(wiring.Component):
             """CACHE/LOAD: one converted word lands per valid; the command ends after
             ``last_word``."""
             with m.If(conv_in.o.valid):
-                m.d.sync += [cnt.eq(cnt + 1), xfer_addr.eq(xfer_addr + 1)]
-                with m.If(cnt == last_word):  # an equality, no adder before the FSM
+                m.d.sync += [
+                    cnt.eq(cnt + 1),
+                    xfer_addr.eq(xfer_addr + 1),
+                    cnt_last.eq(cnt + 1 == last_word),
+                ]
+                with m.If(cnt_last):
                     m.next = "NEXT"
 
         # ---- command checks: every condition of the command in cmd, as one error code (0: it
@@ -580,6 +604,12 @@ class SushiAccel(wiring.Component):
         check_err, check_q = Signal.like(err), Signal.like(err)
         m.d.sync += check_q.eq(check_err)
         misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
+
+        def sum_over(a: Value, b: Value, limit: int) -> Value:
+            """:func:`sum_exceeds` as this platform's timing wants it (carry compares on the
+            iCE40, high-bit tests with the ECP5's pipeline registers)."""
+            return sum_exceeds(a, b, limit, carry_compare=not pipe_regs)
+
         cache_bytes = c_cache.tiles << lt  # * tile_bytes
         n_conds = 6  # the most conditions of any opcode (GEMM)
         conds = [Signal(name=f"check_cond{i}") for i in range(n_conds)]
@@ -606,19 +636,19 @@ class SushiAccel(wiring.Component):
                 first_failing(
                     [
                         (c_cache.tiles == 0, E.BAD_SHAPE),
-                        (sum_exceeds(c_cache.pb_tile, c_cache.tiles, cfg.pb_tiles), E.PB_RANGE),
+                        (sum_over(c_cache.pb_tile, c_cache.tiles, cfg.pb_tiles), E.PB_RANGE),
                         (misaligned(c_cache.mem_addr), E.BAD_ALIGN),
-                        (sum_exceeds(c_cache.mem_addr, cache_bytes, cfg.mem_bytes), E.MEM_RANGE),
+                        (sum_over(c_cache.mem_addr, cache_bytes, cfg.mem_bytes), E.MEM_RANGE),
                     ]
                 )
             with m.Case(isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
                 first_failing(
                     [
                         (c_act.words == 0, E.BAD_SHAPE),
-                        (sum_exceeds(c_act.word, c_act.words, cfg.act_words), E.ACT_RANGE),
+                        (sum_over(c_act.word, c_act.words, cfg.act_words), E.ACT_RANGE),
                         (misaligned(c_act.mem_addr) | misaligned(act_xfer_bytes), E.BAD_ALIGN),
                         (
-                            sum_exceeds(c_act.mem_addr, act_xfer_bytes, cfg.mem_bytes),
+                            sum_over(c_act.mem_addr, act_xfer_bytes, cfg.mem_bytes),
                             E.MEM_RANGE,
                         ),
                     ]
@@ -639,8 +669,8 @@ class SushiAccel(wiring.Component):
                     | (g.requant & (g.mult == 0))
                 )
                 act_range = (
-                    sum_exceeds(g.a_word, a_words, cfg.act_words)
-                    | (~g.hold & sum_exceeds(g.o_word, o_words, cfg.act_words))
+                    sum_over(g.a_word, a_words, cfg.act_words)
+                    | (~g.hold & sum_over(g.o_word, o_words, cfg.act_words))
                     | (~g.hold & (g.a_buf == g.o_buf) & overlap)
                 )
                 first_failing(
@@ -649,10 +679,10 @@ class SushiAccel(wiring.Component):
                         # the accumulator holds one M-tile of one N-tile
                         ((g.accumulate | g.hold) & ((mt_n != 1) | (nt_n != 1)), E.BAD_ACCUMULATE),
                         (act_range, E.ACT_RANGE),
-                        (pb_used & sum_exceeds(g.pb_tile, pb_span, cfg.pb_tiles), E.PB_RANGE),
+                        (pb_used & sum_over(g.pb_tile, pb_span, cfg.pb_tiles), E.PB_RANGE),
                         (off_used & misaligned(g.w_addr), E.BAD_ALIGN),
                         (
-                            off_used & sum_exceeds(g.w_addr, w_span << lt, cfg.mem_bytes),
+                            off_used & sum_over(g.w_addr, w_span << lt, cfg.mem_bytes),
                             E.MEM_RANGE,
                         ),
                     ]
@@ -748,6 +778,7 @@ class SushiAccel(wiring.Component):
                     m.d.sync += [
                         cnt.eq(0),
                         last_word.eq((c_cache.tiles << lr) - 1),
+                        cnt_last.eq((c_cache.tiles << lr) == 1),
                         xfer_addr.eq(c_cache.pb_tile << lr),
                     ]
                     m.next = "CACHE"
@@ -762,7 +793,9 @@ class SushiAccel(wiring.Component):
                     m.d.sync += [
                         cnt.eq(0),
                         last_word.eq(c_act.words - 1),
+                        cnt_last.eq(c_act.words == 1),
                         store_rd.eq(0),
+                        store_more.eq(1),  # last_word >= 0
                         xfer_addr.eq(c_act.word),
                         wleft.eq(act_xfer_bytes >> lw),
                         wlast.eq((act_xfer_bytes >> lw) == 1),
@@ -812,7 +845,7 @@ class SushiAccel(wiring.Component):
 
             with m.State("STORE"):
                 # buffer -> (read stage) -> readq -> conv_out -> wdata
-                issue_rd = (store_rd <= last_word) & readq.room
+                issue_rd = store_more & readq.room
                 m.d.comb += readq.issue.eq(issue_rd)
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
@@ -827,7 +860,12 @@ class SushiAccel(wiring.Component):
                     conv_out.o.ready.eq(self.mem.wdata.ready),
                 ]
                 with m.If(issue_rd):
-                    m.d.sync += [store_rd.eq(store_rd + 1), xfer_addr.eq(xfer_addr + 1)]
+                    m.d.sync += [
+                        store_rd.eq(store_rd + 1),
+                        xfer_addr.eq(xfer_addr + 1),
+                        # store_rd <= last_word here, so store_rd + 1 <= last_word iff !=
+                        store_more.eq(store_rd != last_word),
+                    ]
                 with m.If(self.mem.wdata.valid & self.mem.wdata.ready):
                     m.d.sync += [wleft.eq(wleft - 1), wlast.eq(wleft == 2)]
                     with m.If(wlast):

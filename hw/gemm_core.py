@@ -265,6 +265,11 @@ class GemmCore(wiring.Component):
                 mt_last.eq(mt_one),
             ]
 
+        # "the next M-tile is the last", a register: mt only changes as an M-tile ends, and
+        # the next M-tile to end is at least two rows (D >= 2) later, so the compare is
+        # settled by then (it sat behind fire in the M-tile roll-over, an iCE40 deep path)
+        next_mt_last = Signal()
+        m.d.sync += next_mt_last.eq(mt == mt_m2)
         with m.If(fire):
             m.d.sync += [a_ptr.eq(a_ptr + 1), tile_start.eq(m_last)]
             with m.If(m_last):
@@ -283,10 +288,10 @@ class GemmCore(wiring.Component):
                         with m.Else():
                             m.d.sync += [
                                 mt.eq(mt + 1),
-                                mt_last.eq(mt == mt_m2),
-                                m_rows.eq(Mux(mt == mt_m2, last_rows, D)),
-                                rows_m2.eq(Mux(mt == mt_m2, last_rows_m2, D - 2)),
-                                m_last.eq((mt == mt_m2) & (last_rows == 1)),
+                                mt_last.eq(next_mt_last),
+                                m_rows.eq(Mux(next_mt_last, last_rows, D)),
+                                rows_m2.eq(Mux(next_mt_last, last_rows_m2, D - 2)),
+                                m_last.eq(next_mt_last & (last_rows == 1)),
                             ]
                     with m.Else():
                         m.d.sync += [

@@ -19,7 +19,7 @@ from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig
-from sushi_hw.pipeline import HalfRateRegister
+from sushi_hw.pipeline import HalfRateRegister, pipeline_regs
 
 from .host_link import HostLink
 from .memsys import MemInterconnect, MemRam, check_ram_bytes
@@ -101,18 +101,16 @@ class BoardCore(wiring.Component):
             flash.cipo.eq(self.flash_cipo),
         ]
         wiring.connect(m, urx.data, link.rx)
-        # the link's byte stream to the UART and its memory data pass through one-word
-        # buffers: its FSM's handshake logic then reaches neither the UART's nor (through the
-        # interconnect) the RAM's, which were among the iCE40's deepest paths
-        word = 8 * cfg.mem_width
+        # the link's byte stream to the UART and its memory read data pass through one-word
+        # buffers: its FSM and response byte choice then reach neither the UART's enables nor
+        # (through the interconnect) the RAM's read pipeline, iCE40 deep paths. Its write
+        # data stays direct (with one-hot FSMs that path was not deep).
         m.submodules.tx_buf = tx_buf = HalfRateRegister(8)
-        m.submodules.wr_buf = wr_buf = HalfRateRegister(word)
-        m.submodules.rd_buf = rd_buf = HalfRateRegister(word)
+        m.submodules.rd_buf = rd_buf = HalfRateRegister(8 * cfg.mem_width)
         wiring.connect(m, link.tx, tx_buf.i)
         wiring.connect(m, tx_buf.o, utx.data)
         wiring.connect(m, link.mem.req, ic.m0.req)
-        wiring.connect(m, link.mem.wdata, wr_buf.i)
-        wiring.connect(m, wr_buf.o, ic.m0.wdata)
+        wiring.connect(m, link.mem.wdata, ic.m0.wdata)
         wiring.connect(m, ic.m0.rdata, rd_buf.i)
         wiring.connect(m, rd_buf.o, link.mem.rdata)
         wiring.connect(m, ic.ram, ram.bus)
@@ -121,7 +119,20 @@ class BoardCore(wiring.Component):
             from sushi_hw.accel import SushiAccel
 
             m.submodules.accel = accel = SushiAccel(cfg)
-            wiring.connect(m, accel.mem, ic.m1)
+            if pipeline_regs(platform):  # the interconnect slices every master's data
+                wiring.connect(m, accel.mem, ic.m1)
+            else:
+                # the accelerator's read data through a one-word buffer: its ready (FSM state
+                # and the dynamic buffer's level) ran through the interconnect into the
+                # RAM's read pipeline, the iCE40's critical path in most builds. A full-rate
+                # slice cost 35 cells more, which the 99%-full device could not route; the
+                # buffer halves only the rate of on-chip RAM reads (commands, activations),
+                # not of the SPI flash's weights, which come a beat per 32+ cycles.
+                m.submodules.accel_rbuf = rs = HalfRateRegister(8 * cfg.mem_width)
+                wiring.connect(m, accel.mem.req, ic.m1.req)
+                wiring.connect(m, accel.mem.wdata, ic.m1.wdata)
+                wiring.connect(m, ic.m1.rdata, rs.i)
+                wiring.connect(m, rs.o, accel.mem.rdata)
             m.d.comb += [
                 accel.doorbell.eq(link.doorbell),
                 accel.prog_addr.eq(link.prog_addr),

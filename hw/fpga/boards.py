@@ -51,6 +51,10 @@ class Board:
     plls: tuple[PllSetting, ...]
     #: Yosys synth_<family> options
     synth_opts: tuple[str, ...]
+    #: Yosys commands run after reading the design, before synthesis
+    script_after_read: tuple[str, ...] = ()
+    #: Yosys commands run after ``synth_<family> <synth_opts>``, before the netlist is written
+    script_after_synth: tuple[str, ...] = ()
     #: on-chip RAM behind the memory port for programs and activations (bytes)
     ram_bytes: int = 32768
     #: platform factory (imported lazily: amaranth-boards is only needed to build)
@@ -63,6 +67,32 @@ class Board:
                 return p
         have = ", ".join(f"{p.out_mhz:g}" for p in self.plls)
         raise BoardError(f"board {self.name}: no PLL setting for {mhz:g} MHz (have {have} MHz)")
+
+
+#: ``synth_ice40``'s own ``map_luts:`` and ``map_cells:`` steps (Yosys 0.70), with the UP5K's
+#: cell delays (``ICE40_U``; synth_ice40 models the HX unless told ``-device u``) and an
+#: inter-LUT wire delay of 1.5 ns for ABC9 instead of synth_ice40's 0.25 ns (0.75 with
+#: ``-device u``). nextpnr routes a LUT-to-LUT hop on the nearly full UP5K in 1.8-3 ns, so
+#: with 0.25 ns ABC chained LUTs to save area or follow a carry chain's arrival order
+#: (8-10 LUTs in series, the critical paths of the builds); at 1.5 ns the deepest register-to-
+#: register path is 8 LUTs, for the same number of cells (``logic_depth`` in the reports).
+ICE40_LUT_MAPPING = (
+    "techmap -map +/ice40/latches_map.v",
+    "read_verilog -D ICE40_U -icells -lib -specify +/ice40/abc9_model.v",
+    "abc9 -W 1500",
+    "ice40_wrapcarry -unwrap",
+    "techmap -map +/ice40/ff_map.v",
+    "clean",
+    "opt_lut -tech ice40",
+    "synth_ice40 -run map_cells:",
+)
+
+#: Amaranth's FSM state registers (``fsm_state``, ``<name>_state``) carry an init value, so
+#: Yosys leaves them binary-encoded; one-hot makes every state test a flip-flop, and it halved
+#: the paths of 8 LUTs or more (the command processor's and the host link's state decodes sat
+#: in front of most of them). Yosys then ignores the init value (it warns): the board's reset,
+#: held until the PLL locks, puts each FSM in its first state before it runs.
+ICE40_ONE_HOT_FSMS = ('setattr -set fsm_encoding "one-hot" w:fsm_state w:*_state',)
 
 
 def _icebreaker_platform():
@@ -123,7 +153,10 @@ BOARDS: dict[str, Board] = {
                 },
             ),
             plls=_ICE40_PLLS,
-            synth_opts=("-dsp", "-spram"),
+            # synthesis stops before LUT mapping, which ICE40_LUT_MAPPING then does
+            synth_opts=("-dsp", "-spram", "-run", ":map_luts"),
+            script_after_synth=ICE40_LUT_MAPPING,
+            script_after_read=ICE40_ONE_HOT_FSMS,
             ram_bytes=32768,
             platform=_icebreaker_platform,
         ),

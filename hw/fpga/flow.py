@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .boards import Board
+from .depth import logic_depth
 
 #: tool variable -> YoWASP default
 TOOL_DEFAULTS = {
@@ -272,6 +273,10 @@ def _run_flow(
     opts: dict[str, Any] = {"nextpnr_opts": nextpnr}
     if board.synth_opts:
         opts["synth_opts"] = list(board.synth_opts)
+    if board.script_after_read:
+        opts["script_after_read"] = "\n".join(board.script_after_read)
+    if board.script_after_synth:
+        opts["script_after_synth"] = "\n".join(board.script_after_synth)
     plan = platform.prepare(top, name, **opts)
     plan.extract(str(work))
     script = f"{plan.script}.sh"
@@ -346,6 +351,7 @@ def estimate(
         "clock_mhz": board.clock_mhz,
         "fits": all(u <= a for u, a in res.values() if a),
         "seconds": round(time.time() - t0, 1),
+        "logic_depth": _logic_depth(work / f"{name}.json"),
     }
     (out_dir / "estimate.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
@@ -410,9 +416,18 @@ def build_bitstream(
         "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
         "nextpnr_args": list(nextpnr_args),
         "bitstream": bit,
+        "logic_depth": _logic_depth(work / f"{name}.json"),
     }
     (out_dir / "report_detail.json").write_text(json.dumps(detail, indent=2) + "\n")
     return rep
+
+
+def _logic_depth(netlist: Path) -> dict[str, Any] | None:
+    """LUT levels per register input of the synthesised netlist (:mod:`.depth`); None if
+    Yosys wrote no netlist."""
+    if not netlist.exists():
+        return None
+    return logic_depth(json.loads(netlist.read_text()))
 
 
 def _critical_summary(report: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from sushi_sched.cli import main
 def test_icebreaker_bitstream_and_report(tmp_path):
     """The whole board top (preset tiny, 2x2) through synthesis, placement, routing and
     icepack; report.json complete and within the device. Timing is reported, not asserted
-    (docs/fpga.md: the 30 MHz target is missed)."""
+    (docs/fpga.md: whether 30 MHz is met depends on the seed)."""
     board = BOARDS["icebreaker"]
     missing = missing_tools(board, tool_env())
     if missing:
@@ -32,6 +32,10 @@ def test_icebreaker_bitstream_and_report(tmp_path):
     assert rep["device"] == "iCE40UP5K-SG48" and rep["fmax_mhz"] > 0
     assert 0 < rep["luts"] <= 5280 and rep["sprams"] <= 4 and rep["dsps"] <= 8
     assert (out / "sushi_icebreaker.bin").stat().st_size > 100_000
+    # the placement-independent logic depth of the same netlist is in the detail report
+    depth = json.loads((out / "report_detail.json").read_text())["logic_depth"]
+    assert sum(depth["histogram"].values()) > rep["ffs"]  # every register input is an end
+    assert depth["max_levels"] == max(int(k) for k in depth["histogram"]) > 0
     shutil.rmtree(out / "work", ignore_errors=True)
 
 
@@ -54,4 +58,5 @@ def test_icebreaker_estimate_matches_the_fit_plan(tmp_path):
     luts, ffs = est["ice40_luts_ffs"]
     assert luts > 0 and ffs > 0 and used["luts"] >= max(luts, ffs)
     assert est["fits"] == (used["luts"] <= 5280)
+    assert est["logic_depth"]["max_levels"] > 0
     shutil.rmtree(tmp_path / "icebreaker" / "work", ignore_errors=True)

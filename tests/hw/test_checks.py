@@ -34,5 +34,9 @@ def test_exceeds_and_sum_exceeds_match_integers(limit: int) -> None:
     for va, _, got in _truth(6, 1, lambda a, b: exceeds(a, limit)):
         assert got == (va > limit), f"exceeds({va}, {limit}) = {got}"
     for wa, wb in ((6, 3), (3, 6), (5, 5)):
-        for va, vb, got in _truth(wa, wb, lambda a, b: sum_exceeds(a, b, limit)):
-            assert got == (va + vb > limit), f"sum_exceeds({va}, {vb}, {limit}) = {got}"
+        for cc in (False, True):  # high-bit test (ECP5) and carry compare (iCE40)
+            fn = lambda a, b, cc=cc: sum_exceeds(a, b, limit, carry_compare=cc)  # noqa: E731
+            for va, vb, got in _truth(wa, wb, fn):
+                assert got == (va + vb > limit), (
+                    f"sum_exceeds({va}, {vb}, {limit}, carry_compare={cc}) = {got}"
+                )
