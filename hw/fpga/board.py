@@ -125,7 +125,7 @@ class BoardCore(wiring.Component):
                 # the accelerator's read data through a one-word buffer: its ready (FSM state
                 # and the dynamic buffer's level) ran through the interconnect into the
                 # RAM's read pipeline, the iCE40's critical path in most builds. A full-rate
-                # slice cost 35 cells more, which the 99%-full device could not route; the
+                # slice (StreamRegister) has 17 more flip-flops, on a device 99% full; the
                 # buffer halves only the rate of on-chip RAM reads (commands, activations),
                 # not of the SPI flash's weights, which come a beat per 32+ cycles.
                 m.submodules.accel_rbuf = rs = HalfRateRegister(8 * cfg.mem_width)
