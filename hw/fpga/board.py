@@ -106,13 +106,9 @@ class BoardCore(wiring.Component):
         # (through the interconnect) the RAM's read pipeline, iCE40 deep paths. Its write
         # data stays direct (with one-hot FSMs that path was not deep).
         m.submodules.tx_buf = tx_buf = HalfRateRegister(8)
-        m.submodules.rd_buf = rd_buf = HalfRateRegister(8 * cfg.mem_width)
         wiring.connect(m, link.tx, tx_buf.i)
         wiring.connect(m, tx_buf.o, utx.data)
-        wiring.connect(m, link.mem.req, ic.m0.req)
-        wiring.connect(m, link.mem.wdata, ic.m0.wdata)
-        wiring.connect(m, ic.m0.rdata, rd_buf.i)
-        wiring.connect(m, rd_buf.o, link.mem.rdata)
+        _connect_read_buffered(m, "rd_buf", link.mem, ic.m0, cfg)
         wiring.connect(m, ic.ram, ram.bus)
         wiring.connect(m, ic.flash, flash.bus)
         if self.with_accel:
@@ -128,11 +124,7 @@ class BoardCore(wiring.Component):
                 # slice (StreamRegister) has 17 more flip-flops, on a device 99% full; the
                 # buffer halves only the rate of on-chip RAM reads (commands, activations),
                 # not of the SPI flash's weights, which come a beat per 32+ cycles.
-                m.submodules.accel_rbuf = rs = HalfRateRegister(8 * cfg.mem_width)
-                wiring.connect(m, accel.mem.req, ic.m1.req)
-                wiring.connect(m, accel.mem.wdata, ic.m1.wdata)
-                wiring.connect(m, ic.m1.rdata, rs.i)
-                wiring.connect(m, rs.o, accel.mem.rdata)
+                _connect_read_buffered(m, "accel_rbuf", accel.mem, ic.m1, cfg)
             m.d.comb += [
                 accel.doorbell.eq(link.doorbell),
                 accel.prog_addr.eq(link.prog_addr),
@@ -149,6 +141,16 @@ class BoardCore(wiring.Component):
             self.led_error.eq(link.error),
         ]
         return m
+
+
+def _connect_read_buffered(m: Module, name: str, master, port, cfg: AccelConfig) -> None:
+    """A memory-port master onto an interconnect port, its request and write data direct and
+    its read data through a one-word buffer (submodule ``name``)."""
+    m.submodules[name] = buf = HalfRateRegister(8 * cfg.mem_width)
+    wiring.connect(m, master.req, port.req)
+    wiring.connect(m, master.wdata, port.wdata)
+    wiring.connect(m, port.rdata, buf.i)
+    wiring.connect(m, buf.o, master.rdata)
 
 
 class BoardTop(Elaboratable):
