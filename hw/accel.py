@@ -365,7 +365,10 @@ class SushiAccel(wiring.Component):
         )
         acts, act_rdata = [], []
         for b in range(2):
-            ram = RegisteredRam(word_bits, cfg.act_words, registered=pipe_regs)
+            # writes registered too: a read follows a write by a command at least (its fetch)
+            ram = RegisteredRam(
+                word_bits, cfg.act_words, registered=pipe_regs, write_registered=pipe_regs
+            )
             m.submodules[f"act{b}"] = ram
             acts.append((ram.write, ram.read))
             act_rdata.append(ram.read.data)

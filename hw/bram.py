@@ -15,6 +15,12 @@ being written in the same cycle is not defined (SushiAccel never does it: the co
 keep a GEMM's output off its own input). With ``registered=False`` it is a plain read port:
 the data arrives at t+1.
 
+``write_registered=True`` puts a register on the write port (``en``, ``addr``, ``data``): a
+write lands a cycle later, so a read sees it from two cycles after the write on. Its purpose is
+timing: the write data's select (LOAD's words or GEMM's output rows, by the command state)
+then ends at a flip-flop, not at the block RAM's data pins across the die (an ECP5 critical
+path of ``default``).
+
 Built as DP16KD instances when ``registered`` and the platform carries
 :data:`ECP5_BRAM_ATTR` (the ULX3S flow sets it) and the depth is at most 16384; otherwise an
 Amaranth ``Memory`` and, if registered, a fabric register: the same cycle behaviour. Yosys has
@@ -25,6 +31,8 @@ address in ``AD[13:k]``, byte enables in ``AD[1:0]`` at width 18), and
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import wiring
@@ -44,8 +52,11 @@ def dp16kd_mode(depth: int) -> tuple[int, int, int] | None:
 
 
 class RegisteredRam(wiring.Component):
-    def __init__(self, width: int, depth: int, *, registered: bool = True):
+    def __init__(
+        self, width: int, depth: int, *, registered: bool = True, write_registered: bool = False
+    ):
         self.width, self.depth, self.registered = width, depth, registered
+        self.write_registered = write_registered
         port = {"en": Out(1), "addr": Out(range(depth))}
         super().__init__(
             {
@@ -63,15 +74,27 @@ class RegisteredRam(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        write = self.write
+        if self.write_registered:
+            write = SimpleNamespace(
+                en=Signal(name="w_en_q"),
+                addr=Signal.like(self.write.addr, name="w_addr_q"),
+                data=Signal.like(self.write.data, name="w_data_q"),
+            )
+            m.d.sync += [
+                write.en.eq(self.write.en),
+                write.addr.eq(self.write.addr),
+                write.data.eq(self.write.data),
+            ]
         if self.use_dp16kd(platform):
-            self._dp16kd(m)
+            self._dp16kd(m, write)
             return m
         m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
         wp, rp = mem.write_port(), mem.read_port()
         m.d.comb += [
-            wp.en.eq(self.write.en),
-            wp.addr.eq(self.write.addr),
-            wp.data.eq(self.write.data),
+            wp.en.eq(write.en),
+            wp.addr.eq(write.addr),
+            wp.data.eq(write.data),
             rp.en.eq(self.read.en),
             rp.addr.eq(self.read.addr),
         ]
@@ -81,15 +104,15 @@ class RegisteredRam(wiring.Component):
             m.d.comb += self.read.data.eq(rp.data)
         return m
 
-    def _dp16kd(self, m: Module) -> None:
+    def _dp16kd(self, m: Module, write) -> None:
         bits, _, low = dp16kd_mode(self.depth)
         blocks = -(-self.width // bits)
-        wdata = Cat(self.write.data, Const(0, blocks * bits - self.width))
+        wdata = Cat(write.data, Const(0, blocks * bits - self.width))
         rdata = Signal(blocks * bits)
         m.d.comb += self.read.data.eq(rdata[: self.width])
         # address pins: the word address at AD[13:low]; at width 18, AD[1:0] are byte enables
         fill = Const(0b11 if bits == 18 else 0, low)
-        ad_a = Cat(fill, self.write.addr, Const(0, 14))[:14]
+        ad_a = Cat(fill, write.addr, Const(0, 14))[:14]
         ad_b = Cat(fill, self.read.addr, Const(0, 14))[:14]
         for i in range(blocks):
             pins: dict[str, object] = {}
@@ -120,7 +143,7 @@ class RegisteredRam(wiring.Component):
                 i_CLKA=ClockSignal(),
                 i_CEA=Const(1),
                 i_OCEA=Const(1),
-                i_WEA=self.write.en,
+                i_WEA=write.en,
                 i_RSTA=Const(0),
                 i_CLKB=ClockSignal(),
                 i_CEB=self.read.en,  # the read latch holds while not enabled

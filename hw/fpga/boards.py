@@ -8,7 +8,7 @@ slices, 156 MULT18X18D and 208 DP16KD of 18 kbit (16 kbit of data at widths <= 1
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -55,6 +55,10 @@ class Board:
     script_after_read: tuple[str, ...] = ()
     #: Yosys commands run after ``synth_<family> <synth_opts>``, before the netlist is written
     script_after_synth: tuple[str, ...] = ()
+    #: nextpnr options of this board's builds, per preset; an option of the same name given
+    #: with ``sushi bitstream --nextpnr-args`` replaces one
+    #: (:func:`sushi_hw.fpga.flow.nextpnr_options`)
+    nextpnr_opts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: on-chip RAM behind the memory port for programs and activations (bytes)
     ram_bytes: int = 32768
     #: platform factory (imported lazily: amaranth-boards is only needed to build)
@@ -184,6 +188,11 @@ BOARDS: dict[str, Board] = {
             ),
             plls=_ECP5_PLLS,
             synth_opts=(),
+            # large (132 LUT-multiplier PEs, 64 block RAMs in the PB) with router1 and the
+            # default placement density had not finished routing after an hour; router2 on a
+            # placement spread to 60% density routes it in about 5 minutes. default routes
+            # faster with router1 and is 20 MHz slower with these (docs/fpga.md)
+            nextpnr_opts={"large": ("--router", "router2", "--placer-heap-beta", "0.6")},
             ram_bytes=65536,
             platform=_ulx3s_platform,
         ),

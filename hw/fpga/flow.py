@@ -237,6 +237,27 @@ def configured_platform(board: Board, cfg):
     return platform
 
 
+def nextpnr_options(board: Board, preset: str, extra: Sequence[str] = ()) -> list[str]:
+    """The board's own nextpnr options for ``preset``, then ``extra``; an option in ``extra``
+    (``--router``, ``--placer-heap-beta=0.7``, ...) replaces the board's option of that name
+    and its values, so a user can override a board default without nextpnr rejecting a
+    repeated option."""
+
+    def groups(args: Sequence[str]) -> list[tuple[str, list[str]]]:
+        out: list[tuple[str, list[str]]] = []
+        for tok in args:
+            if tok.startswith("--") or not out:
+                out.append((tok.split("=", 1)[0], [tok]))
+            else:
+                out[-1][1].append(tok)
+        return out
+
+    given = groups(extra)
+    names = {name for name, _ in given}
+    kept = [g for g in groups(board.nextpnr_opts.get(preset, ())) if g[0] not in names]
+    return [tok for _, toks in kept + given for tok in toks]
+
+
 def _run_flow(
     board: Board,
     top,
@@ -252,7 +273,8 @@ def _run_flow(
     """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
     in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
     only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer.
-    ``nextpnr_args`` are appended to nextpnr's command line (``--router router2``, ...).
+    ``nextpnr_args`` go on nextpnr's command line after the board's own options
+    (:func:`nextpnr_options`).
     Returns the work directory and the environment the tools ran with."""
     out_dir = Path(out_dir)
     work = out_dir / "work"
@@ -269,7 +291,7 @@ def _run_flow(
     nextpnr = ["--report", "nextpnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
     if stop_after_place:
         nextpnr.append("--pack-only" if board.family == "ice40" else "--no-route")
-    nextpnr += list(nextpnr_args)
+    nextpnr += nextpnr_options(board, cfg.name, nextpnr_args)
     opts: dict[str, Any] = {"nextpnr_opts": nextpnr}
     if board.synth_opts:
         opts["synth_opts"] = list(board.synth_opts)
@@ -414,7 +436,7 @@ def build_bitstream(
         "critical_paths": _critical_summary(report_np),
         "build_seconds": round(time.time() - t0, 1),
         "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
-        "nextpnr_args": list(nextpnr_args),
+        "nextpnr_args": nextpnr_options(board, cfg.name, nextpnr_args),
         "bitstream": bit,
         "logic_depth": _logic_depth(work / f"{name}.json"),
     }

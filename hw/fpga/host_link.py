@@ -157,6 +157,14 @@ class HostLink(wiring.Component):
         # rem == 0 and rem == 1 kept in registers beside rem: the compares sat between rem
         # and the FSM's enables (behind the UART's ready), an iCE40 critical path
         rem_zero, rem_one = Signal(init=1), Signal()
+        # the write buffer's next word to hand to memory, in a register that counts down beside
+        # rem: its read address was rem's subtract, an ECP5 critical path into the LUT RAM
+        wb_next = Signal(range(MAX_WRITE // mw))
+        wb_step = Signal()
+        with m.If(rem_len):
+            m.d.sync += wb_next.eq((length - 1)[lmw:])  # word (length-1) >> lmw: the last
+        with m.Elif(wb_step):
+            m.d.sync += wb_next.eq(wb_next - 1)
         with m.If(rem_len):
             m.d.sync += [rem.eq(length), rem_zero.eq(length == 0), rem_one.eq(length == 1)]
         with m.Elif(rem_set):
@@ -399,26 +407,27 @@ class HostLink(wiring.Component):
                 m.d.comb += [
                     self.mem.req.valid.eq(1),
                     self.mem.req.payload.write.eq(is_write),
-                    wb_r.addr.eq(dec[lmw:]),
+                    wb_r.addr.eq(wb_next),
                     wb_r.en.eq(1),
                 ]
                 with m.If(self.mem.req.ready):
-                    m.d.comb += rem_dec.eq(is_write)
+                    m.d.comb += [rem_dec.eq(is_write), wb_step.eq(is_write)]
                     with m.If(is_write):
                         m.next = "WDATA"
                     with m.Else():
                         m.next = "TX"
             with m.State("WDATA"):
-                # rem = length-1 - b*mw at beat b, whose word rem >> lmw is on wb_r.data
+                # rem = length-1 - b*mw at beat b, whose word rem >> lmw is on wb_r.data;
+                # wb_next = (rem >> lmw) - 1, the next beat's word
                 m.d.comb += [
                     beat_step.eq(1),
                     self.mem.wdata.valid.eq(1),
                     self.mem.wdata.payload.eq(wb_r.data),
-                    wb_r.addr.eq(dec[lmw:]),
+                    wb_r.addr.eq(wb_next),
                     wb_r.en.eq(self.mem.wdata.ready),
                 ]
                 with m.If(self.mem.wdata.ready):
-                    m.d.comb += rem_dec.eq(1)
+                    m.d.comb += [rem_dec.eq(1), wb_step.eq(1)]
                     with m.If(rem[lmw:] == 0):
                         m.d.comb += rem_set.eq(1)  # to 0: no response payload
                         m.next = "TX"

@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--nextpnr-args",
         default="",
         metavar="ARGS",
-        help="extra nextpnr options, one shell-quoted string, e.g. '--router router2' "
-        "(large ECP5 designs route better with it)",
+        help="extra nextpnr options, one shell-quoted string, e.g. '--router router1'; "
+        "they follow the board's own for the preset (ulx3s with large: "
+        + " ".join(BOARDS["ulx3s"].nextpnr_opts.get("large", ()))
+        + ") and replace an option of the same name",
     )
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument(

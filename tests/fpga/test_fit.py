@@ -213,3 +213,28 @@ def test_single_port_ram_simulates_like_a_ram():
     sim.add_testbench(bench)
     sim.run()
     assert got == [1003, 1000, 1007, 1007]
+
+
+def test_nextpnr_options_follow_the_board_and_replace_by_name():
+    import dataclasses
+
+    from sushi_hw.fpga.flow import nextpnr_options
+
+    board = dataclasses.replace(
+        BOARDS["ulx3s"], nextpnr_opts={"big": ("--router", "router2", "--placer-heap-beta", "0.6")}
+    )
+    assert nextpnr_options(board, "big") == ["--router", "router2", "--placer-heap-beta", "0.6"]
+    assert nextpnr_options(board, "small", ["--seed", "3"]) == ["--seed", "3"]
+    # a repeated option would make nextpnr stop: the user's replaces the board's
+    assert nextpnr_options(board, "big", ["--router", "router1", "--tmg-ripup"]) == [
+        "--placer-heap-beta",
+        "0.6",
+        "--router",
+        "router1",
+        "--tmg-ripup",
+    ]
+    assert nextpnr_options(board, "big", ["--placer-heap-beta=0.8"]) == [
+        "--router",
+        "router2",
+        "--placer-heap-beta=0.8",
+    ]

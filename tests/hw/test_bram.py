@@ -24,8 +24,8 @@ SEED = int(os.environ.get("SUSHI_BRAM_SEED", "0")) or None
 class _Ports(wiring.Component):
     """RegisteredRam with flat ports, for :class:`Flat`."""
 
-    def __init__(self, width: int, depth: int):
-        self.ram = RegisteredRam(width, depth)
+    def __init__(self, width: int, depth: int, write_registered: bool = False):
+        self.ram = RegisteredRam(width, depth, write_registered=write_registered)
         super().__init__(
             {
                 "w_en": In(1),
@@ -51,28 +51,45 @@ class _Ports(wiring.Component):
         return m
 
 
-# (width, depth): each DP16KD aspect ratio, widths that do and do not divide into blocks
-CASES = [(20, 600), (64, 2048), (16, 4096), (6, 8192), (3, 16384), (37, 1024)]
+# (width, depth, write_registered): each DP16KD aspect ratio, widths that do and do not divide
+# into blocks, and the registered write port on both kinds of RAM
+CASES = [
+    (20, 600, False),
+    (64, 2048, False),
+    (16, 4096, False),
+    (6, 8192, False),
+    (3, 16384, False),
+    (37, 1024, False),
+    (37, 1024, True),
+    (6, 8192, True),
+]
 
 
-@pytest.mark.parametrize("width,depth", CASES)
-def test_dp16kd_outreg_matches_the_plain_ram(tmp_path, request, width: int, depth: int):
+@pytest.mark.parametrize("width,depth,write_registered", CASES)
+def test_dp16kd_outreg_matches_the_plain_ram(
+    tmp_path, request, width: int, depth: int, write_registered: bool
+):
     seed = SEED if SEED is not None else int.from_bytes(os.urandom(4), "little")
     request.node.user_properties.append(("seed", seed))
     print(f"seed {seed} (rerun with SUSHI_BRAM_SEED={seed})")
     rng = random.Random(seed)
     ports = ["w_en", "w_addr", "w_data", "r_en", "r_addr"]
-    dut, ref = (Flat(_Ports(width, depth), ports, ["r_data"]) for _ in range(2))
+    dut, ref = (Flat(_Ports(width, depth, write_registered), ports, ["r_data"]) for _ in range(2))
     abits = (depth - 1).bit_length()
     # a small address window, so that reads hit written words often
     window = rng.sample(range(depth), min(depth, 48)) + [0, depth - 1]
     stim, expect = [], []
     mem, latch, out = [0] * depth, 0, 0
+    pending = None  # a registered write: it lands in the next cycle
     for t in range(1500):
         w_en, r_en = rng.random() < 0.5, rng.random() < 0.7 or t == 0
         w_addr, r_addr = rng.choice(window), rng.choice(window)
-        if w_en and r_en and w_addr == r_addr:
-            r_addr = next(a for a in window if a != w_addr)  # not defined: never done
+        # a read of the word being written (this cycle's write, or last cycle's if the write
+        # port is registered) is not defined: never done
+        landing = pending[0] if pending else None
+        busy = {a for a, on in ((w_addr, w_en and not write_registered), (landing, True)) if on}
+        if r_en and r_addr in busy:
+            r_addr = next(a for a in window if a not in busy)
         w_data = rng.randrange(1 << width)
         lo, packed = 0, 0  # Flat packs the ports LSB first, in order
         for v, bits in ((w_en, 1), (w_addr, abits), (w_data, width), (r_en, 1), (r_addr, abits)):
@@ -81,7 +98,11 @@ def test_dp16kd_outreg_matches_the_plain_ram(tmp_path, request, width: int, dept
         stim.append(packed)
         expect.append(out)  # sampled before this cycle's edge
         latch, out = (mem[r_addr] if r_en else latch), latch
-        if w_en:
+        if write_registered:
+            if pending:
+                mem[pending[0]] = pending[1]
+            pending = (w_addr, w_data) if w_en else None
+        elif w_en:
             mem[w_addr] = w_data
     # the plain RAM's read port register has no power-up value in Verilog: cycle 1 is undefined
     ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
@@ -92,6 +113,9 @@ def test_dp16kd_outreg_matches_the_plain_ram(tmp_path, request, width: int, dept
     instances = re.findall(r"DP16KD #\((.*?)\n\s*\)", text, re.S)
     assert len(instances) == -(-width // bits), "one block per data slice, none in depth"
     assert all('.REGMODE_B("OUTREG")' in body for body in instances)
+    # a registered write is not observable through the ports (a read sees a write two cycles
+    # on either way): check the register is there
+    assert ("w_en_q" in text) == write_registered
     for t, (d, r, e) in enumerate(zip(got, want, expect, strict=True)):
         if t < 2:
             continue
