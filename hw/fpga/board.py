@@ -160,7 +160,7 @@ class BoardTop(Elaboratable):
         check_ram_bytes(cfg, ram_bytes)
         self.board, self.cfg, self.ram_bytes = board, cfg, ram_bytes
         self.link = LinkParams.for_clock(
-            board.clock_mhz * 1e6, baud, spi_half_period=1 if board.family == "ice40" else 2
+            cfg.clock_mhz * 1e6, baud, spi_half_period=1 if board.family == "ice40" else 2
         )
 
     def elaborate(self, platform) -> Module:
@@ -169,7 +169,7 @@ class BoardTop(Elaboratable):
         m = Module()
         b = self.board
         m.domains.sync = ClockDomain("sync")  # driven by the PLL
-        m.submodules.clk = PllClock(b)
+        m.submodules.clk = PllClock(b, self.cfg.clock_mhz)
         m.submodules.core = core = BoardCore(self.cfg, self.link, self.ram_bytes)
 
         def pin(resource: str, number: int, direction: str) -> io.Buffer:

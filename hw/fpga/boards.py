@@ -45,8 +45,6 @@ class Board:
     family: str  #: "ice40" or "ecp5"
     preset: str  #: the preset that fits this board
     clock_in_mhz: float
-    #: target clock of the accelerator (a PLL setting exists for it)
-    clock_mhz: float
     resources: DeviceResources
     plls: tuple[PllSetting, ...]
     #: Yosys synth_<family> options
@@ -64,8 +62,9 @@ class Board:
     #: platform factory (imported lazily: amaranth-boards is only needed to build)
     platform: Callable[[], object] = field(compare=False, repr=False, default=None)
 
-    def pll(self, mhz: float | None = None) -> PllSetting:
-        mhz = self.clock_mhz if mhz is None else mhz
+    def pll(self, mhz: float) -> PllSetting:
+        """The PLL setting for ``mhz``: the accelerator clock is the configuration's
+        ``clock_mhz`` (``sushi bitstream --set clock_mhz=50`` builds at 50 MHz)."""
         for p in self.plls:
             if abs(p.out_mhz - mhz) < 1e-6:
                 return p
@@ -138,7 +137,6 @@ BOARDS: dict[str, Board] = {
             family="ice40",
             preset="tiny",
             clock_in_mhz=12.0,
-            clock_mhz=30.0,
             resources=DeviceResources(
                 luts=5280,
                 ffs=5280,
@@ -170,7 +168,6 @@ BOARDS: dict[str, Board] = {
             family="ecp5",
             preset="large",
             clock_in_mhz=25.0,
-            clock_mhz=100.0,
             resources=DeviceResources(
                 luts=83640,
                 ffs=83640,

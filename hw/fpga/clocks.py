@@ -18,7 +18,7 @@ class PllClock(Elaboratable):
     """Drives domain ``sync`` (defined by the parent, the board top) at ``mhz`` from
     ``board``'s input clock through its PLL."""
 
-    def __init__(self, board: Board, mhz: float | None = None):
+    def __init__(self, board: Board, mhz: float):
         self.board = board
         self.setting = board.pll(mhz)
         self.ext_rst = Signal()

@@ -370,7 +370,7 @@ def estimate(
         "used_of_available": {k: list(v) for k, v in res.items()},
         "ice40_luts_ffs": list(split) if split else None,
         "placed_fmax_mhz": round(min(achieved), 2) if achieved else None,
-        "clock_mhz": board.clock_mhz,
+        "clock_mhz": cfg.clock_mhz,
         "fits": all(u <= a for u, a in res.values() if a),
         "seconds": round(time.time() - t0, 1),
         "logic_depth": _logic_depth(work / f"{name}.json"),

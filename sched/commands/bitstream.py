@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             top,
             cfg,
             out,
-            clock_mhz=board.clock_mhz,
+            clock_mhz=cfg.clock_mhz,
             seed=args.seed,
             nextpnr_args=shlex.split(args.nextpnr_args),
         )

@@ -67,7 +67,7 @@ def test_report_parser_and_schema(board):
     b = BOARDS[board]
     cfg = PRESETS[b.preset]
     parsed = parse_nextpnr_report(_fake_report(b, 31.5, 30.0), b)
-    rep = make_report(b, cfg, parsed, b.clock_mhz)
+    rep = make_report(b, cfg, parsed, cfg.clock_mhz)
     assert tuple(rep) == REPORT_KEYS
     check_report(json.loads(json.dumps(rep)))
     assert rep["timing_met"] is True and rep["fmax_mhz"] == 31.5
@@ -238,3 +238,12 @@ def test_nextpnr_options_follow_the_board_and_replace_by_name():
         "router2",
         "--placer-heap-beta=0.8",
     ]
+
+
+def test_board_clock_follows_the_config_and_needs_a_pll_setting(capsys):
+    p = plan(BOARDS["ulx3s"], make_config("large", clock_mhz=50.0))
+    assert not p.problems  # the ULX3S has PLL settings for 50, 75 and 100 MHz
+    with pytest.raises(FitError, match=r"clock: no PLL setting for 66 MHz \(have 50, 75, 100"):
+        check_fit(BOARDS["ulx3s"], make_config("large", clock_mhz=66.0))
+    assert main(["bitstream", "--board", "ulx3s", "--set", "clock_mhz=66", "--check-only"]) == 2
+    assert "no PLL setting for 66 MHz" in capsys.readouterr().err
