@@ -64,6 +64,7 @@ clean:
 # FPGA bitstream + build/<board>/report.json (YoWASP tools unless YOSYS/NEXTPNR_* are set)
 BOARD ?= icebreaker
 BOARD_PRESET ?=
+SEED ?= 1
 .PHONY: bitstream
 bitstream: $(STAMP)
-	$(BIN)/sushi bitstream --board $(BOARD) --out build $(if $(BOARD_PRESET),--preset $(BOARD_PRESET))
+	$(BIN)/sushi bitstream --board $(BOARD) --out build --seed $(SEED) $(if $(BOARD_PRESET),--preset $(BOARD_PRESET))

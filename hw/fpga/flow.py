@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -269,6 +270,7 @@ def _run_flow(
     log_name: str,
     stop_after_place: bool = False,
     nextpnr_args: Sequence[str] = (),
+    timeout_min: float | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
     in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
@@ -316,17 +318,50 @@ def _run_flow(
             keep.append(line)
         script = "place_only.sh"
         (work / script).write_text("\n".join(keep) + "\n")
-    log = out_dir / log_name
-    with open(log, "w") as f:
-        proc = subprocess.run(["sh", script], cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise ToolError(f"FPGA flow failed (exit {proc.returncode}); log {log}:\n{tail}")
+    run_script(["sh", script], work, env, out_dir / log_name, timeout_min)
     return work, env
 
 
+def run_script(
+    cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path, timeout_min: float | None
+) -> None:
+    """Run the tool script, its output into ``log``; :class:`ToolError` if it fails or runs
+    longer than ``timeout_min`` minutes (then the whole process group is stopped: the tools
+    run as children of the shell). nextpnr has no limit of its own: a router that does not
+    converge runs on."""
+    tail = lambda: "\n".join(log.read_text(errors="replace").splitlines()[-25:])  # noqa: E731
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=dict(env),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            rc = proc.wait(timeout=None if timeout_min is None else timeout_min * 60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise ToolError(
+                f"FPGA flow stopped after {timeout_min:g} min (--timeout); log {log}:\n{tail()}\n"
+                "If nextpnr's router was not converging (router2's 'overused' count rising), "
+                "another --seed or other --nextpnr-args may route it."
+            ) from None
+    if rc != 0:
+        raise ToolError(f"FPGA flow failed (exit {rc}); log {log}:\n{tail()}")
+
+
 def estimate(
-    board: Board, top, cfg, out_dir: Path, *, seed: int = 1, nextpnr_args: Sequence[str] = ()
+    board: Board,
+    top,
+    cfg,
+    out_dir: Path,
+    *,
+    seed: int = 1,
+    nextpnr_args: Sequence[str] = (),
+    timeout_min: float | None = None,
 ) -> dict[str, Any]:
     """Synthesise and pack (iCE40) or place (ECP5) without the fit check and without routing:
     the resources a design needs even when it does not fit, and on ECP5 the placer's Fmax
@@ -345,6 +380,7 @@ def estimate(
         log_name="estimate.log",
         stop_after_place=True,
         nextpnr_args=nextpnr_args,
+        timeout_min=timeout_min,
     )
     tim = work / f"{name}.tim"
     text = (tim if tim.exists() else out_dir / "estimate.log").read_text(errors="replace")
@@ -407,6 +443,7 @@ def build_bitstream(
     name: str | None = None,
     seed: int = 1,
     nextpnr_args: Sequence[str] = (),
+    timeout_min: float | None = None,
 ) -> dict[str, Any]:
     """Synthesise, place and route ``top`` for ``board``; write the bitstream and report.json.
 
@@ -417,7 +454,15 @@ def build_bitstream(
     out_dir = Path(out_dir)
     t0 = time.time()
     work, env = _run_flow(
-        board, top, cfg, out_dir, name, seed=seed, log_name="build.log", nextpnr_args=nextpnr_args
+        board,
+        top,
+        cfg,
+        out_dir,
+        name,
+        seed=seed,
+        log_name="build.log",
+        nextpnr_args=nextpnr_args,
+        timeout_min=timeout_min,
     )
     bit = f"{name}.bin" if board.family == "ice40" else f"{name}.bit"
     shutil.copy(work / bit, out_dir / bit)

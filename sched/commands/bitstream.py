@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         + " ".join(BOARDS["ulx3s"].nextpnr_opts.get("large", ()))
         + ") and replace an option of the same name",
     )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="MIN",
+        help="stop the tools after MIN minutes with an error (default 120): nextpnr's router "
+        "has no limit of its own and runs on when it does not converge",
+    )
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument(
         "--check-only", action="store_true", help="only run the fit check and print the plan"
@@ -79,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             clock_mhz=cfg.clock_mhz,
             seed=args.seed,
             nextpnr_args=shlex.split(args.nextpnr_args),
+            timeout_min=args.timeout,
         )
     except ToolError as e:
         raise UserError(str(e)) from None
@@ -104,7 +113,13 @@ def _estimate(board, cfg, args: argparse.Namespace) -> int:
     top = BoardTop(board, cfg, ram_bytes=board.ram_bytes, baud=args.baud)
     try:
         est = estimate(
-            board, top, cfg, out, seed=args.seed, nextpnr_args=shlex.split(args.nextpnr_args)
+            board,
+            top,
+            cfg,
+            out,
+            seed=args.seed,
+            nextpnr_args=shlex.split(args.nextpnr_args),
+            timeout_min=args.timeout,
         )
     except ToolError as e:
         raise UserError(str(e)) from None

@@ -247,3 +247,24 @@ def test_board_clock_follows_the_config_and_needs_a_pll_setting(capsys):
         check_fit(BOARDS["ulx3s"], make_config("large", clock_mhz=66.0))
     assert main(["bitstream", "--board", "ulx3s", "--set", "clock_mhz=66", "--check-only"]) == 2
     assert "no PLL setting for 66 MHz" in capsys.readouterr().err
+
+
+def test_a_tool_run_that_does_not_finish_is_stopped_with_its_log(tmp_path):
+    """nextpnr's router has no limit of its own; the flow stops the whole process group."""
+    import time
+
+    from sushi_hw.fpga.flow import ToolError, run_script
+
+    script = tmp_path / "tools.sh"
+    # a child that outlives its shell if only the shell were killed
+    script.write_text("echo routing; sleep 30 & wait\n")
+    t0 = time.time()
+    with pytest.raises(ToolError, match=r"stopped after 0.02 min \(--timeout\).*\n.*routing"):
+        run_script(["sh", str(script)], tmp_path, {"PATH": "/usr/bin:/bin"}, tmp_path / "l", 0.02)
+    assert time.time() - t0 < 10
+    script.write_text("echo bad; exit 3\n")
+    with pytest.raises(ToolError, match=r"failed \(exit 3\).*\n.*bad"):
+        run_script(["sh", str(script)], tmp_path, {"PATH": "/usr/bin:/bin"}, tmp_path / "l", 1)
+    script.write_text("echo fine\n")
+    run_script(["sh", str(script)], tmp_path, {"PATH": "/usr/bin:/bin"}, tmp_path / "l", 1)
+    assert (tmp_path / "l").read_text() == "fine\n"
