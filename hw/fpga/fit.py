@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig, clog2
 
-from .boards import Board
+from .boards import Board, BoardError
 
 # block RAM geometries (width bits, depth) each device offers
 _BRAM_SHAPES = {
@@ -171,9 +171,10 @@ def plan(board: Board, cfg: AccelConfig) -> FitPlan:
         + p.array_lut_pes * _LUTS_PER_LUT_MULT[fam]
         + cfg.cols * (_LUTS_PER_RQ_LANE + _LUTS_PER_COL)
     )
-    if all(abs(s.out_mhz - cfg.clock_mhz) > 1e-6 for s in board.plls):
-        have = ", ".join(f"{s.out_mhz:g}" for s in board.plls)
-        p.problems.append(f"clock: no PLL setting for {cfg.clock_mhz:g} MHz (have {have} MHz)")
+    try:
+        board.pll(cfg.clock_mhz)
+    except BoardError as e:
+        p.problems.append(f"clock: {e}")
     if p.est_luts > r.luts:
         p.problems.append(
             f"logic: about {p.est_luts} LUTs estimated ({p.array_lut_pes} PEs need LUT "

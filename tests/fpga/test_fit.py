@@ -243,7 +243,9 @@ def test_nextpnr_options_follow_the_board_and_replace_by_name():
 def test_board_clock_follows_the_config_and_needs_a_pll_setting(capsys):
     p = plan(BOARDS["ulx3s"], make_config("large", clock_mhz=50.0))
     assert not p.problems  # the ULX3S has PLL settings for 50, 75 and 100 MHz
-    with pytest.raises(FitError, match=r"clock: no PLL setting for 66 MHz \(have 50, 75, 100"):
+    with pytest.raises(
+        FitError, match=r"clock: board ulx3s: no PLL setting for 66 MHz \(have 50, 75, 100"
+    ):
         check_fit(BOARDS["ulx3s"], make_config("large", clock_mhz=66.0))
     assert main(["bitstream", "--board", "ulx3s", "--set", "clock_mhz=66", "--check-only"]) == 2
     assert "no PLL setting for 66 MHz" in capsys.readouterr().err
