@@ -372,9 +372,16 @@ class SushiAccel(wiring.Component):
             m.submodules[f"act{b}"] = ram
             acts.append((ram.write, ram.read))
             act_rdata.append(ram.read.data)
-        # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP)
+        acts_latency = ram.read_latency
+        # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP). ECP5
+        # timing: its address and enables are registered too, in copies by its block RAMs
+        # (64 on `large`, spread over the die), one more cycle of read latency
         m.submodules.pb = pb = SinglePortRam(
-            "pb", word_bits, max(1, cfg.pb_bytes // R), registered=pipe_regs
+            "pb",
+            word_bits,
+            max(1, cfg.pb_bytes // R),
+            registered=pipe_regs,
+            ports_registered=pipe_regs,
         )
         pb_rdata = pb.rdata
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
@@ -384,8 +391,11 @@ class SushiAccel(wiring.Component):
         # it still takes a word every cycle. A read is issued (readq.issue, its word on
         # readq.data a cycle later, two with the read registers) only while readq.room.
         m.submodules.readq = readq = CreditedReadQueue(
-            word_bits, depth=8 if pipe_regs else 4, latency=2 if pipe_regs else 1
+            word_bits, depth=8 if pipe_regs else 4, latency=pb.read_latency
         )
+        # an activation buffer's word reaches the queue as late as the PB's
+        store_word = Signal(word_bits)
+        store_delay = pb.read_latency - acts_latency
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)
@@ -439,6 +449,13 @@ class SushiAccel(wiring.Component):
         op = cmd[:4]
         c_cache = data.View(isa.CACHE, cmd[: isa.CACHE.size])
         c_act = data.View(isa.ACT_MOVE, cmd[: isa.ACT_MOVE.size])
+        # STORE's word from its buffer, delayed to the readq's latency (the PB's)
+        word: Value = Mux(c_act.buf, act_rdata[1], act_rdata[0])
+        for i in range(store_delay):
+            d = Signal(word_bits, name=f"store_word_d{i + 1}", reset_less=True)
+            m.d.sync += d.eq(word)
+            word = d
+        m.d.comb += store_word.eq(word)
         c_gemm = data.View(isa.GEMM, cmd[: isa.GEMM.size])
         pc = Signal(AW + 1)  # up to mem_bytes: a program may run off the end
         pc_outside = Signal()  # the doorbell's address is beyond memory
@@ -853,7 +870,7 @@ class SushiAccel(wiring.Component):
                 for b, (_, rp) in enumerate(acts):
                     with m.If(c_act.buf == b):
                         m.d.comb += [rp.en.eq(1), rp.addr.eq(xfer_addr)]
-                        m.d.comb += readq.data.eq(act_rdata[b])
+                m.d.comb += readq.data.eq(store_word)
                 m.d.comb += [
                     conv_out.i.valid.eq(readq.o.valid),
                     conv_out.i.payload.eq(readq.o.payload),

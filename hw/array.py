@@ -107,14 +107,18 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        w = [Signal(signed(8), name=f"w{i}") for i in range(2)]
+        # datapath registers have no reset (valid bits and write enables do): it would reach
+        # every PE of the array, ~15,000 flip-flops on `large`, an ECP5 critical net
+        w = [Signal(signed(8), name=f"w{i}", reset_less=True) for i in range(2)]
         with m.If(self.w_we):
             with m.Switch(self.w_bank):
                 for i in range(2):
                     with m.Case(i):
                         m.d.sync += w[i].eq(self.w_data)
         selected = Mux(self.bank, w[1], w[0])  # w[bank] of the activation on a_in
-        m.d.sync += self.a_out.eq(self.a_in)
+        a_q = Signal(signed(8), name="a_q", reset_less=True)
+        m.d.sync += a_q.eq(self.a_in)
+        m.d.comb += self.a_out.eq(a_q)
         # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
         prod = Signal(signed(16), reset_less=True)
         if not self.use_dsp:
@@ -128,7 +132,7 @@ class ProcessingElement(wiring.Component):
             )
             m.d.comb += [mul.a.eq(self.a_in), mul.b.eq(selected), prod.eq(mul.p)]
         else:
-            weight = Signal(signed(8))  # w[bank] of the activation in a_out
+            weight = Signal(signed(8), reset_less=True)  # w[bank] of the activation in a_out
             m.d.sync += [weight.eq(selected), prod.eq(self.a_out * weight)]
         psum = Signal(signed(self.psum_bits), reset_less=True)  # a DSP accumulator register
         m.d.comb += self.psum_out.eq(psum)
@@ -179,7 +183,7 @@ class SystolicArray(wiring.Component):
         for r in range(R):
             src = self.a_data[r]
             for i in range(r):
-                d = Signal(signed(8), name=f"askew_{r}_{i}")
+                d = Signal(signed(8), name=f"askew_{r}_{i}", reset_less=True)
                 m.d.sync += d.eq(src)
                 src = d
             m.d.comb += pes[r][0].a_in.eq(src)
@@ -204,8 +208,8 @@ class SystolicArray(wiring.Component):
             we, bank, row, wd = self.w_we, self.w_bank, self.w_row, self.w_data[c]
             for i in range(c + 1):
                 nwe, nbank = Signal(name=f"wwe_{c}_{i}"), Signal(name=f"wbank_{c}_{i}")
-                nrow = Signal(range(R), name=f"wrow_{c}_{i}")
-                nwd = Signal(signed(8), name=f"wdata_{c}_{i}")
+                nrow = Signal(range(R), name=f"wrow_{c}_{i}", reset_less=True)
+                nwd = Signal(signed(8), name=f"wdata_{c}_{i}", reset_less=True)
                 m.d.sync += [nwe.eq(we), nbank.eq(bank), nrow.eq(row), nwd.eq(wd)]
                 we, bank, row, wd = nwe, nbank, nrow, nwd
             for r in range(R):
@@ -222,7 +226,7 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
             src = pes[R - 1][c].psum_out
             for i in range(C - 1 - c):
-                d = Signal(signed(self.psum_bits), name=f"deskew_{c}_{i}")
+                d = Signal(signed(self.psum_bits), name=f"deskew_{c}_{i}", reset_less=True)
                 m.d.sync += d.eq(src)
                 src = d
             m.d.comb += self.out_data[c].eq(src)

@@ -21,6 +21,13 @@ timing: the write data's select (LOAD's words or GEMM's output rows, by the comm
 then ends at a flip-flop, not at the block RAM's data pins across the die (an ECP5 critical
 path of ``default``).
 
+``addr_registered=True`` registers the read port's ``en`` and ``addr`` (the data then arrives
+at t+3). On the ECP5 the registers are copied, one copy per :data:`BLOCKS_PER_COPY` block RAMs
+(the write port's too, if registered), so that no flip-flop drives the pins of blocks spread
+over the die: the PB's 64 blocks were ``large``'s critical path (19.5 ns of routing from the
+command state to their clock enables). The copies carry :data:`REPLICA_ATTR`, by which the
+board flow keeps Yosys from merging them back into one (``ECP5_KEEP_REPLICAS``).
+
 Built as DP16KD instances when ``registered`` and the platform carries
 :data:`ECP5_BRAM_ATTR` (the ULX3S flow sets it) and the depth is at most 16384; otherwise an
 Amaranth ``Memory`` and, if registered, a fabric register: the same cycle behaviour. Yosys has
@@ -42,6 +49,12 @@ from amaranth.lib.wiring import In, Out
 #: platform attribute: registered RAMs become DP16KD instances with their output register
 ECP5_BRAM_ATTR = "sushi_ecp5_bram"
 
+#: attribute of register copies that synthesis must keep apart (Yosys merges equal flip-flops)
+REPLICA_ATTR = "sushi_replica"
+
+#: block RAMs driven by one copy of a registered address and enable
+BLOCKS_PER_COPY = 8
+
 #: DP16KD aspect ratios: (data width, depth, low address bits below the word address)
 DP16KD_MODES = ((18, 1024, 4), (9, 2048, 3), (4, 4096, 2), (2, 8192, 1), (1, 16384, 0))
 
@@ -53,10 +66,18 @@ def dp16kd_mode(depth: int) -> tuple[int, int, int] | None:
 
 class RegisteredRam(wiring.Component):
     def __init__(
-        self, width: int, depth: int, *, registered: bool = True, write_registered: bool = False
+        self,
+        width: int,
+        depth: int,
+        *,
+        registered: bool = True,
+        write_registered: bool = False,
+        addr_registered: bool = False,
     ):
         self.width, self.depth, self.registered = width, depth, registered
-        self.write_registered = write_registered
+        self.write_registered, self.addr_registered = write_registered, addr_registered
+        #: cycles from a read's ``en``/``addr`` to its word on ``read.data``
+        self.read_latency = 1 + int(registered) + int(addr_registered)
         port = {"en": Out(1), "addr": Out(range(depth))}
         super().__init__(
             {
@@ -72,31 +93,38 @@ class RegisteredRam(wiring.Component):
             and dp16kd_mode(self.depth) is not None
         )
 
+    def copies(self, platform) -> int:
+        """Copies of each registered address and enable: one per group of block RAMs."""
+        if not self.use_dp16kd(platform):
+            return 1
+        bits = dp16kd_mode(self.depth)[0]
+        blocks = -(-self.width // bits)
+        return -(-blocks // BLOCKS_PER_COPY)
+
     def elaborate(self, platform) -> Module:
         m = Module()
-        write = self.write
+        n = self.copies(platform)
+        writes = [self.write] * n
         if self.write_registered:
-            write = SimpleNamespace(
-                en=Signal(name="w_en_q"),
-                addr=Signal.like(self.write.addr, name="w_addr_q"),
-                data=Signal.like(self.write.data, name="w_data_q"),
-            )
-            m.d.sync += [
-                write.en.eq(self.write.en),
-                write.addr.eq(self.write.addr),
-                write.data.eq(self.write.data),
-            ]
+            # the data bits go to one block each: one register; the address and enable: copies
+            data = Signal.like(self.write.data, name="w_data_q", reset_less=True)
+            m.d.sync += data.eq(self.write.data)
+            writes = [_register_port(m, self.write, "w", i, n, data) for i in range(n)]
+        reads = [self.read] * n
+        if self.addr_registered:
+            reads = [_register_port(m, self.read, "r", i, n, self.read.data) for i in range(n)]
         if self.use_dp16kd(platform):
-            self._dp16kd(m, write)
+            self._dp16kd(m, writes, reads)
             return m
+        write, read = writes[0], reads[0]
         m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
         wp, rp = mem.write_port(), mem.read_port()
         m.d.comb += [
             wp.en.eq(write.en),
             wp.addr.eq(write.addr),
             wp.data.eq(write.data),
-            rp.en.eq(self.read.en),
-            rp.addr.eq(self.read.addr),
+            rp.en.eq(read.en),
+            rp.addr.eq(read.addr),
         ]
         if self.registered:
             m.d.sync += self.read.data.eq(rp.data)
@@ -104,17 +132,18 @@ class RegisteredRam(wiring.Component):
             m.d.comb += self.read.data.eq(rp.data)
         return m
 
-    def _dp16kd(self, m: Module, write) -> None:
+    def _dp16kd(self, m: Module, writes: list, reads: list) -> None:
         bits, _, low = dp16kd_mode(self.depth)
         blocks = -(-self.width // bits)
-        wdata = Cat(write.data, Const(0, blocks * bits - self.width))
+        wdata = Cat(writes[0].data, Const(0, blocks * bits - self.width))
         rdata = Signal(blocks * bits)
         m.d.comb += self.read.data.eq(rdata[: self.width])
         # address pins: the word address at AD[13:low]; at width 18, AD[1:0] are byte enables
         fill = Const(0b11 if bits == 18 else 0, low)
-        ad_a = Cat(fill, write.addr, Const(0, 14))[:14]
-        ad_b = Cat(fill, self.read.addr, Const(0, 14))[:14]
         for i in range(blocks):
+            write, read = writes[i // BLOCKS_PER_COPY], reads[i // BLOCKS_PER_COPY]
+            ad_a = Cat(fill, write.addr, Const(0, 14))[:14]
+            ad_b = Cat(fill, read.addr, Const(0, 14))[:14]
             pins: dict[str, object] = {}
             for j in range(14):
                 pins[f"i_ADA{j}"] = ad_a[j]
@@ -146,9 +175,19 @@ class RegisteredRam(wiring.Component):
                 i_WEA=write.en,
                 i_RSTA=Const(0),
                 i_CLKB=ClockSignal(),
-                i_CEB=self.read.en,  # the read latch holds while not enabled
+                i_CEB=read.en,  # the read latch holds while not enabled
                 i_OCEB=Const(1),  # the output register copies it every cycle
                 i_WEB=Const(0),
                 i_RSTB=Const(0),
                 **pins,
             )
+
+
+def _register_port(m: Module, port, prefix: str, i: int, n: int, data) -> SimpleNamespace:
+    """Copy ``i`` of ``n`` of a port's enable and address, registered (``data`` passes)."""
+    attrs = {REPLICA_ATTR: 1} if n > 1 else {}
+    suffix = str(i) if n > 1 else ""
+    en = Signal(name=f"{prefix}_en_q{suffix}", attrs=attrs)
+    addr = Signal.like(port.addr, name=f"{prefix}_addr_q{suffix}", reset_less=True, attrs=attrs)
+    m.d.sync += [en.eq(port.en), addr.eq(port.addr)]
+    return SimpleNamespace(en=en, addr=addr, data=data)

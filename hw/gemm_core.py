@@ -333,7 +333,7 @@ class GemmCore(wiring.Component):
         )
         meta0, meta1 = Signal(meta_layout), Signal(meta_layout)
         bank0, bank1 = Signal(), Signal()
-        a_q = Signal.like(self.a_data)
+        a_q = Signal.like(self.a_data, reset_less=True)  # data: no reset (docs/fpga.md)
         m.d.sync += [
             meta0.valid.eq(fire),
             meta0.first.eq(first),
@@ -374,7 +374,7 @@ class GemmCore(wiring.Component):
         # Without the register (platforms whose block RAM and adder fit one clock period, such
         # as the iCE40 at 30 MHz) the read is issued a stage later: the data lines up the same.
         if pipeline_regs(platform):
-            acc_q = Signal(data.ArrayLayout(signed(32), C))
+            acc_q = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
             m.d.comb += [acc_rp.addr.eq(line[L - 2].idx), acc_rp.en.eq(1)]
             m.d.sync += acc_q.eq(acc_rp.data)
         else:
@@ -386,7 +386,7 @@ class GemmCore(wiring.Component):
             out_valid_stage.eq(outm.valid),
             out_first.eq(outm.first),
         ]
-        sums = Signal(data.ArrayLayout(signed(32), C))
+        sums = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
         for c in range(C):
             fresh = outm.first & ~desc.acc_keep
             if self.with_c_in:

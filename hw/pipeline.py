@@ -34,13 +34,15 @@ class StreamRegister(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         skid_valid = Signal()
-        skid = Signal.like(self.o.payload)
+        # the payload registers have no reset: only the valid bits say what they hold
+        skid = Signal.like(self.o.payload, reset_less=True)
+        payload = Signal.like(self.o.payload, reset_less=True)
         take = self.i.valid & self.i.ready
-        m.d.comb += self.i.ready.eq(~skid_valid)
+        m.d.comb += [self.i.ready.eq(~skid_valid), self.o.payload.eq(payload)]
         with m.If(self.o.ready | ~self.o.valid):  # the output register is free this cycle
             m.d.sync += [
                 self.o.valid.eq(skid_valid | take),
-                self.o.payload.eq(Mux(skid_valid, skid, self.i.payload)),
+                payload.eq(Mux(skid_valid, skid, self.i.payload)),
                 skid_valid.eq(0),
             ]
         with m.Elif(take):  # the output is stalled: the word waits in the skid register

@@ -9,6 +9,8 @@ the FPGA flow from the fit plan); Yosys does not infer SPRAM for these RAMs by i
 ``registered=True`` adds a register on the read data (read data two cycles after ``en``),
 built from :class:`sushi_hw.bram.RegisteredRam`, whose ECP5 form keeps it in the block RAM's
 own output register (the ECP5 builds ask for it; SPRAM is never registered).
+``ports_registered=True`` registers the address, enables and write data as well (one more
+cycle: ``read_latency`` 3), in copies per group of block RAMs on the ECP5.
 """
 
 from __future__ import annotations
@@ -25,9 +27,19 @@ SPRAM_WIDTH, SPRAM_DEPTH = 16, 16384
 
 
 class SinglePortRam(wiring.Component):
-    def __init__(self, name: str, width: int, depth: int, *, registered: bool = False):
+    def __init__(
+        self,
+        name: str,
+        width: int,
+        depth: int,
+        *,
+        registered: bool = False,
+        ports_registered: bool = False,
+    ):
         self.ram_name, self.width, self.depth = name, width, depth
-        self.registered = registered
+        self.registered, self.ports_registered = registered, ports_registered
+        #: cycles from ``en`` to the word on ``rdata``
+        self.read_latency = 1 + int(registered) + int(ports_registered)
         super().__init__(
             {
                 "addr": In(range(depth)),
@@ -40,7 +52,8 @@ class SinglePortRam(wiring.Component):
 
     def use_spram(self, platform) -> bool:
         names = getattr(platform, SPRAM_ATTR, None) or ()
-        return self.ram_name in names and self.depth <= SPRAM_DEPTH and not self.registered
+        plain = not (self.registered or self.ports_registered)
+        return self.ram_name in names and self.depth <= SPRAM_DEPTH and plain
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -68,7 +81,11 @@ class SinglePortRam(wiring.Component):
         else:
             # a write port and a read port on the same address
             m.submodules.ram = ram = RegisteredRam(
-                self.width, self.depth, registered=self.registered
+                self.width,
+                self.depth,
+                registered=self.registered,
+                write_registered=self.ports_registered,
+                addr_registered=self.ports_registered,
             )
             m.d.comb += [
                 ram.write.addr.eq(self.addr),

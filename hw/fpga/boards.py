@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..bram import REPLICA_ATTR
+
 
 class BoardError(ValueError):
     """An unknown board, or a preset that does not fit the board; raised before synthesis."""
@@ -96,6 +98,13 @@ ICE40_LUT_MAPPING = (
 #: in front of most of them). Yosys then ignores the init value (it warns): the board's reset,
 #: held until the PLL locks, puts each FSM in its first state before it runs.
 ICE40_ONE_HOT_FSMS = ('setattr -set fsm_encoding "one-hot" w:fsm_state w:*_state',)
+
+
+#: Register copies (``sushi_hw.bram``: the address and enable of a RAM spread over many block
+#: RAMs, a copy per group) are equal flip-flops, which Yosys's ``opt_merge`` would merge back
+#: into one; ``keep`` on the flip-flops that drive a wire marked ``REPLICA_ATTR`` stops it.
+#: Every board runs it (a design without copies selects nothing).
+KEEP_REPLICAS = (f"setattr -set keep 1 a:{REPLICA_ATTR} %ci1:+$dff[Q] a:{REPLICA_ATTR} %d",)
 
 
 def _icebreaker_platform():

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .boards import Board
+from .boards import KEEP_REPLICAS, Board
 from .depth import logic_depth
 
 #: tool variable -> YoWASP default
@@ -297,8 +297,7 @@ def _run_flow(
     opts: dict[str, Any] = {"nextpnr_opts": nextpnr}
     if board.synth_opts:
         opts["synth_opts"] = list(board.synth_opts)
-    if board.script_after_read:
-        opts["script_after_read"] = "\n".join(board.script_after_read)
+    opts["script_after_read"] = "\n".join((*KEEP_REPLICAS, *board.script_after_read))
     if board.script_after_synth:
         opts["script_after_synth"] = "\n".join(board.script_after_synth)
     plan = platform.prepare(top, name, **opts)

@@ -15,7 +15,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from icarus_harness import Flat, run_side_by_side
-from sushi_hw.bram import ECP5_BRAM_ATTR, RegisteredRam, dp16kd_mode
+from sushi_hw.bram import BLOCKS_PER_COPY, ECP5_BRAM_ATTR, RegisteredRam, dp16kd_mode
 
 MODEL = Path(__file__).with_name("dp16kd_model.v")
 SEED = int(os.environ.get("SUSHI_BRAM_SEED", "0")) or None
@@ -24,8 +24,10 @@ SEED = int(os.environ.get("SUSHI_BRAM_SEED", "0")) or None
 class _Ports(wiring.Component):
     """RegisteredRam with flat ports, for :class:`Flat`."""
 
-    def __init__(self, width: int, depth: int, write_registered: bool = False):
-        self.ram = RegisteredRam(width, depth, write_registered=write_registered)
+    def __init__(self, width: int, depth: int, write_registered: bool, addr_registered: bool):
+        self.ram = RegisteredRam(
+            width, depth, write_registered=write_registered, addr_registered=addr_registered
+        )
         super().__init__(
             {
                 "w_en": In(1),
@@ -51,73 +53,87 @@ class _Ports(wiring.Component):
         return m
 
 
-# (width, depth, write_registered): each DP16KD aspect ratio, widths that do and do not divide
-# into blocks, and the registered write port on both kinds of RAM
+# (width, depth, write_registered, addr_registered): each DP16KD aspect ratio, widths that do
+# and do not divide into blocks, the registered write port and read address on both kinds of
+# RAM, and a RAM of more than BLOCKS_PER_COPY blocks (copies of the registered address)
 CASES = [
-    (20, 600, False),
-    (64, 2048, False),
-    (16, 4096, False),
-    (6, 8192, False),
-    (3, 16384, False),
-    (37, 1024, False),
-    (37, 1024, True),
-    (6, 8192, True),
+    (20, 600, False, False),
+    (64, 2048, False, False),
+    (16, 4096, False, False),
+    (6, 8192, False, False),
+    (3, 16384, False, False),
+    (37, 1024, False, False),
+    (37, 1024, True, False),
+    (6, 8192, True, False),
+    (37, 1024, False, True),
+    (20, 8192, True, True),
 ]
 
 
-@pytest.mark.parametrize("width,depth,write_registered", CASES)
+@pytest.mark.parametrize("width,depth,write_registered,addr_registered", CASES)
 def test_dp16kd_outreg_matches_the_plain_ram(
-    tmp_path, request, width: int, depth: int, write_registered: bool
+    tmp_path, request, width: int, depth: int, write_registered: bool, addr_registered: bool
 ):
     seed = SEED if SEED is not None else int.from_bytes(os.urandom(4), "little")
     request.node.user_properties.append(("seed", seed))
     print(f"seed {seed} (rerun with SUSHI_BRAM_SEED={seed})")
     rng = random.Random(seed)
     ports = ["w_en", "w_addr", "w_data", "r_en", "r_addr"]
-    dut, ref = (Flat(_Ports(width, depth, write_registered), ports, ["r_data"]) for _ in range(2))
+    dut, ref = (
+        Flat(_Ports(width, depth, write_registered, addr_registered), ports, ["r_data"])
+        for _ in range(2)
+    )
     abits = (depth - 1).bit_length()
     # a small address window, so that reads hit written words often
     window = rng.sample(range(depth), min(depth, 48)) + [0, depth - 1]
+    n, wl, rl = 1500, int(write_registered), int(addr_registered)  # port -> RAM cycles
+    writes = [(rng.random() < 0.5, rng.choice(window), rng.randrange(1 << width)) for _ in range(n)]
+    reads = []
+    for t in range(n):
+        r_en, r_addr = rng.random() < 0.7 or t == 0, rng.choice(window)
+        # a read of the word written at the RAM in the same cycle is not defined: never done
+        w = t + rl - wl  # the write that reaches the RAM with this read
+        if r_en and 0 <= w < n and writes[w][0] and r_addr == writes[w][1]:
+            r_addr = next(a for a in window if a != r_addr)
+        reads.append((r_en, r_addr))
     stim, expect = [], []
     mem, latch, out = [0] * depth, 0, 0
-    pending = None  # a registered write: it lands in the next cycle
-    for t in range(1500):
-        w_en, r_en = rng.random() < 0.5, rng.random() < 0.7 or t == 0
-        w_addr, r_addr = rng.choice(window), rng.choice(window)
-        # a read of the word being written (this cycle's write, or last cycle's if the write
-        # port is registered) is not defined: never done
-        landing = pending[0] if pending else None
-        busy = {a for a, on in ((w_addr, w_en and not write_registered), (landing, True)) if on}
-        if r_en and r_addr in busy:
-            r_addr = next(a for a in window if a not in busy)
-        w_data = rng.randrange(1 << width)
+    at_ram = lambda seq, lat, t, off: seq[t - lat] if t >= lat else off  # noqa: E731
+    for t in range(n):
         lo, packed = 0, 0  # Flat packs the ports LSB first, in order
-        for v, bits in ((w_en, 1), (w_addr, abits), (w_data, width), (r_en, 1), (r_addr, abits)):
+        values = (*writes[t], *reads[t])
+        for v, bits in zip(values, (1, abits, width, 1, abits), strict=True):
             packed |= int(v) << lo
             lo += bits
         stim.append(packed)
         expect.append(out)  # sampled before this cycle's edge
+        r_en, r_addr = at_ram(reads, rl, t, (False, 0))
+        w_en, w_addr, w_data = at_ram(writes, wl, t, (False, 0, 0))
         latch, out = (mem[r_addr] if r_en else latch), latch
-        if write_registered:
-            if pending:
-                mem[pending[0]] = pending[1]
-            pending = (w_addr, w_data) if w_en else None
-        elif w_en:
+        if w_en:
             mem[w_addr] = w_data
     # the plain RAM's read port register has no power-up value in Verilog: cycle 1 is undefined
     ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
+    skip = 2 + rl
     got, want, text = run_side_by_side(
-        tmp_path, (dut, ecp5), (ref, None), stim, [MODEL], undefined_cycles=2
+        tmp_path, (dut, ecp5), (ref, None), stim, [MODEL], undefined_cycles=skip
     )
     bits = dp16kd_mode(depth)[0]
+    blocks = -(-width // bits)
     instances = re.findall(r"DP16KD #\((.*?)\n\s*\)", text, re.S)
-    assert len(instances) == -(-width // bits), "one block per data slice, none in depth"
+    assert len(instances) == blocks, "one block per data slice, none in depth"
     assert all('.REGMODE_B("OUTREG")' in body for body in instances)
     # a registered write is not observable through the ports (a read sees a write two cycles
     # on either way): check the register is there
     assert ("w_en_q" in text) == write_registered
+    # the registered read address: a copy per BLOCKS_PER_COPY blocks, each driving its own
+    copies = -(-blocks // BLOCKS_PER_COPY) if addr_registered else 0
+    ens = sorted(set(re.findall(r"\.CEB\(([^)]*)\)", text)))
+    assert len(ens) == max(1, copies), ens
+    if copies:
+        assert all("r_en_q" in e for e in ens), ens
     for t, (d, r, e) in enumerate(zip(got, want, expect, strict=True)):
-        if t < 2:
+        if t < skip:
             continue
         assert r == e, f"seed {seed}: plain RAM, cycle {t}: {r:#x}, model says {e:#x}"
         assert d == r, f"seed {seed}: DP16KD RAM, cycle {t}: {d:#x}, plain RAM {r:#x}"
