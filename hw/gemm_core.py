@@ -386,7 +386,8 @@ class GemmCore(wiring.Component):
             out_valid_stage.eq(outm.valid),
             out_first.eq(outm.first),
         ]
-        sums = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
+        # (a reset the sums keep: without it the iCE40 build packed 50 more logic cells)
+        sums = Signal(data.ArrayLayout(signed(32), C))
         for c in range(C):
             fresh = outm.first & ~desc.acc_keep
             if self.with_c_in:
