@@ -321,6 +321,21 @@ class TileCursor:
         self.m.d.sync += [s.eq(self._next[k]) for k, s in self._state.items()]
 
 
+def act_ram_options(pipe_regs: bool) -> dict[str, bool]:
+    """The activation buffers' :class:`RegisteredRam` options. With pipeline registers (ECP5
+    timing) the read data, the write port and the read address are all registered: the read
+    address of a buffer spread over 15 block RAMs (`large`) was a critical path. A read follows
+    a write by a command at least (its fetch), so the registered write changes no cycle."""
+    return dict(registered=pipe_regs, write_registered=pipe_regs, addr_registered=pipe_regs)
+
+
+def act_read_latency(pipe_regs: bool = True) -> int:
+    """Cycles from an activation buffer's read to its word (``pipe_regs=True``: simulation and
+    the ECP5; the iCE40 builds without)."""
+    opts = act_ram_options(pipe_regs)
+    return RegisteredRam.latency_for(opts["registered"], opts["addr_registered"])
+
+
 class SushiAccel(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
@@ -361,18 +376,15 @@ class SushiAccel(wiring.Component):
         pipe_regs = pipeline_regs(platform)
 
         m.submodules.core = core = GemmCore(
-            cfg, with_c_in=False, a_flow=False, int32_gap=4, a_registered=pipe_regs
+            cfg, with_c_in=False, a_flow=False, int32_gap=4, a_latency=act_read_latency(pipe_regs)
         )
         acts, act_rdata = [], []
         for b in range(2):
-            # writes registered too: a read follows a write by a command at least (its fetch)
-            ram = RegisteredRam(
-                word_bits, cfg.act_words, registered=pipe_regs, write_registered=pipe_regs
-            )
+            ram = RegisteredRam(word_bits, cfg.act_words, **act_ram_options(pipe_regs))
             m.submodules[f"act{b}"] = ram
             acts.append((ram.write, ram.read))
             act_rdata.append(ram.read.data)
-        acts_latency = ram.read_latency
+        assert ram.read_latency == act_read_latency(pipe_regs)
         # written only by CACHE, read only by GEMM: single-ported (SPRAM on the iCE40UP). ECP5
         # timing: its address and enables are registered too, in copies by its block RAMs
         # (64 on `large`, spread over the die), one more cycle of read latency
@@ -395,7 +407,7 @@ class SushiAccel(wiring.Component):
         )
         # an activation buffer's word reaches the queue as late as the PB's
         store_word = Signal(word_bits)
-        store_delay = pb.read_latency - acts_latency
+        store_delay = pb.read_latency - act_read_latency(pipe_regs)
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)

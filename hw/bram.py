@@ -77,7 +77,7 @@ class RegisteredRam(wiring.Component):
         self.width, self.depth, self.registered = width, depth, registered
         self.write_registered, self.addr_registered = write_registered, addr_registered
         #: cycles from a read's ``en``/``addr`` to its word on ``read.data``
-        self.read_latency = 1 + int(registered) + int(addr_registered)
+        self.read_latency = self.latency_for(registered, addr_registered)
         port = {"en": Out(1), "addr": Out(range(depth))}
         super().__init__(
             {
@@ -85,6 +85,10 @@ class RegisteredRam(wiring.Component):
                 "read": In(wiring.Signature({**port, "data": In(width)})),
             }
         )
+
+    @staticmethod
+    def latency_for(registered: bool, addr_registered: bool) -> int:
+        return 1 + int(registered) + int(addr_registered)
 
     def use_dp16kd(self, platform) -> bool:
         return (

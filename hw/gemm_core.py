@@ -48,10 +48,13 @@ class GemmCore(wiring.Component):
     flow control: ``a_avail`` is ignored (every A row is taken as written) and ``a_total`` is
     not computed, which saves the ``m * ceil(k/rows)`` multiplier and the issue comparator.
 
-    ``a_registered=True`` says that ``a_data`` arrives two cycles after ``a_en`` (the memory's
-    read and a register of the caller's, right at the RAM); otherwise it arrives a cycle after
-    and the core registers it. Either way a row reaches the array :attr:`feed_latency` cycles
-    after its issue.
+    ``a_latency`` is the cycles from ``a_en`` to ``a_data``. 1: a plain RAM read, which the core
+    registers. 2 or more: the caller's registers (right at the RAM: its read data, and with 3
+    its address too) and ``a_data`` goes straight into the array. A row reaches the array
+    :attr:`feed_latency` cycles after its issue (:meth:`feed_latency_for`). Up to 3 the weight
+    loader needs no change: a tile's bank is rewritten from the cycle after the following
+    tile's first issue, and its last activation still reads the bank in the cycle before the
+    first rewritten row lands (checked row by row and column by column; 4 would overlap).
 
     ``int32_gap=None`` buffers output rows in a FIFO of :attr:`fifo_depth` rows under credits.
     ``int32_gap=G`` has no output FIFO (it costs a ``32*cols``-bit wide block RAM): the
@@ -60,9 +63,6 @@ class GemmCore(wiring.Component):
     the core spaces int32 output rows ``G`` cycles apart at issue to keep that promise.
     """
 
-    #: cycles from a row's issue (``a_en``) to its A word entering the array
-    feed_latency = 2
-
     def __init__(
         self,
         cfg: AccelConfig,
@@ -70,10 +70,15 @@ class GemmCore(wiring.Component):
         with_c_in: bool = True,
         a_flow: bool = True,
         int32_gap: int | None = None,
-        a_registered: bool = False,
+        a_latency: int = 1,
     ):
+        if not 1 <= a_latency <= 3:
+            self._MustUse__silence = True  # never elaborated: no "unused" warning
+            raise ValueError(f"a_latency must be 1, 2 or 3, got {a_latency}")
         self.cfg = cfg
-        self.a_registered = a_registered
+        self.a_latency = a_latency
+        #: cycles from a row's issue (``a_en``) to its A word entering the array
+        self.feed_latency = self.feed_latency_for(a_latency)
         self.with_c_in = with_c_in
         self.a_flow = a_flow
         self.int32_gap = int32_gap
@@ -86,8 +91,7 @@ class GemmCore(wiring.Component):
                 "w": In(stream.Signature(data.ArrayLayout(signed(8), C))),
                 "c_in": In(stream.Signature(data.ArrayLayout(signed(32), C))),
                 "out": Out(stream.Signature(data.ArrayLayout(signed(32), C))),
-                # activation memory read port (data arrives one cycle after a_en, two with
-                # a_registered)
+                # activation memory read port (data arrives a_latency cycles after a_en)
                 "a_en": Out(1),
                 "a_addr": Out(range(cfg.act_words)),
                 "a_data": In(data.ArrayLayout(signed(8), R)),
@@ -100,6 +104,11 @@ class GemmCore(wiring.Component):
                 "issue": Out(1),  # a row entered the array this cycle (MAC-active)
             }
         )
+
+    @staticmethod
+    def feed_latency_for(a_latency: int) -> int:
+        """Cycles from a row's issue to its A word entering the array, for ``a_latency``."""
+        return max(2, a_latency)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -324,38 +333,40 @@ class GemmCore(wiring.Component):
             m.d.sync += cin_res.eq(cin_res + (fire & need_cin) - cin_pop)
 
         # ---- array feed ------------------------------------------------------------------
-        # stage 0: the A word leaves the memory; stage 1: it is registered and enters the array.
+        # stage 0: the A word leaves the memory; the last feed stage: it enters the array.
         # Timing (FPGA): a block RAM's clock-to-out (5.8 ns on the ECP5) then the activation
         # buffer select ran straight into PE(0,0)'s DSP input register; the ULX3S's critical
-        # path. With a_registered the register sits at each RAM instead, before the select.
+        # path. With a_latency >= 2 the register sits at each RAM instead, before the select.
         meta_layout = data.StructLayout(
             {"valid": 1, "first": 1, "emit": 1, "idx": unsigned(max(1, ld))}
         )
-        meta0, meta1 = Signal(meta_layout), Signal(meta_layout)
-        bank0, bank1 = Signal(), Signal()
+        F = self.feed_latency
+        metas = [Signal(meta_layout, name=f"meta{i}") for i in range(F)]
+        banks = [Signal(name=f"bank{i}") for i in range(F)]
         a_q = Signal.like(self.a_data, reset_less=True)  # data: no reset (docs/fpga.md)
         m.d.sync += [
-            meta0.valid.eq(fire),
-            meta0.first.eq(first),
-            meta0.emit.eq(emit),
-            meta0.idx.eq(m_cnt),
+            metas[0].valid.eq(fire),
+            metas[0].first.eq(first),
+            metas[0].emit.eq(emit),
+            metas[0].idx.eq(m_cnt),
             # issue_bank flips as a tile starts: the first row uses it, later rows its inverse
-            bank0.eq(Mux(tile_start, issue_bank, ~issue_bank)),
-            meta1.eq(meta0),
-            bank1.eq(bank0),
+            banks[0].eq(Mux(tile_start, issue_bank, ~issue_bank)),
         ]
-        if self.a_registered:
+        for i in range(1, F):
+            m.d.sync += [metas[i].eq(metas[i - 1]), banks[i].eq(banks[i - 1])]
+        if self.a_latency >= 2:
             m.d.comb += a_q.eq(self.a_data)
         else:
             m.d.sync += a_q.eq(self.a_data)
+        meta_in = metas[F - 1]
         m.d.comb += [
-            array.a_valid.eq(meta1.valid),
-            array.a_bank.eq(Mux(meta1.valid, bank1, 0)),
+            array.a_valid.eq(meta_in.valid),
+            array.a_bank.eq(Mux(meta_in.valid, banks[F - 1], 0)),
             array.a_data.eq(a_q),
         ]
 
         # metadata rides alongside the array
-        line = [meta1]
+        line = [meta_in]
         for i in range(L):
             d = Signal(meta_layout, name=f"meta_d{i + 1}")
             m.d.sync += d.eq(line[-1])
@@ -369,7 +380,7 @@ class GemmCore(wiring.Component):
         outm = line[L]
         m.d.sync += out2.eq(outm)
         m.d.comb += busy_pipe.eq(
-            Cat(meta0.valid, *(x.valid for x in line), out2.valid).any() | rq.busy
+            Cat(*(x.valid for x in metas[:-1] + line), out2.valid).any() | rq.busy
         )
         # Without the register (platforms whose block RAM and adder fit one clock period, such
         # as the iCE40 at 30 MHz) the read is issued a stage later: the data lines up the same.

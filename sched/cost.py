@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from sushi_hw.accel import act_read_latency
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
 from sushi_hw.gemm_core import GemmCore
@@ -103,7 +104,7 @@ class TimingModel:
     def __post_init__(self) -> None:
         if self.gemm_overhead is None:
             drain = (
-                GemmCore.feed_latency
+                GemmCore.feed_latency_for(act_read_latency())
                 + array_latency(self.cfg.rows, self.cfg.cols)
                 + Requantizer.latency
             )

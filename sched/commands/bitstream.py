@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="extra nextpnr options, one shell-quoted string, e.g. '--router router1'; "
         "they follow the board's own for the preset (ulx3s with large: "
         + " ".join(BOARDS["ulx3s"].nextpnr_opts.get("large", ()))
-        + ") and replace an option of the same name",
+        + ") and replace an option of the same name; a single option needs the = form: "
+        "--nextpnr-args=--detailed-timing-report",
     )
     p.add_argument(
         "--timeout",
