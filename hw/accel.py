@@ -401,13 +401,14 @@ class SushiAccel(wiring.Component):
         # their words through this queue; never both at once, so one queue serves both. With
         # the read data registered, two words are in flight and the queue is twice as deep, so
         # it still takes a word every cycle. A read is issued (readq.issue, its word on
-        # readq.data a cycle later, two with the read registers) only while readq.room.
+        # readq.data a cycle later, three with the read and address registers) only while
+        # readq.room.
         m.submodules.readq = readq = CreditedReadQueue(
             word_bits, depth=8 if pipe_regs else 4, latency=pb.read_latency
         )
-        # an activation buffer's word reaches the queue as late as the PB's
-        store_word = Signal(word_bits)
-        store_delay = pb.read_latency - act_read_latency(pipe_regs)
+        # one queue for both: an activation buffer's word arrives as late as the PB's
+        assert pb.read_latency == act_read_latency(pipe_regs)
+        store_word = Signal(word_bits)  # STORE's word, from the buffer it reads
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         m.submodules.conv_out = conv_out = WidthConverter(R, W)
         cmd_words = max(1, W // isa.CMD_BYTES)
@@ -461,13 +462,7 @@ class SushiAccel(wiring.Component):
         op = cmd[:4]
         c_cache = data.View(isa.CACHE, cmd[: isa.CACHE.size])
         c_act = data.View(isa.ACT_MOVE, cmd[: isa.ACT_MOVE.size])
-        # STORE's word from its buffer, delayed to the readq's latency (the PB's)
-        word: Value = Mux(c_act.buf, act_rdata[1], act_rdata[0])
-        for i in range(store_delay):
-            d = Signal(word_bits, name=f"store_word_d{i + 1}", reset_less=True)
-            m.d.sync += d.eq(word)
-            word = d
-        m.d.comb += store_word.eq(word)
+        m.d.comb += store_word.eq(Mux(c_act.buf, act_rdata[1], act_rdata[0]))
         c_gemm = data.View(isa.GEMM, cmd[: isa.GEMM.size])
         pc = Signal(AW + 1)  # up to mem_bytes: a program may run off the end
         pc_outside = Signal()  # the doorbell's address is beyond memory
