@@ -31,41 +31,40 @@ def dsp_pes(platform, n_pes: int) -> int:
     return n_pes if budget is None else max(0, min(n_pes, int(budget)))
 
 
-def lut_mul_s8_quarters(a: Value, b: Value) -> list[Value]:
-    """The four quarters of :func:`lut_mul_s8`: ``a * b[2i:2i+2]`` for i = 0..3, each int10.
+def _tree_sum(terms: list[Value]) -> Value:
+    terms = [t.as_signed() if not t.shape().signed else t for t in terms]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms), 2)]
+    return terms[0]
 
-    The low three 2-bit slices of ``b`` read as unsigned, the top one as signed (bit 7 weighs
-    -2), so ``a * b == q0 + (q1 << 2) + (q2 << 4) + (q3 << 6)`` (:func:`lut_mul_s8_join`).
-    Each quarter is one adder (or subtractor) of two partial products: the PE registers them,
-    so that stage is one LUT level and one carry chain (two adder levels in it were 10-14 ns on
-    `large`'s ECP5 array, docs/fpga.md), and the join's two adder levels are the next stage.
+
+def lut_mul_s8_halves(a: Value, b: Value) -> tuple[Value, Value]:
+    """The two halves of :func:`lut_mul_s8`'s adder tree: ``(a * b[0:4], a * b[4:8])``.
+
+    ``lo`` multiplies by the low nibble of ``b`` read as unsigned, ``hi`` by the high nibble
+    read as signed; both fit int12, and ``a * b == lo + (hi << 4)`` (:func:`lut_mul_s8_join`).
+    Each is two adder levels of shifted partial products. The PE registers them (a pipeline
+    stage inside the multiplier), so that half of the tree runs in the cycle in which ``a_out``
+    is registered and the other half in the cycle of the product register.
     """
-    a = a.as_signed()
-
-    def pp(bit: Value, shift: int) -> Value:
-        return Mux(bit, a << shift, 0)
-
-    qs = [pp(b[2 * i], 0) + pp(b[2 * i + 1], 1) for i in range(3)]
-    qs.append(pp(b[6], 0) - pp(b[7], 1))
-    return [q[:10].as_signed() for q in qs]
+    lo = _tree_sum([Mux(b[i], a << i, 0) for i in range(4)])
+    hi = _tree_sum([Mux(b[4 + i], a << i, 0) for i in range(3)] + [Mux(b[7], -(a << 3), 0)])
+    return lo[:12].as_signed(), hi[:12].as_signed()
 
 
-def lut_mul_s8_join(q: list[Value]) -> Value:
-    """``q0 + (q1 << 2) + (q2 << 4) + (q3 << 6)`` as int16: the product from
-    :func:`lut_mul_s8_quarters`, in two adder levels."""
-    lo = q[0] + (q[1] << 2)
-    hi = q[2] + (q[3] << 2)
+def lut_mul_s8_join(lo: Value, hi: Value) -> Value:
+    """``lo + (hi << 4)`` as int16: the product from :func:`lut_mul_s8_halves`."""
     return (lo + (hi << 4))[:16].as_signed()
 
 
 def lut_mul_s8(a: Value, b: Value) -> Value:
-    """``a * b`` for two int8 from shifted partial products (int16).
+    """``a * b`` for two int8 as a balanced tree of shifted partial products (int16).
 
     Written without a multiply operator so that Yosys does not map it onto a DSP block: on a
     device with fewer DSPs than PEs the remaining PEs use this (split in two pipeline stages,
-    :func:`lut_mul_s8_quarters` and :func:`lut_mul_s8_join`).
+    :func:`lut_mul_s8_halves` and :func:`lut_mul_s8_join`).
     """
-    return lut_mul_s8_join(lut_mul_s8_quarters(a, b))
+    return lut_mul_s8_join(*lut_mul_s8_halves(a, b))
 
 
 class ProcessingElement(wiring.Component):
@@ -85,8 +84,8 @@ class ProcessingElement(wiring.Component):
       ``a_out``/``weight`` registers load: its input registers are that ``weight`` register and
       a copy of ``a_out``, its output register is ``prod`` (Yosys would leave all three in the
       fabric). ``a_out`` stays a fabric register: it feeds the next PE.
-    * ``use_dsp=False``: the LUT multiplier :func:`lut_mul_s8`, pipelined: its four quarters
-      (:func:`lut_mul_s8_quarters`) are computed from ``a_in`` and ``w[bank]`` and registered in
+    * ``use_dsp=False``: the LUT multiplier :func:`lut_mul_s8`, pipelined: its two half trees
+      (:func:`lut_mul_s8_halves`) are computed from ``a_in`` and ``w[bank]`` and registered in
       place of ``weight``, and their sum (:func:`lut_mul_s8_join`) is ``prod``.
     """
 
@@ -123,10 +122,10 @@ class ProcessingElement(wiring.Component):
         # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
         prod = Signal(signed(16), reset_less=True)
         if not self.use_dsp:
-            quarters = lut_mul_s8_quarters(self.a_in, selected)
-            q_regs = [Signal(signed(10), name=f"mul_q{i}", reset_less=True) for i in range(4)]
-            m.d.sync += [r.eq(q) for r, q in zip(q_regs, quarters, strict=True)]
-            m.d.sync += prod.eq(lut_mul_s8_join(q_regs))
+            lo, hi = lut_mul_s8_halves(self.a_in, selected)
+            lo_q = Signal(signed(12), name="mul_lo", reset_less=True)
+            hi_q = Signal(signed(12), name="mul_hi", reset_less=True)
+            m.d.sync += [lo_q.eq(lo), hi_q.eq(hi), prod.eq(lut_mul_s8_join(lo_q, hi_q))]
         elif ecp5_dsp(platform):
             m.submodules.mul = mul = RegisteredMul(
                 signed(8), signed(8), reg_inputs=True, mult18x18d=True

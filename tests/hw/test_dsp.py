@@ -18,7 +18,7 @@ import pytest
 from amaranth.hdl import Const, Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from icarus_harness import Flat, run_side_by_side
-from sushi_hw.array import SystolicArray, lut_mul_s8_join, lut_mul_s8_quarters
+from sushi_hw.array import SystolicArray, lut_mul_s8_halves, lut_mul_s8_join
 from sushi_hw.dsp import ECP5_DSP_ATTR, RegisteredMul
 from sushi_hw.reference import requantize
 from sushi_hw.requant import Requantizer
@@ -149,27 +149,25 @@ def test_harness_sees_a_latency_difference(tmp_path):
     assert dut != ref
 
 
-def test_lut_mul_quarters_exhaustive():
-    """``lut_mul_s8_quarters`` and ``lut_mul_s8_join`` over all 65,536 int8 pairs: 256 lanes
-    with a constant ``a`` each, ``b`` swept (Amaranth simulator)."""
+def test_lut_mul_halves_exhaustive():
+    """``lut_mul_s8_halves`` and ``lut_mul_s8_join`` over all 65,536 int8 pairs: 256 lanes with
+    a constant ``a`` each, ``b`` swept (Amaranth simulator)."""
     b = Signal(signed(8))
     m = Module()
     lanes = []
     for av in range(-128, 128):
-        qs = lut_mul_s8_quarters(Const(av, signed(8)), b)
-        sigs = [Signal(signed(10)) for _ in range(4)] + [Signal(signed(16))]
-        m.d.comb += [s.eq(q) for s, q in zip(sigs, qs, strict=False)]
-        m.d.comb += sigs[4].eq(lut_mul_s8_join(qs))
+        lo, hi = lut_mul_s8_halves(Const(av, signed(8)), b)
+        sigs = [Signal(signed(12)), Signal(signed(12)), Signal(signed(16))]
+        m.d.comb += [sigs[0].eq(lo), sigs[1].eq(hi), sigs[2].eq(lut_mul_s8_join(lo, hi))]
         lanes.append((av, sigs))
     bad = []
 
     async def bench(ctx):
         for bv in range(-128, 128):
             ctx.set(b, bv)
-            digits = [(bv >> (2 * i)) & 3 for i in range(3)] + [bv >> 6]  # the top one signed
-            for av, sigs in lanes:
-                want = tuple(av * d for d in digits) + (av * bv,)
-                got = tuple(ctx.get(s) for s in sigs)
+            for av, (lo, hi, y) in lanes:
+                want = (av * (bv & 15), av * (bv >> 4), av * bv)
+                got = (ctx.get(lo), ctx.get(hi), ctx.get(y))
                 if got != want:
                     bad.append((av, bv, got, want))
 
@@ -270,8 +268,8 @@ def test_array_ecp5_matches_plain_and_numpy(tmp_path, request, R, C, dsp_pes):
     assert len(insts) == n_dsp
     for p in insts:
         assert p["REG_INPUTA_CLK"] == p["REG_INPUTB_CLK"] == p["REG_OUTPUT_CLK"] == "CLK0", p
-    # the LUT PEs register the four quarters of their multiplier
-    assert len(re.findall(r"reg \[9:0\] mul_q3 = ", text)) == R * C - n_dsp
+    # the LUT PEs register the two halves of their multiplier tree
+    assert len(re.findall(r"reg \[11:0\] mul_lo = ", text)) == R * C - n_dsp
 
 
 def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
