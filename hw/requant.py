@@ -21,7 +21,6 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .bram import REPLICA_ATTR
 from .dsp import RegisteredMul, ecp5_dsp
 from .pipeline import pipeline_regs
 from .reference import MULT_BITS, SHIFT_BITS
@@ -81,33 +80,20 @@ class Requantizer(wiring.Component):
 
         ecp5 = ecp5_dsp(platform)
         p = self.params
-        pipe_regs = pipeline_regs(platform)
-        # ECP5 timing: the parameters are registered in a copy per lane (kept apart in Yosys,
-        # sushi_hw.bram.REPLICA_ATTR): one register driving all the lanes' DSP inputs and
-        # shifters across the die was `large`'s critical path (9.2 ns of routing from `shift`)
-        copies = self.lanes if pipe_regs else 1
-        attrs = {REPLICA_ATTR: 1} if copies > 1 else {}
-        mults, shifts = [], []
-        for c in range(copies):
-            sfx = str(c) if copies > 1 else ""
-            mult = Signal(MULT_BITS, name=f"mult{sfx}", attrs=attrs)
-            if pipe_regs:
-                # the descriptor's fan-out through this mux into 2 * lanes DSP inputs did not
-                # fit 10 ns; registered, the parameters lead the rows by a cycle
-                m.d.sync += mult.eq(Mux(p.enable, p.mult, 1))
-            else:
-                m.d.comb += mult.eq(Mux(p.enable, p.mult, 1))
-            # used from stage 3 on; the parameters are stable by then
-            shift = Signal(SHIFT_BITS, name=f"shift{sfx}", attrs=attrs)
-            m.d.sync += shift.eq(Mux(p.enable, p.shift, 0))
-            mults.append(mult)
-            shifts.append(shift)
+        mult = Signal(MULT_BITS)
+        if pipeline_regs(platform):
+            # ECP5 timing: the descriptor's fan-out through this mux into 2 * lanes DSP
+            # inputs did not fit 10 ns; registered, the parameters lead the rows by a cycle
+            m.d.sync += mult.eq(Mux(p.enable, p.mult, 1))
+        else:
+            m.d.comb += mult.eq(Mux(p.enable, p.mult, 1))
+        shift = Signal(SHIFT_BITS)  # used from stage 3 on; the parameters are stable by then
+        m.d.sync += shift.eq(Mux(p.enable, p.shift, 0))
         levels = list(reversed(range(SHIFT_BITS)))  # shifter levels, the largest step first
         max_shift = (1 << SHIFT_BITS) - 1
 
         for i in range(self.lanes):
             x = self.i_data[i]
-            mult, shift = mults[i % copies], shifts[i % copies]
             # Data registers carry no reset (the valid bits do): the DSP blocks absorb them,
             # and a reset would collide with the synchronous set/reset that stand in for LUTs.
             # stage 1: the products, registered in the DSPs: on ECP5 MULT18X18D instances with
