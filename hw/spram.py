@@ -39,7 +39,7 @@ class SinglePortRam(wiring.Component):
         self.ram_name, self.width, self.depth = name, width, depth
         self.registered, self.ports_registered = registered, ports_registered
         #: cycles from ``en`` to the word on ``rdata``
-        self.read_latency = 1 + int(registered) + int(ports_registered)
+        self.read_latency = RegisteredRam.latency_for(registered, ports_registered)
         super().__init__(
             {
                 "addr": In(range(depth)),
