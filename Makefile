@@ -61,7 +61,8 @@ format: $(STAMP)
 clean:
 	rm -rf build sim_build
 
-# FPGA bitstream + build/<board>/report.json (YoWASP tools unless YOSYS/NEXTPNR_* are set)
+# FPGA bitstream + build/<board>/report.json (YoWASP tools unless YOSYS/NEXTPNR_* are set);
+# SEED=1,2,3 places and routes each seed (one per core at a time) and keeps the best
 BOARD ?= icebreaker
 BOARD_PRESET ?=
 SEED ?= 1

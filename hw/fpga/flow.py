@@ -17,7 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -269,12 +270,14 @@ def _run_flow(
     seed: int,
     log_name: str,
     stop_after_place: bool = False,
+    synth_only: bool = False,
     nextpnr_args: Sequence[str] = (),
     timeout_min: float | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
     in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
-    only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer.
+    only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer;
+    ``synth_only`` runs Yosys alone (the script is still written whole, for the seeds to split).
     ``nextpnr_args`` go on nextpnr's command line after the board's own options
     (:func:`nextpnr_options`).
     Returns the work directory and the environment the tools ran with."""
@@ -317,6 +320,10 @@ def _run_flow(
             keep.append(line)
         script = "place_only.sh"
         (work / script).write_text("\n".join(keep) + "\n")
+    elif synth_only:
+        header, synth, _ = _split_script((work / script).read_text())
+        script = "synth_only.sh"
+        (work / script).write_text("\n".join([*header, *synth]) + "\n")
     run_script(["sh", script], work, env, out_dir / log_name, timeout_min)
     return work, env
 
@@ -440,52 +447,189 @@ def build_bitstream(
     *,
     clock_mhz: float,
     name: str | None = None,
-    seed: int = 1,
+    seeds: Sequence[int] = (1,),
+    jobs: int | None = None,
     nextpnr_args: Sequence[str] = (),
     timeout_min: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Synthesise, place and route ``top`` for ``board``; write the bitstream and report.json.
 
     Returns the report dict. Timing failure does not stop the build (``--timing-allow-fail``):
     the report says ``timing_met: false`` and ``report_detail.json`` holds the critical path.
+
+    With several ``seeds`` Yosys runs once and nextpnr once per seed, ``jobs`` at a time (in
+    ``work/seed<N>/``, logs ``seed<N>.log``). The best placement wins (timing met first, then
+    the highest Fmax): its bitstream and reports land in ``out_dir``, and ``seeds.json`` lists
+    every seed's result. A seed that fails or passes ``timeout_min`` is reported there and does
+    not lose the others; only when every seed fails is it an error.
     """
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds:
+        raise ValueError("no seed given")
     name = name or f"sushi_{board.name}"
     out_dir = Path(out_dir)
+    say = progress or (lambda msg: None)
     t0 = time.time()
-    work, env = _run_flow(
-        board,
-        top,
-        cfg,
-        out_dir,
-        name,
-        seed=seed,
-        log_name="build.log",
-        nextpnr_args=nextpnr_args,
-        timeout_min=timeout_min,
-    )
-    bit = f"{name}.bin" if board.family == "ice40" else f"{name}.bit"
-    shutil.copy(work / bit, out_dir / bit)
-    nextpnr_log = (work / f"{name}.tim").read_text(errors="replace")
-    report_np = json.loads((work / "nextpnr_report.json").read_text())
+    if len(seeds) == 1:
+        work, env = _run_flow(
+            board,
+            top,
+            cfg,
+            out_dir,
+            name,
+            seed=seeds[0],
+            log_name="build.log",
+            nextpnr_args=nextpnr_args,
+            timeout_min=timeout_min,
+        )
+        runs = {seeds[0]: _collect(board, cfg, work, name, clock_mhz)}
+    else:
+        work, env = _run_flow(
+            board,
+            top,
+            cfg,
+            out_dir,
+            name,
+            seed=seeds[0],
+            log_name="synth.log",
+            nextpnr_args=nextpnr_args,
+            timeout_min=timeout_min,
+            synth_only=True,
+        )
+        say(f"synthesised in {time.time() - t0:.0f} s; placing and routing seeds {seeds}")
+        runs = _route_seeds(
+            board, cfg, work, name, out_dir, env, seeds, jobs, clock_mhz, timeout_min, say
+        )
+    ok = {s: r for s, r in runs.items() if "error" not in r}
+    if not ok:
+        raise ToolError(
+            "FPGA flow failed for every seed:\n" + "\n".join(r["error"] for r in runs.values())
+        )
+    best = max(ok, key=lambda s: (ok[s]["report"]["timing_met"], ok[s]["report"]["fmax_mhz"]))
+    chosen = ok[best]
+    rep = chosen["report"]
+    (out_dir / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    shutil.copy(chosen["dir"] / chosen["bitstream"], out_dir / chosen["bitstream"])
+    detail = {
+        "report": rep,
+        "seed": best,
+        "available": chosen["available"],
+        "clocks_mhz": chosen["clocks_mhz"],
+        "critical_paths": chosen["critical_paths"],
+        "build_seconds": round(time.time() - t0, 1),
+        "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
+        "nextpnr_args": nextpnr_options(board, cfg.name, nextpnr_args),
+        "bitstream": chosen["bitstream"],
+        "logic_depth": _logic_depth(work / f"{name}.json"),
+    }
+    (out_dir / "report_detail.json").write_text(json.dumps(detail, indent=2) + "\n")
+    if len(seeds) > 1:
+        summary = {"chosen": best, "seeds": [_seed_summary(s, runs[s]) for s in seeds]}
+        (out_dir / "seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return rep
+
+
+def _collect(board: Board, cfg, run_dir: Path, name: str, clock_mhz: float) -> dict[str, Any]:
+    """One finished nextpnr run in ``run_dir``: report.json's dict and the detail it needs."""
+    nextpnr_log = (run_dir / f"{name}.tim").read_text(errors="replace")
+    report_np = json.loads((run_dir / "nextpnr_report.json").read_text())
     parsed = parse_nextpnr_report(report_np, board, nextpnr_log)
     rep = make_report(board, cfg, parsed, clock_mhz)
     check_report(rep)
-    (out_dir / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
-    detail = {
+    return {
         "report": rep,
+        "dir": run_dir,
+        "bitstream": f"{name}.bin" if board.family == "ice40" else f"{name}.bit",
         "available": {k: v[1] for k, v in parsed["resources"].items()},
         "clocks_mhz": {
             k: {"achieved": a, "constraint": c} for k, (a, c) in parsed["clocks"].items()
         },
         "critical_paths": _critical_summary(report_np),
-        "build_seconds": round(time.time() - t0, 1),
-        "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
-        "nextpnr_args": nextpnr_options(board, cfg.name, nextpnr_args),
-        "bitstream": bit,
-        "logic_depth": _logic_depth(work / f"{name}.json"),
     }
-    (out_dir / "report_detail.json").write_text(json.dumps(detail, indent=2) + "\n")
-    return rep
+
+
+def _route_seeds(
+    board: Board,
+    cfg,
+    work: Path,
+    name: str,
+    out_dir: Path,
+    env: Mapping[str, str],
+    seeds: Sequence[int],
+    jobs: int | None,
+    clock_mhz: float,
+    timeout_min: float | None,
+    say: Callable[[str], None],
+) -> dict[int, dict[str, Any]]:
+    """Place, route and pack the synthesised netlist in ``work`` once per seed, in parallel
+    (the tools are subprocesses; the threads only wait). Each run's result, or its error."""
+    header, _, pnr = _split_script((work / _flow_script(work)).read_text())
+
+    def one(seed: int) -> dict[str, Any]:
+        d = work / f"seed{seed}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        for ext in (".json", ".pcf", ".lpf"):  # the netlist and constraints nextpnr reads
+            src = work / f"{name}{ext}"
+            if src.exists():
+                # a hard link, not a symlink: YoWASP's sandbox sees only the run directory
+                try:
+                    os.link(src, d / src.name)
+                except OSError:
+                    shutil.copy(src, d / src.name)
+        lines = [re.sub(r"--seed \d+", f"--seed {seed}", ln) for ln in pnr]
+        (d / "pnr.sh").write_text("\n".join([*header, *lines]) + "\n")
+        t = time.time()
+        try:
+            run_script(["sh", "pnr.sh"], d, env, out_dir / f"seed{seed}.log", timeout_min)
+            res = _collect(board, cfg, d, name, clock_mhz)
+        except (ToolError, OSError, ValueError) as e:
+            say(f"seed {seed}: failed after {time.time() - t:.0f} s")
+            return {"error": f"seed {seed}: {e}", "seconds": round(time.time() - t, 1)}
+        r = res["report"]
+        met = "timing met" if r["timing_met"] else "timing NOT met"
+        say(f"seed {seed}: {r['fmax_mhz']} MHz, {met} ({time.time() - t:.0f} s)")
+        res["seconds"] = round(time.time() - t, 1)
+        return res
+
+    workers = max(1, min(len(seeds), jobs or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(seeds, pool.map(one, seeds), strict=True))
+
+
+def _seed_summary(seed: int, run: Mapping[str, Any]) -> dict[str, Any]:
+    if "error" in run:
+        return {"seed": seed, "error": run["error"].splitlines()[0], "seconds": run["seconds"]}
+    r = run["report"]
+    return {
+        "seed": seed,
+        "fmax_mhz": r["fmax_mhz"],
+        "timing_met": r["timing_met"],
+        "seconds": run["seconds"],
+        "critical_path_ns": next((c["delay_ns"] for c in run["critical_paths"]), None),
+    }
+
+
+def _flow_script(work: Path) -> str:
+    (script,) = work.glob("build_*.sh")
+    return script.name
+
+
+def _split_script(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Amaranth's build script as (header, synthesis lines, place-route-pack lines): the
+    header sets the tool variables, synthesis is the ``$YOSYS`` call."""
+    header, synth, pnr = [], [], []
+    for line in text.splitlines():
+        if line.startswith('"$YOSYS"'):
+            synth.append(line)
+        elif line.startswith('"$'):
+            pnr.append(line)
+        elif not synth:
+            header.append(line)
+    if len(synth) != 1 or not pnr:
+        raise ToolError(f"unexpected build script layout: {len(synth)} Yosys, {len(pnr)} others")
+    return header, synth, pnr
 
 
 def _logic_depth(netlist: Path) -> dict[str, Any] | None:

@@ -29,7 +29,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="preset (default: the board's own)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--out", type=Path, default=Path("build"), help="output root")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument(
+        "--seed",
+        type=_seed_list,
+        default=[1],
+        metavar="N[,N...]",
+        help="nextpnr placement seed, or a comma-separated list to sweep: Yosys runs once, "
+        "nextpnr once per seed (--jobs at a time), and the best result (timing met, then "
+        "the highest Fmax) is kept; OUT/<board>/seeds.json lists them all (default 1)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="J",
+        help="seeds placed and routed at once (default: one per CPU core; the YoWASP "
+        "nextpnr runs on one core)",
+    )
     p.add_argument(
         "--nextpnr-args",
         default="",
@@ -62,7 +78,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seed``: one seed or a comma-separated list of them."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a seed or a comma-separated list of seeds (e.g. 1,2,3)"
+        ) from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must not be negative: {text!r}")
+    return seeds
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     try:
         board = get_board(args.board)
         cfg = make_config(args.preset or board.preset, **parse_overrides(args.set))
@@ -86,12 +117,16 @@ def run(args: argparse.Namespace) -> int:
             cfg,
             out,
             clock_mhz=cfg.clock_mhz,
-            seed=args.seed,
+            seeds=args.seed,
+            jobs=args.jobs,
             nextpnr_args=shlex.split(args.nextpnr_args),
             timeout_min=args.timeout,
+            progress=lambda msg: print(f"sushi: {msg}", flush=True),
         )
     except ToolError as e:
         raise UserError(str(e)) from None
+    if len(args.seed) > 1:
+        print(f"sushi: kept the best seed; all of them in {out / 'seeds.json'}")
     print(json.dumps(rep, indent=2))
     if not rep["timing_met"]:
         print(
@@ -106,6 +141,8 @@ def _estimate(board, cfg, args: argparse.Namespace) -> int:
     from sushi_hw.fpga.fit import plan
     from sushi_hw.fpga.flow import estimate
 
+    if len(args.seed) > 1:
+        raise UserError("--estimate takes one --seed, not a list")
     p = plan(board, cfg)
     print(p.summary())
     for problem in p.problems:
@@ -118,7 +155,7 @@ def _estimate(board, cfg, args: argparse.Namespace) -> int:
             top,
             cfg,
             out,
-            seed=args.seed,
+            seed=args.seed[0],
             nextpnr_args=shlex.split(args.nextpnr_args),
             timeout_min=args.timeout,
         )
