@@ -517,6 +517,7 @@ def build_bitstream(
         "available": chosen["available"],
         "clocks_mhz": chosen["clocks_mhz"],
         "critical_paths": chosen["critical_paths"],
+        "slack": chosen["slack"],
         "build_seconds": round(time.time() - t0, 1),
         "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
         "nextpnr_args": nextpnr_options(board, cfg.name, nextpnr_args),
@@ -546,6 +547,7 @@ def _collect(board: Board, cfg, run_dir: Path, name: str, clock_mhz: float) -> d
             k: {"achieved": a, "constraint": c} for k, (a, c) in parsed["clocks"].items()
         },
         "critical_paths": _critical_summary(report_np),
+        "slack": slack_summary(nextpnr_log),
     }
 
 
@@ -608,6 +610,7 @@ def _seed_summary(seed: int, run: Mapping[str, Any]) -> dict[str, Any]:
         "timing_met": r["timing_met"],
         "seconds": run["seconds"],
         "critical_path_ns": next((c["delay_ns"] for c in run["critical_paths"]), None),
+        "slack": run["slack"],
     }
 
 
@@ -630,6 +633,36 @@ def _split_script(text: str) -> tuple[list[str], list[str], list[str]]:
     if len(synth) != 1 or not pnr:
         raise ToolError(f"unexpected build script layout: {len(synth)} Yosys, {len(pnr)} others")
     return header, synth, pnr
+
+
+def slack_summary(log_text: str) -> dict[str, Any] | None:
+    """The last "Slack histogram" of a nextpnr log, summed: endpoints, those with negative
+    slack, and their total negative slack (ns). nextpnr prints bins of its own width with
+    ``*`` per unit and ``+`` for a remainder (taken as half a unit), so the sums are estimates.
+    One critical path moves with the seed by several MHz; these sums move less, so they judge
+    a change that shortens many paths at once. None if the log has no histogram."""
+    at = log_text.rfind("Slack histogram")
+    if at < 0:
+        return None
+    text = log_text[at:]
+    unit = re.search(r"\* represents (\d+) endpoint", text)
+    if not unit:
+        return None
+    n_unit = int(unit.group(1))
+    total = failing = tns_ps = 0.0
+    for lo, hi, stars, plus in re.findall(r"\[\s*(-?\d+),\s*(-?\d+)\) \|(\**)(\+?)", text):
+        lo_ps, hi_ps = int(lo), int(hi)
+        n = len(stars) * n_unit + (n_unit / 2 if plus else 0)
+        total += n
+        if lo_ps < 0:  # the part of the bin below zero, its slack at the part's midpoint
+            part = 1.0 if hi_ps <= 0 else -lo_ps / (hi_ps - lo_ps)
+            failing += n * part
+            tns_ps += n * part * (lo_ps + min(hi_ps, 0)) / 2
+    return {
+        "endpoints": round(total),
+        "failing_endpoints": round(failing),
+        "negative_slack_ns": round(tns_ps / 1000, 1),
+    }
 
 
 def _logic_depth(netlist: Path) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from sushi_hw.fpga.flow import (
     _split_script,
     build_bitstream,
     missing_tools,
+    slack_summary,
     tool_env,
 )
 
@@ -78,6 +79,9 @@ def test_a_seed_sweep_keeps_the_best_and_lists_every_seed(board, tmp_path):
     assert json.loads((tmp_path / "report.json").read_text()) == rep
     detail = json.loads((tmp_path / "report_detail.json").read_text())
     assert detail["seed"] == best["seed"]
+    # 12 MHz is easy for a counter: every endpoint has slack, and the log's histogram says so
+    assert detail["slack"]["failing_endpoints"] == 0 and detail["slack"]["endpoints"] > 24
+    assert all(r["slack"]["failing_endpoints"] == 0 for r in runs.values())
     chosen_bit = tmp_path / "work" / f"seed{best['seed']}" / "blinky.bin"
     assert (tmp_path / "blinky.bin").read_bytes() == chosen_bit.read_bytes()
 
@@ -112,3 +116,21 @@ def test_the_build_script_splits_into_synthesis_and_place_route_pack():
     assert [ln.split()[0] for ln in pnr] == ['"$NEXTPNR_ICE40"', '"$ICEPACK"']
     with pytest.raises(ToolError, match="unexpected build script"):
         _split_script("#!/bin/sh\n" + '"$ICEPACK" t.asc t.bin\n')
+
+
+def test_slack_summary_sums_the_last_histogram():
+    first = "Info: Slack histogram:\nInfo:  legend: * represents 9 endpoint(s)\n"
+    log = (
+        first
+        + "Info: [ -900,  -100) |*\n"  # discarded: an earlier histogram (placement)
+        + "Info: Slack histogram:\n"
+        + "Info:  legend: * represents 10 endpoint(s)\n"
+        + "Info:          + represents [1,10) endpoint(s)\n"
+        + "Info: [ -3000,  -1000) |**+\n"  # 25 endpoints at -2 ns
+        + "Info: [ -1000,   1000) |****\n"  # 40, half of them at -0.5 ns
+        + "Info: [  1000,   3000) |******\n"
+        + "Info: Checksum: 0x1\n"
+    )
+    got = slack_summary(log)
+    assert got == {"endpoints": 125, "failing_endpoints": 45, "negative_slack_ns": -60.0}
+    assert slack_summary("Info: Program finished normally.") is None
