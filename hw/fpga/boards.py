@@ -76,15 +76,16 @@ class Board:
 
 #: ``synth_ice40``'s own ``map_luts:`` and ``map_cells:`` steps (Yosys 0.70), with the UP5K's
 #: cell delays (``ICE40_U``; synth_ice40 models the HX unless told ``-device u``) and an
-#: inter-LUT wire delay of 1.5 ns for ABC9 instead of synth_ice40's 0.25 ns (0.75 with
+#: inter-LUT wire delay of 2.5 ns for ABC9 instead of synth_ice40's 0.25 ns (0.75 with
 #: ``-device u``). nextpnr routes a LUT-to-LUT hop on the nearly full UP5K in 1.8-3 ns, so
 #: with 0.25 ns ABC chained LUTs to save area or follow a carry chain's arrival order
-#: (8-10 LUTs in series, the critical paths of the builds); at 1.5 ns the deepest register-to-
-#: register path is 8 LUTs, for the same number of cells (``logic_depth`` in the reports).
+#: (8-10 LUTs in series, the critical paths of the builds). The deepest register-to-register
+#: path of ``tiny`` (``logic_depth`` in the reports): 8 LUTs at 1.5 ns (5,242 cells), 7 at
+#: 2 ns (5,248), 6 at 2.5 ns (5,260 of 5,280; docs/fpga.md has the builds).
 ICE40_LUT_MAPPING = (
     "techmap -map +/ice40/latches_map.v",
     "read_verilog -D ICE40_U -icells -lib -specify +/ice40/abc9_model.v",
-    "abc9 -W 1500",
+    "abc9 -W 2500",
     "ice40_wrapcarry -unwrap",
     "techmap -map +/ice40/ff_map.v",
     "clean",
