@@ -17,12 +17,17 @@ from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .bram import REPLICA_ATTR
 from .dsp import RegisteredMul, ecp5_dsp
+from .pipeline import pipeline_regs
 
 #: Attribute a build platform may carry: how many PEs (row-major) may use a hardware multiplier.
 #: The rest get the LUT multiplier :func:`lut_mul_s8`. Absent (simulation, generic Verilog):
 #: every PE writes ``a * w`` and the synthesis tool decides.
 DSP_PES_ATTR = "sushi_dsp_pes"
+
+#: PE rows sharing one copy of a column's weight data and bank (with pipeline registers)
+WEIGHT_ROWS_PER_COPY = 4
 
 
 def dsp_pes(platform, n_pes: int) -> int:
@@ -73,7 +78,8 @@ class ProcessingElement(wiring.Component):
     Latency: ``a_in`` at cycle t -> ``a_out`` at t+1; its product lands in ``psum_out`` at t+3,
     added to the ``psum_in`` present at t+2. ``bank`` belongs to the activation on ``a_in``: the
     weight is selected and registered alongside ``a_out``, so the multiplier's inputs are both
-    flip-flops (the bank bit fans out to a whole anti-diagonal and is slow to route).
+    flip-flops (the bank bit comes from far: a tap shared by an anti-diagonal, or with pipeline
+    registers the left PE's ``bank_out``, ``bank`` registered beside ``a_out``).
 
     The multiplier, same latency and results in every variant:
 
@@ -97,6 +103,7 @@ class ProcessingElement(wiring.Component):
                 "a_in": In(signed(8)),
                 "a_out": Out(signed(8)),
                 "bank": In(1),  # weight bank for the activation on a_in
+                "bank_out": Out(1),  # ``bank`` registered beside ``a_out``: the next PE's
                 "psum_in": In(signed(psum_bits)),
                 "psum_out": Out(signed(psum_bits)),
                 "w_we": In(1),
@@ -119,6 +126,10 @@ class ProcessingElement(wiring.Component):
         a_q = Signal(signed(8), name="a_q", reset_less=True)
         m.d.sync += a_q.eq(self.a_in)
         m.d.comb += self.a_out.eq(a_q)
+        # equal in every PE of an anti-diagonal: a replica, so that synthesis keeps one per PE
+        bank_q = Signal(name="bank_q", attrs={REPLICA_ATTR: 1})
+        m.d.sync += bank_q.eq(self.bank)
+        m.d.comb += self.bank_out.eq(bank_q)
         # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
         prod = Signal(signed(16), reset_less=True)
         if not self.use_dsp:
@@ -193,30 +204,56 @@ class SystolicArray(wiring.Component):
         # The bank bit rides the activation wavefront: PE(r, c)'s a_in carries the activation
         # presented r+c cycles ago, so every PE on an anti-diagonal shares one tap of a delay
         # line. A tile's weights are complete two cycles before the PE selects them (rows >= 2).
+        # With pipeline registers (FPGA timing) the bit rides along each row instead, from PE
+        # to PE beside the activation (``bank_out``), so no tap drives a whole anti-diagonal
+        # (up to 16 PEs apart on `large`); the same cycles.
+        pipe = pipeline_regs(platform)
         bank_line = [self.a_bank]
-        for i in range(R + C - 2):
+        for i in range(R - 1 if pipe else R + C - 2):
             d = Signal(name=f"bank_d{i + 1}")
             m.d.sync += d.eq(bank_line[-1])
             bank_line.append(d)
         for r in range(R):
             for c in range(C):
-                m.d.comb += pes[r][c].bank.eq(bank_line[r + c])
+                if pipe and c > 0:
+                    m.d.comb += pes[r][c].bank.eq(pes[r][c - 1].bank_out)
+                else:
+                    m.d.comb += pes[r][c].bank.eq(bank_line[r + c])
 
         # Weight bus: column c sees it c+1 cycles late (same skew as the activations); each PE
-        # latches the row addressed to it.
+        # latches the row addressed to it. With pipeline registers the columns' delay lines
+        # are replicas (equal in every column, Yosys merged them into one line whose taps
+        # drove up to 256 PEs' enables on `large`), and the last stage is decoded into one
+        # write-enable register per PE and a bank/data copy per WEIGHT_ROWS_PER_COPY rows.
+        rep = {REPLICA_ATTR: 1} if pipe else {}
         for c in range(C):
             we, bank, row, wd = self.w_we, self.w_bank, self.w_row, self.w_data[c]
-            for i in range(c + 1):
-                nwe, nbank = Signal(name=f"wwe_{c}_{i}"), Signal(name=f"wbank_{c}_{i}")
-                nrow = Signal(range(R), name=f"wrow_{c}_{i}", reset_less=True)
+            for i in range(c if pipe else c + 1):
+                nwe = Signal(name=f"wwe_{c}_{i}", attrs=rep)
+                nbank = Signal(name=f"wbank_{c}_{i}", attrs=rep)
+                nrow = Signal(range(R), name=f"wrow_{c}_{i}", reset_less=True, attrs=rep)
                 nwd = Signal(signed(8), name=f"wdata_{c}_{i}", reset_less=True)
                 m.d.sync += [nwe.eq(we), nbank.eq(bank), nrow.eq(row), nwd.eq(wd)]
                 we, bank, row, wd = nwe, nbank, nrow, nwd
             for r in range(R):
+                if not pipe:
+                    m.d.comb += [
+                        pes[r][c].w_we.eq(we & (row == r)),
+                        pes[r][c].w_bank.eq(bank),
+                        pes[r][c].w_data.eq(wd),
+                    ]
+                    continue
+                if r % WEIGHT_ROWS_PER_COPY == 0:
+                    g = r // WEIGHT_ROWS_PER_COPY
+                    gbank = Signal(name=f"wbank_{c}_g{g}", attrs=rep)
+                    gwd = Signal(signed(8), name=f"wdata_{c}_g{g}", reset_less=True, attrs=rep)
+                    m.d.sync += [gbank.eq(bank), gwd.eq(wd)]
+                pwe = Signal(name=f"wwe_{c}_r{r}")
+                m.d.sync += pwe.eq(we & (row == r))
                 m.d.comb += [
-                    pes[r][c].w_we.eq(we & (row == r)),
-                    pes[r][c].w_bank.eq(bank),
-                    pes[r][c].w_data.eq(wd),
+                    pes[r][c].w_we.eq(pwe),
+                    pes[r][c].w_bank.eq(gbank),
+                    pes[r][c].w_data.eq(gwd),
                 ]
 
         # Partial sums flow down; column c is deskewed by cols-1-c.

@@ -26,7 +26,7 @@ at t+3). On the ECP5 the registers are copied, one copy per :data:`BLOCKS_PER_CO
 (the write port's too, if registered), so that no flip-flop drives the pins of blocks spread
 over the die: the PB's 64 blocks were ``large``'s critical path (19.5 ns of routing from the
 command state to their clock enables). The copies carry :data:`REPLICA_ATTR`, by which the
-board flow keeps Yosys from merging them back into one (``ECP5_KEEP_REPLICAS``).
+board flow keeps Yosys from merging them back into one (``KEEP_REPLICAS``).
 
 Built as DP16KD instances when ``registered`` and the platform carries
 :data:`ECP5_BRAM_ATTR` (the ULX3S flow sets it) and the depth is at most 16384; otherwise an
