@@ -471,32 +471,22 @@ def build_bitstream(
     out_dir = Path(out_dir)
     say = progress or (lambda msg: None)
     t0 = time.time()
-    if len(seeds) == 1:
-        work, env = _run_flow(
-            board,
-            top,
-            cfg,
-            out_dir,
-            name,
-            seed=seeds[0],
-            log_name="build.log",
-            nextpnr_args=nextpnr_args,
-            timeout_min=timeout_min,
-        )
+    sweep = len(seeds) > 1  # then Yosys alone here, nextpnr per seed below
+    work, env = _run_flow(
+        board,
+        top,
+        cfg,
+        out_dir,
+        name,
+        seed=seeds[0],
+        log_name="synth.log" if sweep else "build.log",
+        nextpnr_args=nextpnr_args,
+        timeout_min=timeout_min,
+        synth_only=sweep,
+    )
+    if not sweep:
         runs = {seeds[0]: _collect(board, cfg, work, name, clock_mhz)}
     else:
-        work, env = _run_flow(
-            board,
-            top,
-            cfg,
-            out_dir,
-            name,
-            seed=seeds[0],
-            log_name="synth.log",
-            nextpnr_args=nextpnr_args,
-            timeout_min=timeout_min,
-            synth_only=True,
-        )
         say(f"synthesised in {time.time() - t0:.0f} s; placing and routing seeds {seeds}")
         runs = _route_seeds(
             board, cfg, work, name, out_dir, env, seeds, jobs, clock_mhz, timeout_min, say

@@ -47,19 +47,16 @@ def board():
     return board
 
 
+def build_blinky(board, out, **kwargs) -> dict:
+    """:class:`Blinky` through the board's flow at its 12 MHz input clock."""
+    return build_bitstream(
+        board, Blinky(), PRESETS["tiny"], out, clock_mhz=12.0, name="blinky", **kwargs
+    )
+
+
 def test_a_seed_sweep_keeps_the_best_and_lists_every_seed(board, tmp_path):
     seen = []
-    rep = build_bitstream(
-        board,
-        Blinky(),
-        PRESETS["tiny"],
-        tmp_path,
-        clock_mhz=12.0,
-        name="blinky",
-        seeds=(3, 1, 2),
-        jobs=2,
-        progress=seen.append,
-    )
+    rep = build_blinky(board, tmp_path, seeds=(3, 1, 2), jobs=2, progress=seen.append)
     summary = json.loads((tmp_path / "seeds.json").read_text())
     runs = {r["seed"]: r for r in summary["seeds"]}
     assert [r["seed"] for r in summary["seeds"]] == [3, 1, 2]
@@ -88,16 +85,7 @@ def test_a_seed_sweep_keeps_the_best_and_lists_every_seed(board, tmp_path):
 
 def test_a_sweep_where_every_seed_fails_says_so_for_each(board, tmp_path):
     with pytest.raises(ToolError) as e:
-        build_bitstream(
-            board,
-            Blinky(),
-            PRESETS["tiny"],
-            tmp_path,
-            clock_mhz=12.0,
-            name="blinky",
-            seeds=(1, 2),
-            nextpnr_args=["--no-such-option"],
-        )
+        build_blinky(board, tmp_path, seeds=(1, 2), nextpnr_args=["--no-such-option"])
     assert "every seed" in str(e.value)
     assert "seed 1:" in str(e.value) and "seed 2:" in str(e.value)
     assert not (tmp_path / "report.json").exists()
