@@ -122,3 +122,12 @@ def test_slack_summary_sums_the_last_histogram():
     got = slack_summary(log)
     assert got == {"endpoints": 125, "failing_endpoints": 45, "negative_slack_ns": -60.0}
     assert slack_summary("Info: Program finished normally.") is None
+
+
+def test_one_seed_builds_in_place_without_a_sweep_summary(board, tmp_path):
+    rep = build_blinky(board, tmp_path, seeds=(2,))
+    assert (tmp_path / "build.log").exists() and not (tmp_path / "seeds.json").exists()
+    assert "--seed 2 " in (tmp_path / "work" / "build_blinky.sh").read_text()
+    detail = json.loads((tmp_path / "report_detail.json").read_text())
+    assert detail["seed"] == 2 and detail["report"] == rep
+    assert (tmp_path / "blinky.bin").read_bytes() == (tmp_path / "work" / "blinky.bin").read_bytes()
