@@ -59,6 +59,10 @@ REPORT_KEYS = (
 )
 
 
+#: a seed sweep's place-route-pack script in the work directory, its ``--seed`` replaced per run
+PNR_TEMPLATE = "pnr_template.sh"
+
+
 class ToolError(RuntimeError):
     """A tool is missing or failed; the message says which and where its log is."""
 
@@ -277,7 +281,7 @@ def _run_flow(
     """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
     in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
     only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer;
-    ``synth_only`` runs Yosys alone (the script is still written whole, for the seeds to split).
+    ``synth_only`` runs Yosys alone and writes the rest of the script to :data:`PNR_TEMPLATE`.
     ``nextpnr_args`` go on nextpnr's command line after the board's own options
     (:func:`nextpnr_options`).
     Returns the work directory and the environment the tools ran with."""
@@ -321,9 +325,11 @@ def _run_flow(
         script = "place_only.sh"
         (work / script).write_text("\n".join(keep) + "\n")
     elif synth_only:
-        header, synth, _ = _split_script((work / script).read_text())
+        # Yosys now; the rest kept as PNR_TEMPLATE for the seeds (:func:`_route_seeds`)
+        header, synth, pnr = _split_script((work / script).read_text())
         script = "synth_only.sh"
         (work / script).write_text("\n".join([*header, *synth]) + "\n")
+        (work / PNR_TEMPLATE).write_text("\n".join([*header, *pnr]) + "\n")
     run_script(["sh", script], work, env, out_dir / log_name, timeout_min)
     return work, env
 
@@ -515,7 +521,7 @@ def build_bitstream(
         "logic_depth": _logic_depth(work / f"{name}.json"),
     }
     (out_dir / "report_detail.json").write_text(json.dumps(detail, indent=2) + "\n")
-    if len(seeds) > 1:
+    if sweep:
         summary = {"chosen": best, "seeds": [_seed_summary(s, runs[s]) for s in seeds]}
         (out_dir / "seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
     return rep
@@ -556,7 +562,7 @@ def _route_seeds(
 ) -> dict[int, dict[str, Any]]:
     """Place, route and pack the synthesised netlist in ``work`` once per seed, in parallel
     (the tools are subprocesses; the threads only wait). Each run's result, or its error."""
-    header, _, pnr = _split_script((work / _flow_script(work)).read_text())
+    template = (work / PNR_TEMPLATE).read_text()
 
     def one(seed: int) -> dict[str, Any]:
         d = work / f"seed{seed}"
@@ -570,8 +576,7 @@ def _route_seeds(
                     os.link(src, d / src.name)
                 except OSError:
                     shutil.copy(src, d / src.name)
-        lines = [re.sub(r"--seed \d+", f"--seed {seed}", ln) for ln in pnr]
-        (d / "pnr.sh").write_text("\n".join([*header, *lines]) + "\n")
+        (d / "pnr.sh").write_text(re.sub(r"--seed \d+", f"--seed {seed}", template))
         t = time.time()
         try:
             run_script(["sh", "pnr.sh"], d, env, out_dir / f"seed{seed}.log", timeout_min)
@@ -602,11 +607,6 @@ def _seed_summary(seed: int, run: Mapping[str, Any]) -> dict[str, Any]:
         "critical_path_ns": next((c["delay_ns"] for c in run["critical_paths"]), None),
         "slack": run["slack"],
     }
-
-
-def _flow_script(work: Path) -> str:
-    (script,) = work.glob("build_*.sh")
-    return script.name
 
 
 def _split_script(text: str) -> tuple[list[str], list[str], list[str]]:
