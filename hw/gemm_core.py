@@ -83,7 +83,7 @@ class GemmCore(wiring.Component):
         self.a_flow = a_flow
         self.int32_gap = int32_gap
         R, C = cfg.rows, cfg.cols
-        self.array_latency = array_latency(R, C)
+        self.array_latency = array_latency(R, C, cfg.link_regs)
         self.fifo_depth = _pow2_fifo_depth(self.array_latency + 1 + Requantizer.latency + 8)
         super().__init__(
             {
@@ -117,7 +117,7 @@ class GemmCore(wiring.Component):
         lr, lc, ld = R.bit_length() - 1, C.bit_length() - 1, D.bit_length() - 1
         L = self.array_latency
 
-        m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits)
+        m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits, cfg.link_regs)
         m.submodules.requant = rq = Requantizer(C, hold_output=self.int32_gap is not None)
         gap = self.int32_gap
         if gap is None:

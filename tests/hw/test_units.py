@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
+from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.sim import Simulator
 from sushi_hw.array import ProcessingElement, SystolicArray
 from sushi_hw.config import PRESETS, ConfigError, make_config, parse_overrides
@@ -94,6 +94,80 @@ def test_array_weight_stationary_tiles():
     sim.run_until(200e-8)
     exp = np.concatenate([a[0] @ w[0], a[1] @ w[1]])
     np.testing.assert_array_equal(np.array(got), exp)
+
+
+class _NoPipePlatform:
+    """A platform without the FPGA pipeline registers (as the iCE40 flow builds)."""
+
+    sushi_pipeline_regs = False
+
+
+def _edge_schedule(R: int, link_regs: int, ms: list[int]) -> tuple[list[int], list[int]]:
+    """Each tile's first weight-row and first activation cycle, each as early as the array's
+    contract allows: activations ``1 + link_regs`` cycles after the tile's last row, the tile
+    after next's rows from 2 cycles before this tile's first activation."""
+    w, t = [], []
+    for k in range(len(ms)):
+        wk = 0 if k == 0 else w[-1] + R
+        if k >= 2:
+            wk = max(wk, t[k - 1] - 2)
+        tk = wk + R - 1 + 1 + link_regs
+        if k:
+            tk = max(tk, t[-1] + ms[k - 1])
+        w.append(wk)
+        t.append(tk)
+    return w, t
+
+
+@pytest.mark.parametrize("pipe", [True, False], ids=["pipe", "nopipe"])
+@pytest.mark.parametrize("link_regs", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_array_contract_edges(seed, link_regs, pipe):
+    """Tiles of random M (1 .. 2R rows) with weights loaded at both edges of the contract:
+    short tiles wait for their weights (written just before first use), long ones let the
+    tile after next rewrite the bank just after its last use. Bit-exact against numpy."""
+    R = C = 4
+    rng = np.random.default_rng(100 + seed)
+    ms = [int(x) for x in rng.integers(1, 2 * R + 1, 10)]
+    ws = [rng.integers(-128, 128, (R, C)) for _ in ms]
+    acts = [rng.integers(-128, 128, (mk, R)) for mk in ms]
+    w_at, t_at = _edge_schedule(R, link_regs, ms)
+    wrows = {w_at[k] + r: (k, r) for k in range(len(ms)) for r in range(R)}
+    arows = {t_at[k] + i: (k, i) for k in range(len(ms)) for i in range(ms[k])}
+    assert len(wrows) == R * len(ms) and len(arows) == sum(ms)  # ports used once per cycle
+    dut = SystolicArray(R, C, 19, link_regs)
+    got = []
+
+    async def feeder(ctx):
+        for cyc in range(max(arows) + 1):
+            k = wrows.get(cyc)
+            ctx.set(dut.w_we, k is not None)
+            if k is not None:
+                ctx.set(dut.w_bank, k[0] % 2)
+                ctx.set(dut.w_row, k[1])
+                ctx.set(dut.w_data, [int(x) for x in ws[k[0]][k[1]]])
+            k = arows.get(cyc)
+            ctx.set(dut.a_valid, k is not None)
+            if k is not None:
+                ctx.set(dut.a_bank, k[0] % 2)
+                ctx.set(dut.a_data, [int(x) for x in acts[k[0]][k[1]]])
+            await ctx.tick()
+        ctx.set(dut.w_we, 0)
+        ctx.set(dut.a_valid, 0)
+
+    async def sink(ctx):
+        while len(got) < sum(ms):
+            await ctx.tick()
+            if ctx.get(dut.out_valid):
+                got.append(list(ctx.get(dut.out_data)))
+
+    sim = Simulator(Fragment.get(dut, None if pipe else _NoPipePlatform()))
+    sim.add_clock(1e-8)
+    sim.add_testbench(feeder)
+    sim.add_testbench(sink)
+    sim.run_until((max(arows) + dut.latency + 10) * 1e-8)
+    exp = np.concatenate([a @ w for a, w in zip(acts, ws, strict=True)])
+    np.testing.assert_array_equal(np.array(got), exp, err_msg=f"seed={seed} ms={ms}")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
