@@ -458,7 +458,7 @@ class SushiAccel(wiring.Component):
         )
 
         # ---- command register and decoded views ---------------------------------------
-        cmd = Signal(isa.CMD_BITS)
+        cmd = Signal(isa.CMD_BITS, reset_less=True)  # decoded only once fetched
         op = cmd[:4]
         c_cache = data.View(isa.CACHE, cmd[: isa.CACHE.size])
         c_act = data.View(isa.ACT_MOVE, cmd[: isa.ACT_MOVE.size])

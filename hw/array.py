@@ -4,15 +4,14 @@ Timing contract (see docs/architecture.md):
 
 * Activations: ``a_data`` (one K-row slice of ``rows`` int8) presented at cycle ``t`` with
   ``a_valid``/``a_bank`` produces ``out_data`` (``cols`` partial sums) at cycle ``t + latency``.
-  Row ``r`` is skewed by ``r * hop`` cycles on the way in and column ``c`` deskewed on the way
-  out, where ``hop = 1 + link_regs`` is the cycles per PE-to-PE link.
+  Row ``r`` is skewed by ``r`` cycles on the way in and column ``c`` deskewed on the way out.
 * Weights: one weight row per cycle on ``w_*``, a tile's rows in order 0 .. rows-1; the row is
   written into bank ``w_bank`` of the PEs of row ``w_row``, skewed by column like the
-  activations (:func:`weight_delay`). A tile may be used by activations presented at least
-  ``1 + link_regs`` cycles after its last row, and its bank may be rewritten by rows presented
-  no earlier than 2 cycles before the first activation of the following tile. (The GEMM core
-  feeds activations ``F`` = 2 or 3 cycles after their issue: ``F`` cycles after the last row,
-  and the next tile's row 0 comes at least ``F - 1`` before.)
+  activations (:func:`weight_delay`). A tile may be used by activations presented strictly after
+  its last row, and its bank may be rewritten by rows presented no earlier than 2 cycles before
+  the first activation of the following tile. (The GEMM core feeds activations ``F`` = 2 or 3
+  cycles after their issue: ``F`` cycles after the last row, and the next tile's row 0 comes at
+  least ``F - 1`` cycles before.)
 """
 
 from __future__ import annotations
@@ -155,37 +154,36 @@ class ProcessingElement(wiring.Component):
         return m
 
 
-def array_latency(rows: int, cols: int, link_regs: int = 0) -> int:
+def array_latency(rows: int, cols: int) -> int:
     """Cycles from an activation row entering the array to its partial sums leaving it: the
-    input skew, one link per row and column (``1 + link_regs`` cycles each), the PE's own 3."""
-    return (rows - 1 + cols - 1) * (1 + link_regs) + 3
+    input skew, one PE per row and column, the output deskew."""
+    return rows + cols + 1
 
 
-def weight_delay(rows: int, col: int, link_regs: int = 0) -> int:
+def weight_delay(col: int) -> int:
     """Cycles from a weight row on ``w_*`` to its write into the PEs of column ``col``.
 
     The activation presented at ``t`` reads row ``r``'s weight in column ``col`` at
-    ``t + r * hop + col * hop`` (``hop = 1 + link_regs``), and a row reaches its PEs ``delay``
-    cycles after it was presented. With the contract's rows in order, the two bounds are:
+    ``t + r + col``, and a row lands in its PEs ``delay`` cycles after it was presented (and is
+    read from the cycle after). With the contract's rows in order the two bounds are:
 
-    * written before first use (row 0, reached first, presented ``rows - 1`` cycles before the
-      last row): ``delay <= rows - 1 + link_regs + col * hop``;
-    * not rewritten before the previous tile's last use (the last row, which the extra psum
-      registers reach latest): ``delay >= 1 + (rows - 1) * link_regs + col * hop``.
+    * written before first use (row 0, read first, presented ``rows - 1`` cycles before the
+      last row): ``delay <= rows - 1 + col``;
+    * not rewritten before the previous tile's last use: ``delay >= 1 + col``.
 
-    This is the lower bound, which meets the upper one for ``link_regs`` 0 or 1.
+    This is the lower bound. ``tests/hw/test_units.py::test_array_contract_edges`` drives both
+    edges of the contract: one cycle less fails it, and so does more than ``rows - 2`` more.
     """
-    return 1 + (rows - 1) * link_regs + col * (1 + link_regs)
+    return 1 + col
 
 
 class SystolicArray(wiring.Component):
     """``rows x cols`` weight-stationary array; see the module docstring for timing."""
 
-    def __init__(self, rows: int, cols: int, psum_bits: int, link_regs: int = 0):
+    def __init__(self, rows: int, cols: int, psum_bits: int):
         self.rows, self.cols, self.psum_bits = rows, cols, psum_bits
-        self.link_regs = link_regs
         #: cycles from ``a_data`` to the matching ``out_data``
-        self.latency = array_latency(rows, cols, link_regs)
+        self.latency = array_latency(rows, cols)
         super().__init__(
             {
                 "a_valid": In(1),
@@ -202,8 +200,7 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform) -> Elaboratable:
         m = Module()
-        R, C, extra = self.rows, self.cols, self.link_regs
-        hop = 1 + extra  # cycles per PE-to-PE link
+        R, C = self.rows, self.cols
         n_dsp = dsp_pes(platform, R * C)
         pes = [
             [ProcessingElement(self.psum_bits, use_dsp=r * C + c < n_dsp) for c in range(C)]
@@ -213,60 +210,47 @@ class SystolicArray(wiring.Component):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
 
-        def delayed(src: Value, n: int, name: str, **kw) -> Value:
-            """``src`` through ``n`` registers named ``{name}_{i}``."""
-            for i in range(n):
-                d = Signal(src.shape(), name=f"{name}_{i}", **kw)
+        # Input skew: row r is delayed r cycles.
+        for r in range(R):
+            src = self.a_data[r]
+            for i in range(r):
+                d = Signal(signed(8), name=f"askew_{r}_{i}", reset_less=True)
                 m.d.sync += d.eq(src)
                 src = d
-            return src
-
-        # Input skew: row r is delayed r links. Each PE's a_in is its left neighbour's a_out
-        # after the link's extra registers.
-        for r in range(R):
-            m.d.comb += pes[r][0].a_in.eq(
-                delayed(self.a_data[r], r * hop, f"askew_{r}", reset_less=True)
-            )
+            m.d.comb += pes[r][0].a_in.eq(src)
             for c in range(1, C):
-                a = delayed(pes[r][c - 1].a_out, extra, f"alink_{r}_{c}", reset_less=True)
-                m.d.comb += pes[r][c].a_in.eq(a)
+                m.d.comb += pes[r][c].a_in.eq(pes[r][c - 1].a_out)
 
         # The bank bit rides the activation wavefront: PE(r, c)'s a_in carries the activation
-        # presented (r + c) * hop cycles ago, so every PE on an anti-diagonal shares one tap of
-        # a delay line. A tile's weights are complete before the PE selects them
-        # (:func:`weight_delay`). With pipeline registers (FPGA timing) the bit rides along
-        # each row instead, from PE to PE beside the activation (``bank_out``), so no tap
-        # drives a whole anti-diagonal (up to 16 PEs apart on `large`); the same cycles.
+        # presented r+c cycles ago, so every PE on an anti-diagonal shares one tap of a delay
+        # line. A tile's weights are complete two cycles before the PE selects them (rows >= 2).
+        # With pipeline registers (FPGA timing) the bit rides along each row instead, from PE
+        # to PE beside the activation (``bank_out``), so no tap drives a whole anti-diagonal
+        # (up to 16 PEs apart on `large`); the same cycles.
         pipe = pipeline_regs(platform)
         bank_line = [self.a_bank]
-        for i in range(((R - 1) if pipe else (R + C - 2)) * hop):
+        for i in range(R - 1 if pipe else R + C - 2):
             d = Signal(name=f"bank_d{i + 1}")
             m.d.sync += d.eq(bank_line[-1])
             bank_line.append(d)
         for r in range(R):
             for c in range(C):
                 if pipe and c > 0:
-                    bank = delayed(pes[r][c - 1].bank_out, extra, f"blink_{r}_{c}")
-                    m.d.comb += pes[r][c].bank.eq(bank)
+                    m.d.comb += pes[r][c].bank.eq(pes[r][c - 1].bank_out)
                 else:
-                    m.d.comb += pes[r][c].bank.eq(bank_line[(r + c) * hop])
+                    m.d.comb += pes[r][c].bank.eq(bank_line[r + c])
 
-        # Weight bus: column c sees it weight_delay(c) cycles late (the activations' skew, and
-        # with link registers a common line for the psum registers' delay of the last row);
-        # each PE latches the row addressed to it. With pipeline registers the columns' delay
-        # lines are replicas (equal in every column, Yosys merged them into one line whose taps
-        # drove up to 256 PEs' enables on `large`), and the last stage is decoded into one
-        # write-enable register per PE and a bank/data copy per WEIGHT_ROWS_PER_COPY rows.
+        # Weight bus: column c sees it weight_delay(c) = c+1 cycles late (the activations'
+        # skew); each PE latches the row addressed to it. With pipeline registers the columns'
+        # delay lines are replicas (equal in every column, Yosys merged them into one line
+        # whose taps drove up to 256 PEs' enables on `large`), and the last stage is decoded
+        # into one write-enable register per PE and a bank/data copy per WEIGHT_ROWS_PER_COPY
+        # rows.
         rep = {REPLICA_ATTR: 1} if pipe else {}
-        common = (R - 1) * extra  # the last row's psum link registers; 0 without them
-        bus_we = delayed(self.w_we, common, "wwe_common")
-        bus_bank = delayed(self.w_bank, common, "wbank_common")
-        bus_row = delayed(self.w_row, common, "wrow_common", reset_less=True)
-        bus_data = delayed(self.w_data, common, "wdata_common", reset_less=True)
         for c in range(C):
-            we, bank, row, wd = bus_we, bus_bank, bus_row, bus_data[c]
+            we, bank, row, wd = self.w_we, self.w_bank, self.w_row, self.w_data[c]
             # with pipeline registers the last stage is the per-PE one below
-            for i in range(weight_delay(R, c, extra) - common - int(pipe)):
+            for i in range(weight_delay(c) - int(pipe)):
                 nwe = Signal(name=f"wwe_{c}_{i}", attrs=rep)
                 nbank = Signal(name=f"wbank_{c}_{i}", attrs=rep)
                 nrow = Signal(range(R), name=f"wrow_{c}_{i}", reset_less=True, attrs=rep)
@@ -294,15 +278,17 @@ class SystolicArray(wiring.Component):
                     pes[r][c].w_data.eq(gwd),
                 ]
 
-        # Partial sums flow down (through the links' extra registers); column c is deskewed by
-        # cols-1-c links.
+        # Partial sums flow down; column c is deskewed by cols-1-c.
         for c in range(C):
             m.d.comb += pes[0][c].psum_in.eq(0)
             for r in range(1, R):
-                psum = delayed(pes[r - 1][c].psum_out, extra, f"plink_{r}_{c}", reset_less=True)
-                m.d.comb += pes[r][c].psum_in.eq(psum)
-            out = delayed(pes[R - 1][c].psum_out, (C - 1 - c) * hop, f"deskew_{c}", reset_less=True)
-            m.d.comb += self.out_data[c].eq(out)
+                m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
+            src = pes[R - 1][c].psum_out
+            for i in range(C - 1 - c):
+                d = Signal(signed(self.psum_bits), name=f"deskew_{c}_{i}", reset_less=True)
+                m.d.sync += d.eq(src)
+                src = d
+            m.d.comb += self.out_data[c].eq(src)
 
         valid = self.a_valid
         for i in range(self.latency):

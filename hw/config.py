@@ -59,11 +59,6 @@ class AccelConfig:
     max_dim: int = 4096
     #: Bytes of off-chip memory the accelerator may address (and the simulation model holds).
     mem_bytes: int = 1 << 20
-    #: Extra register stages on every PE-to-PE link of the array (activations along a row,
-    #: partial sums down a column): 0 or 1. With 1 the placer can put a flip-flop between two
-    #: neighbouring PEs (on the ECP5 the DSP sites, and so the PEs, sit far apart), for
-    #: ``(rows - 1) + (cols - 1)`` more cycles of array latency and the same throughput.
-    link_regs: int = 0
     #: Width of each hardware counter (cycles, bytes, ...; reset by every doorbell). 32 bits
     #: count 143 s at 30 MHz, more than one program ever runs; the host reads 64 either way.
     counter_bits: int = 48
@@ -89,7 +84,6 @@ class AccelConfig:
             "mem_bytes_per_cycle",
             "max_dim",
             "counter_bits",
-            "link_regs",
         ):
             v = getattr(self, f)
             need(isinstance(v, int) and not isinstance(v, bool), f, "must be an integer")
@@ -103,8 +97,6 @@ class AccelConfig:
             "words, so the activation layout needs a square array",
         )
         need(self.cols <= 64, "cols", "must be <= 64")
-        # 2 would need the weight bus to arrive both earlier and later than it can (rows > 3)
-        need(self.link_regs in (0, 1), "link_regs", "must be 0 or 1")
         need(
             _is_pow2(self.acc_depth) and self.acc_depth >= 2,
             "acc_depth",
@@ -247,10 +239,7 @@ PRESETS: dict[str, AccelConfig] = {
             mem_bytes_per_cycle=8,
             clock_mhz=100.0,
             max_dim=4096,
-            link_regs=1,
-            note="Sized for an ECP5-85F: 256 int8 multipliers, PB 128 KiB of its 468 KiB EBR; "
-            "a register in the middle of each PE-to-PE link (the PEs sit at DSP sites far "
-            "apart).",
+            note="Sized for an ECP5-85F: 256 int8 multipliers, PB 128 KiB of its 468 KiB EBR.",
         ),
         AccelConfig(
             name="zcu104",

@@ -83,7 +83,7 @@ class GemmCore(wiring.Component):
         self.a_flow = a_flow
         self.int32_gap = int32_gap
         R, C = cfg.rows, cfg.cols
-        self.array_latency = array_latency(R, C, cfg.link_regs)
+        self.array_latency = array_latency(R, C)
         self.fifo_depth = _pow2_fifo_depth(self.array_latency + 1 + Requantizer.latency + 8)
         super().__init__(
             {
@@ -117,7 +117,7 @@ class GemmCore(wiring.Component):
         lr, lc, ld = R.bit_length() - 1, C.bit_length() - 1, D.bit_length() - 1
         L = self.array_latency
 
-        m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits, cfg.link_regs)
+        m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits)
         m.submodules.requant = rq = Requantizer(C, hold_output=self.int32_gap is not None)
         gap = self.int32_gap
         if gap is None:
@@ -341,7 +341,16 @@ class GemmCore(wiring.Component):
             {"valid": 1, "first": 1, "emit": 1, "idx": unsigned(max(1, ld))}
         )
         F = self.feed_latency
-        metas = [Signal(meta_layout, name=f"meta{i}") for i in range(F)]
+
+        def meta_reg(name: str) -> data.View:
+            """A metadata register: only ``valid`` is reset (the rest is data; it would add
+            ~11 flip-flops per array stage to the reset net, 700 on `large`)."""
+            valid = Signal(name=f"{name}_valid")
+            rest = Signal(meta_layout.size - 1, name=f"{name}_info", reset_less=True)
+            return meta_layout(Cat(valid, rest))
+
+        assert meta_layout["valid"].offset == 0  # Cat(valid, rest)
+        metas = [meta_reg(f"meta{i}") for i in range(F)]
         banks = [Signal(name=f"bank{i}") for i in range(F)]
         a_q = Signal.like(self.a_data, reset_less=True)  # data: no reset (docs/fpga.md)
         m.d.sync += [
@@ -368,7 +377,7 @@ class GemmCore(wiring.Component):
         # metadata rides alongside the array
         line = [meta_in]
         for i in range(L):
-            d = Signal(meta_layout, name=f"meta_d{i + 1}")
+            d = meta_reg(f"meta_d{i + 1}")
             m.d.sync += d.eq(line[-1])
             line.append(d)
         # Timing (FPGA): the accumulator's read data and the sums are registered, so neither a
@@ -376,7 +385,7 @@ class GemmCore(wiring.Component):
         # The read is issued two stages before the sum: the next K-tile's read of a row comes at
         # least a tile period (> rows cycles) after this tile's write, or in the same cycle
         # (read port transparent).
-        out2 = Signal(meta_layout)  # the stage that writes the accumulator / feeds the requantiser
+        out2 = meta_reg("out2")  # the stage that writes the accumulator / feeds the requantiser
         outm = line[L]
         m.d.sync += out2.eq(outm)
         m.d.comb += busy_pipe.eq(
@@ -397,8 +406,10 @@ class GemmCore(wiring.Component):
             out_valid_stage.eq(outm.valid),
             out_first.eq(outm.first),
         ]
-        # (a reset the sums keep: without it the iCE40 build packed 50 more logic cells)
-        sums = Signal(data.ArrayLayout(signed(32), C))
+        # Data, but the iCE40 build keeps a reset on them: without it, it packed 50 more logic
+        # cells. With pipeline registers (the ECP5) they have none: 32 * cols flip-flops fewer
+        # on the reset net.
+        sums = Signal(data.ArrayLayout(signed(32), C), reset_less=pipeline_regs(platform))
         for c in range(C):
             fresh = outm.first & ~desc.acc_keep
             if self.with_c_in:

@@ -62,9 +62,10 @@ class HalfRateRegister(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid)
+        word = Signal(self.shape, reset_less=True)  # data: no reset (``o.valid`` has one)
+        m.d.comb += [self.i.ready.eq(~self.o.valid), self.o.payload.eq(word)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload)]
+            m.d.sync += [self.o.valid.eq(1), word.eq(self.i.payload)]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m

@@ -105,7 +105,7 @@ class TimingModel:
         if self.gemm_overhead is None:
             drain = (
                 GemmCore.feed_latency_for(act_read_latency())
-                + array_latency(self.cfg.rows, self.cfg.cols, self.cfg.link_regs)
+                + array_latency(self.cfg.rows, self.cfg.cols)
                 + Requantizer.latency
             )
             object.__setattr__(self, "gemm_overhead", drain + self.gemm_fixed)

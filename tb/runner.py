@@ -20,21 +20,11 @@ from pathlib import Path
 
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
-from sushi_hw.config import PRESETS, AccelConfig, make_config
+from sushi_hw.config import AccelConfig
 from sushi_hw.generate import _design_hash, generate_verilog
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_BUILD = ROOT / "sim_build"
-
-#: configurations the testbenches run: the simulation presets, and `default` with `large`'s
-#: link registers (`large` itself, 16x16, would simulate slowly)
-SIM_CONFIGS: dict[str, AccelConfig] = {
-    "tiny": PRESETS["tiny"],
-    "default": PRESETS["default"],
-    "default_link": make_config(
-        "default", name="default_link", link_regs=PRESETS["large"].link_regs
-    ),
-}
 SIMULATORS = ("verilator", "icarus")
 
 # Verilator lint waivers for Amaranth's output (each is a style warning, not a bug):

@@ -6,24 +6,20 @@ import os
 
 import numpy as np
 import pytest
+from sushi_hw.config import PRESETS
 from sushi_hw.reference import gemm_ref
 from sushi_sched.cli import main
-from sushi_tb.runner import SIM_CONFIGS, require_simulator, run
+from sushi_tb.runner import require_simulator, run
 
 SEED = int(os.environ.get("SUSHI_SEED", "1"))
 
 
-@pytest.mark.parametrize("preset", list(SIM_CONFIGS))
+@pytest.mark.parametrize("preset", ["tiny", "default"])
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_gemm_engine(sim: str, preset: str) -> None:
     require_simulator(sim)
     tests, failed, xml = run(
-        sim,
-        "sushi_gemm",
-        SIM_CONFIGS[preset],
-        "gemm_tb",
-        env={"SUSHI_SEED": str(SEED)},
-        quiet=False,
+        sim, "sushi_gemm", PRESETS[preset], "gemm_tb", env={"SUSHI_SEED": str(SEED)}, quiet=False
     )
     assert tests >= 3, f"only {tests} cocotb tests ran ({xml})"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed, seed={SEED} ({xml})"

@@ -129,7 +129,7 @@ class SPIFlashReader(wiring.Component):
 
         # Received bits go down one shift chain, ordered so that after 8*mw bits each byte
         # (MSB first on the wire) sits little-endian in the beat: no byte register, no muxes.
-        rx = Signal(8 * mw)
+        rx = Signal(8 * mw, reset_less=True)  # data: valid is ``rvalid``
         order = [8 * (k // 8) + 7 - k % 8 for k in range(8 * mw)]  # bit k of the wire
         chain = [rx[order[k]] for k in reversed(range(8 * mw))]  # chain[0] takes cipo
         m.d.comb += bus.rdata.payload.eq(rx)

@@ -88,18 +88,11 @@ class _NoAccReadReg:
 
 
 @pytest.mark.parametrize(
-    ("stall", "platform", "link_regs"),
-    [
-        (0.0, None, 0),
-        (0.3, None, 0),
-        (0.0, _NoAccReadReg(), 0),
-        (0.3, _NoAccReadReg(), 0),
-        (0.0, None, 1),
-        (0.3, _NoAccReadReg(), 1),
-    ],
+    ("stall", "platform"),
+    [(0.0, None), (0.3, None), (0.0, _NoAccReadReg()), (0.3, _NoAccReadReg())],
 )
-def test_engine_random(stall, platform, link_regs):
-    cfg = make_config("tiny", acc_depth=8, act_bytes=1024, link_regs=link_regs)
+def test_engine_random(stall, platform):
+    cfg = make_config("tiny", acc_depth=8, act_bytes=1024)
     rng = np.random.default_rng(1)
     jobs = []
     for _ in range(3):
