@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.sim import Simulator
 from sushi_hw.array import ProcessingElement, SystolicArray
 from sushi_hw.config import PRESETS, ConfigError, make_config, parse_overrides
+from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 from sushi_hw.reference import SHIFT_BITS, requantize
 from sushi_hw.requant import Requantizer
 
@@ -96,12 +99,6 @@ def test_array_weight_stationary_tiles():
     np.testing.assert_array_equal(np.array(got), exp)
 
 
-class _NoPipePlatform:
-    """A platform without the FPGA pipeline registers (as the iCE40 flow builds)."""
-
-    sushi_pipeline_regs = False
-
-
 def _edge_schedule(R: int, ms: list[int]) -> tuple[list[int], list[int]]:
     """Each tile's first weight-row and first activation cycle, each as early as the array's
     contract allows: activations the cycle after the tile's last row, the tile after next's
@@ -110,7 +107,7 @@ def _edge_schedule(R: int, ms: list[int]) -> tuple[list[int], list[int]]:
     for k in range(len(ms)):
         wk = 0 if k == 0 else w[-1] + R
         if k >= 2:
-            wk = max(wk, t[k - 1] - 2)
+            wk = max(wk, t[-1] - 2)
         tk = wk + R
         if k:
             tk = max(tk, t[-1] + ms[k - 1])
@@ -160,7 +157,8 @@ def test_array_contract_edges(seed, pipe):
             if ctx.get(dut.out_valid):
                 got.append(list(ctx.get(dut.out_data)))
 
-    sim = Simulator(Fragment.get(dut, None if pipe else _NoPipePlatform()))
+    # without pipeline registers: as the iCE40 flow builds it
+    sim = Simulator(Fragment.get(dut, SimpleNamespace(**{PIPELINE_REGS_ATTR: pipe})))
     sim.add_clock(1e-8)
     sim.add_testbench(feeder)
     sim.add_testbench(sink)
