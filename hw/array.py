@@ -39,24 +39,30 @@ def dsp_pes(platform, n_pes: int) -> int:
     return n_pes if budget is None else max(0, min(n_pes, int(budget)))
 
 
-def _tree_sum(terms: list[Value]) -> Value:
-    terms = [t.as_signed() if not t.shape().signed else t for t in terms]
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms), 2)]
-    return terms[0]
+def _digit_multiple(d: Value, b: Value, b3: Value, top: bool) -> Value:
+    """``d * b`` for a two-bit digit ``d`` of ``a``, picked from the stationary multiples of ``b``.
+
+    A low digit is unsigned (0, b, 2b, 3b); the top digit of a signed ``a`` is signed
+    (0, b, -2b, -b)."""
+    if top:
+        return Mux(d[1], Mux(d[0], -b, -(b << 1)), Mux(d[0], b, 0))
+    return Mux(d[1], Mux(d[0], b3, b << 1), Mux(d[0], b, 0))
 
 
-def lut_mul_s8_halves(a: Value, b: Value) -> tuple[Value, Value]:
-    """The two halves of :func:`lut_mul_s8`'s adder tree: ``(a * b[0:4], a * b[4:8])``.
+def lut_mul_s8_halves(a: Value, b: Value, b3: Value) -> tuple[Value, Value]:
+    """The two halves of :func:`lut_mul_s8`: ``(a[0:4] * b, a[4:8] * b)``, ``b3 == 3 * b``.
 
-    ``lo`` multiplies by the low nibble of ``b`` read as unsigned, ``hi`` by the high nibble
-    read as signed; both fit int12, and ``a * b == lo + (hi << 4)`` (:func:`lut_mul_s8_join`).
-    Each is two adder levels of shifted partial products. The PE registers them (a pipeline
-    stage inside the multiplier), so that half of the tree runs in the cycle in which ``a_out``
-    is registered and the other half in the cycle of the product register.
+    Radix 4: each two-bit digit of ``a`` (the streamed operand) picks one of the multiples
+    0, b, 2b, 3b of ``b`` (the stationary weight, so ``3b`` is computed once when it is
+    written), and each half adds two of them: one mux level and one adder. ``lo`` reads
+    ``a[0:4]`` as unsigned, ``hi`` reads ``a[4:8]`` as signed; both fit int12, and
+    ``a * b == lo + (hi << 4)`` (:func:`lut_mul_s8_join`). The PE registers the halves (a
+    pipeline stage inside the multiplier). On the ECP5 this maps into about 60% of the LUTs of
+    the binary tree of shifted partial products it replaced (docs/fpga.md).
     """
-    lo = _tree_sum([Mux(b[i], a << i, 0) for i in range(4)])
-    hi = _tree_sum([Mux(b[4 + i], a << i, 0) for i in range(3)] + [Mux(b[7], -(a << 3), 0)])
+    pp = [_digit_multiple(a[2 * j : 2 * j + 2], b, b3, top=j == 3) for j in range(4)]
+    lo = pp[0] + (pp[1] << 2)
+    hi = pp[2] + (pp[3] << 2)
     return lo[:12].as_signed(), hi[:12].as_signed()
 
 
@@ -65,14 +71,19 @@ def lut_mul_s8_join(lo: Value, hi: Value) -> Value:
     return (lo + (hi << 4))[:16].as_signed()
 
 
-def lut_mul_s8(a: Value, b: Value) -> Value:
-    """``a * b`` for two int8 as a balanced tree of shifted partial products (int16).
+def times3(b: Value) -> Value:
+    """``3 * b`` for an int8 ``b`` (int10): the multiple the LUT multiplier keeps beside it."""
+    return (b + (b << 1))[:10].as_signed()
 
-    Written without a multiply operator so that Yosys does not map it onto a DSP block: on a
-    device with fewer DSPs than PEs the remaining PEs use this (split in two pipeline stages,
-    :func:`lut_mul_s8_halves` and :func:`lut_mul_s8_join`).
+
+def lut_mul_s8(a: Value, b: Value) -> Value:
+    """``a * b`` for two int8 without a multiply operator (int16).
+
+    Written without ``*`` so that Yosys does not map it onto a DSP block: on a device with
+    fewer DSPs than PEs the remaining PEs use this, split in two pipeline stages
+    (:func:`lut_mul_s8_halves` and :func:`lut_mul_s8_join`) and with ``3 * b`` stored.
     """
-    return lut_mul_s8_join(*lut_mul_s8_halves(a, b))
+    return lut_mul_s8_join(*lut_mul_s8_halves(a, b, times3(b)))
 
 
 class ProcessingElement(wiring.Component):
@@ -93,9 +104,11 @@ class ProcessingElement(wiring.Component):
       ``a_out``/``weight`` registers load: its input registers are that ``weight`` register and
       a copy of ``a_out``, its output register is ``prod`` (Yosys would leave all three in the
       fabric). ``a_out`` stays a fabric register: it feeds the next PE.
-    * ``use_dsp=False``: the LUT multiplier :func:`lut_mul_s8`, pipelined: its two half trees
-      (:func:`lut_mul_s8_halves`) are computed from ``a_in`` and ``w[bank]`` and registered in
-      place of ``weight``, and their sum (:func:`lut_mul_s8_join`) is ``prod``.
+    * ``use_dsp=False``: the LUT multiplier :func:`lut_mul_s8`, pipelined: its two halves
+      (:func:`lut_mul_s8_halves`) are computed from ``a_in``, ``w[bank]`` and ``w3[bank]`` and
+      registered in place of ``weight``, and their sum (:func:`lut_mul_s8_join`) is ``prod``.
+      Each bank keeps ``3 * w`` beside ``w``, written from ``w3_data`` (a port only this
+      variant has; the array computes it once per column or per group of rows).
     """
 
     def __init__(self, psum_bits: int, use_dsp: bool = True):
@@ -112,6 +125,7 @@ class ProcessingElement(wiring.Component):
                 "w_we": In(1),
                 "w_bank": In(1),
                 "w_data": In(signed(8)),
+                **({} if use_dsp else {"w3_data": In(signed(10))}),
             }
         )
 
@@ -120,11 +134,15 @@ class ProcessingElement(wiring.Component):
         # datapath registers have no reset (valid bits and write enables do): it would reach
         # every PE of the array, ~15,000 flip-flops on `large`, an ECP5 critical net
         w = [Signal(signed(8), name=f"w{i}", reset_less=True) for i in range(2)]
+        # 3 * w[i] beside w[i] for the LUT multiplier
+        w3 = [Signal(signed(10), name=f"w3_{i}", reset_less=True) for i in range(2)]
         with m.If(self.w_we):
             with m.Switch(self.w_bank):
                 for i in range(2):
                     with m.Case(i):
                         m.d.sync += w[i].eq(self.w_data)
+                        if not self.use_dsp:
+                            m.d.sync += w3[i].eq(self.w3_data)
         selected = Mux(self.bank, w[1], w[0])  # w[bank] of the activation on a_in
         a_q = Signal(signed(8), name="a_q", reset_less=True)
         m.d.sync += a_q.eq(self.a_in)
@@ -136,7 +154,7 @@ class ProcessingElement(wiring.Component):
         # no reset on the product: SB_MAC16 / MULT18X18D output registers have none to offer
         prod = Signal(signed(16), reset_less=True)
         if not self.use_dsp:
-            lo, hi = lut_mul_s8_halves(self.a_in, selected)
+            lo, hi = lut_mul_s8_halves(self.a_in, selected, Mux(self.bank, w3[1], w3[0]))
             lo_q = Signal(signed(12), name="mul_lo", reset_less=True)
             hi_q = Signal(signed(12), name="mul_hi", reset_less=True)
             m.d.sync += [lo_q.eq(lo), hi_q.eq(hi), prod.eq(lut_mul_s8_join(lo_q, hi_q))]
@@ -257,19 +275,31 @@ class SystolicArray(wiring.Component):
                 nwd = Signal(signed(8), name=f"wdata_{c}_{i}", reset_less=True)
                 m.d.sync += [nwe.eq(we), nbank.eq(bank), nrow.eq(row), nwd.eq(wd)]
                 we, bank, row, wd = nwe, nbank, nrow, nwd
+            # 3 * w for the LUT-multiplier PEs, computed once per column (per copy with
+            # pipeline registers, from the stage before, so each copy is a register)
+            wd3 = times3(wd)
             for r in range(R):
+                lut_pe = not pes[r][c].use_dsp
                 if not pipe:
                     m.d.comb += [
                         pes[r][c].w_we.eq(we & (row == r)),
                         pes[r][c].w_bank.eq(bank),
                         pes[r][c].w_data.eq(wd),
                     ]
+                    if lut_pe:
+                        m.d.comb += pes[r][c].w3_data.eq(wd3)
                     continue
                 if r % WEIGHT_ROWS_PER_COPY == 0:
                     g = r // WEIGHT_ROWS_PER_COPY
                     gbank = Signal(name=f"wbank_{c}_g{g}", attrs=rep)
                     gwd = Signal(signed(8), name=f"wdata_{c}_g{g}", reset_less=True, attrs=rep)
                     m.d.sync += [gbank.eq(bank), gwd.eq(wd)]
+                    group = range(r, min(R, r + WEIGHT_ROWS_PER_COPY))
+                    if any(not pes[rr][c].use_dsp for rr in group):  # a kept replica otherwise
+                        gwd3 = Signal(
+                            signed(10), name=f"wdata3_{c}_g{g}", reset_less=True, attrs=rep
+                        )
+                        m.d.sync += gwd3.eq(wd3)
                 pwe = Signal(name=f"wwe_{c}_r{r}")
                 m.d.sync += pwe.eq(we & (row == r))
                 m.d.comb += [
@@ -277,6 +307,8 @@ class SystolicArray(wiring.Component):
                     pes[r][c].w_bank.eq(gbank),
                     pes[r][c].w_data.eq(gwd),
                 ]
+                if lut_pe:
+                    m.d.comb += pes[r][c].w3_data.eq(gwd3)
 
         # Partial sums flow down; column c is deskewed by cols-1-c.
         for c in range(C):

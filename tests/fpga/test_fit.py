@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
-from sushi_hw.array import SystolicArray, lut_mul_s8
+from sushi_hw.array import DSP_PES_ATTR, SystolicArray, lut_mul_s8
 from sushi_hw.config import PRESETS, make_config
 from sushi_hw.fpga.boards import BOARDS, BoardError, get_board
 from sushi_hw.fpga.fit import FitError, bram_blocks, check_fit, plan
 from sushi_hw.fpga.flow import REPORT_KEYS, check_report, make_report, parse_nextpnr_report
+from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 from sushi_sched.cli import main
 
 
@@ -118,12 +120,11 @@ def test_lut_multiplier_is_exact():
     assert not bad, bad[:5]
 
 
-class _Budget:
-    sushi_dsp_pes = 5
-
-
-def test_array_with_lut_pes_matches_numpy():
-    """A 4x4 array where 11 of 16 PEs use LUT multipliers computes the same tile."""
+@pytest.mark.parametrize("pipe", [True, False], ids=["pipeline-regs", "no-pipeline-regs"])
+def test_array_with_lut_pes_matches_numpy(pipe):
+    """A 4x4 array where 11 of 16 PEs use LUT multipliers computes the same tile, with and
+    without pipeline registers (3 * w is then a register per copy of the weight bus, or logic
+    per column)."""
     from amaranth.hdl import Fragment
 
     R = C = 4
@@ -152,7 +153,7 @@ def test_array_with_lut_pes_matches_numpy():
                 got.append(list(ctx.get(dut.out_data)))
             await ctx.tick()
 
-    frag = Fragment.get(dut, _Budget())
+    frag = Fragment.get(dut, SimpleNamespace(**{DSP_PES_ATTR: 5, PIPELINE_REGS_ATTR: pipe}))
     sim = Simulator(frag)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)

@@ -18,7 +18,7 @@ import pytest
 from amaranth.hdl import Const, Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from icarus_harness import Flat, run_side_by_side
-from sushi_hw.array import SystolicArray, lut_mul_s8_halves, lut_mul_s8_join
+from sushi_hw.array import SystolicArray, lut_mul_s8_halves, lut_mul_s8_join, times3
 from sushi_hw.dsp import ECP5_DSP_ATTR, RegisteredMul
 from sushi_hw.reference import requantize
 from sushi_hw.requant import Requantizer
@@ -151,12 +151,15 @@ def test_harness_sees_a_latency_difference(tmp_path):
 
 def test_lut_mul_halves_exhaustive():
     """``lut_mul_s8_halves`` and ``lut_mul_s8_join`` over all 65,536 int8 pairs: 256 lanes with
-    a constant ``a`` each, ``b`` swept (Amaranth simulator)."""
+    a constant ``a`` each, ``b`` (and its stored ``3 * b``, :func:`times3`) swept (Amaranth
+    simulator)."""
     b = Signal(signed(8))
+    b3 = Signal(signed(10))
     m = Module()
+    m.d.comb += b3.eq(times3(b))
     lanes = []
     for av in range(-128, 128):
-        lo, hi = lut_mul_s8_halves(Const(av, signed(8)), b)
+        lo, hi = lut_mul_s8_halves(Const(av, signed(8)), b, b3)
         sigs = [Signal(signed(12)), Signal(signed(12)), Signal(signed(16))]
         m.d.comb += [sigs[0].eq(lo), sigs[1].eq(hi), sigs[2].eq(lut_mul_s8_join(lo, hi))]
         lanes.append((av, sigs))
@@ -165,8 +168,9 @@ def test_lut_mul_halves_exhaustive():
     async def bench(ctx):
         for bv in range(-128, 128):
             ctx.set(b, bv)
+            assert ctx.get(b3) == 3 * bv
             for av, (lo, hi, y) in lanes:
-                want = (av * (bv & 15), av * (bv >> 4), av * bv)
+                want = ((av & 15) * bv, (av >> 4) * bv, av * bv)
                 got = (ctx.get(lo), ctx.get(hi), ctx.get(y))
                 if got != want:
                     bad.append((av, bv, got, want))
