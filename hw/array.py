@@ -57,8 +57,9 @@ def lut_mul_s8_halves(a: Value, b: Value, b3: Value) -> tuple[Value, Value]:
     written), and each half adds two of them: one mux level and one adder. ``lo`` reads
     ``a[0:4]`` as unsigned, ``hi`` reads ``a[4:8]`` as signed; both fit int12, and
     ``a * b == lo + (hi << 4)`` (:func:`lut_mul_s8_join`). The PE registers the halves (a
-    pipeline stage inside the multiplier). On the ECP5 this maps into about 60% of the LUTs of
-    the binary tree of shifted partial products it replaced (docs/fpga.md).
+    pipeline stage inside the multiplier). On the ECP5 a PE with it takes 71% of the logic cells
+    (58% of the LUT4s) of one with the binary tree of shifted partial products it replaced
+    (docs/fpga.md).
     """
     pp = [_digit_multiple(a[2 * j : 2 * j + 2], b, b3, top=j == 3) for j in range(4)]
     lo = pp[0] + (pp[1] << 2)
@@ -134,14 +135,18 @@ class ProcessingElement(wiring.Component):
         # datapath registers have no reset (valid bits and write enables do): it would reach
         # every PE of the array, ~15,000 flip-flops on `large`, an ECP5 critical net
         w = [Signal(signed(8), name=f"w{i}", reset_less=True) for i in range(2)]
-        # 3 * w[i] beside w[i] for the LUT multiplier
-        w3 = [Signal(signed(10), name=f"w3_{i}", reset_less=True) for i in range(2)]
+        # 3 * w[i] beside w[i], for the LUT multiplier only
+        w3 = (
+            []
+            if self.use_dsp
+            else [Signal(signed(10), name=f"w3_{i}", reset_less=True) for i in range(2)]
+        )
         with m.If(self.w_we):
             with m.Switch(self.w_bank):
                 for i in range(2):
                     with m.Case(i):
                         m.d.sync += w[i].eq(self.w_data)
-                        if not self.use_dsp:
+                        if w3:
                             m.d.sync += w3[i].eq(self.w3_data)
         selected = Mux(self.bank, w[1], w[0])  # w[bank] of the activation on a_in
         a_q = Signal(signed(8), name="a_q", reset_less=True)
