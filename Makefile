@@ -45,7 +45,7 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
-	  $(BIN)/sushi demo --accel $(PRESET)
+	  $(BIN)/sushi demo --preset $(PRESET)
 
 train: $(STAMP)
 	$(BIN)/python -m sushi_sched.digits.train --seed 0 --out sched/data

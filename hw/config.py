@@ -26,6 +26,11 @@ def clog2(x: int) -> int:
     return max(1, (x - 1).bit_length())
 
 
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for integers (``b > 0``), without floats."""
+    return -(-a // b)
+
+
 @dataclass(frozen=True)
 class AccelConfig:
     """Sizes of one SushiAccel instance.

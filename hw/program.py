@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import AccelConfig
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
+from .config import AccelConfig, ceil_div
 
 
 def m_tiles(cfg: AccelConfig, m: int) -> list[tuple[int, int]]:
@@ -25,7 +21,7 @@ def m_tiles(cfg: AccelConfig, m: int) -> list[tuple[int, int]]:
 def act_bytes(cfg: AccelConfig, a: np.ndarray) -> bytes:
     """int8 A[M,K] as activation-buffer words, K zero-padded to a multiple of rows."""
     m, k = a.shape
-    kt, r = _ceil(k, cfg.rows), cfg.rows
+    kt, r = ceil_div(k, cfg.rows), cfg.rows
     pad = np.zeros((m, kt * r), dtype=np.int8)
     pad[:, :k] = a
     blocks = [pad[s : s + n, t * r : (t + 1) * r] for s, n in m_tiles(cfg, m) for t in range(kt)]
@@ -34,7 +30,7 @@ def act_bytes(cfg: AccelConfig, a: np.ndarray) -> bytes:
 
 def act_from_bytes(cfg: AccelConfig, raw: bytes, m: int, n: int) -> np.ndarray:
     """Inverse of :func:`act_bytes`: int8 [M,N] from buffer words."""
-    r, nt = cfg.rows, _ceil(n, cfg.rows)
+    r, nt = cfg.rows, ceil_div(n, cfg.rows)
     words = np.frombuffer(raw, dtype=np.int8).reshape(-1, r)
     out = np.zeros((m, nt * r), dtype=np.int8)
     i = 0
@@ -47,7 +43,7 @@ def act_from_bytes(cfg: AccelConfig, raw: bytes, m: int, n: int) -> np.ndarray:
 
 def int32_from_bytes(cfg: AccelConfig, raw: bytes, m: int, n: int) -> np.ndarray:
     """int32 [M,N] from a GEMM written without requantisation (4 words per output row)."""
-    c, nt = cfg.cols, _ceil(n, cfg.cols)
+    c, nt = cfg.cols, ceil_div(n, cfg.cols)
     rows = np.frombuffer(raw, dtype="<i4").reshape(-1, c)
     out = np.zeros((m, nt * c), dtype=np.int32)
     i = 0
@@ -61,7 +57,7 @@ def int32_from_bytes(cfg: AccelConfig, raw: bytes, m: int, n: int) -> np.ndarray
 def int32_to_bytes(cfg: AccelConfig, c: np.ndarray) -> bytes:
     """Inverse of :func:`int32_from_bytes`: int32 [M,N] as cols-lane rows ``[mt][nt][m]``."""
     m, n = c.shape
-    col, nt = cfg.cols, _ceil(n, cfg.cols)
+    col, nt = cfg.cols, ceil_div(n, cfg.cols)
     pad = np.zeros((m, nt * col), dtype="<i4")
     pad[:, :n] = c
     blocks = [
@@ -71,18 +67,18 @@ def int32_to_bytes(cfg: AccelConfig, c: np.ndarray) -> bytes:
 
 
 def out_words(cfg: AccelConfig, m: int, n: int, int32: bool = False) -> int:
-    return m * _ceil(n, cfg.cols) * (4 if int32 else 1)
+    return m * ceil_div(n, cfg.cols) * (4 if int32 else 1)
 
 
 def in_words(cfg: AccelConfig, m: int, k: int) -> int:
-    return m * _ceil(k, cfg.rows)
+    return m * ceil_div(k, cfg.rows)
 
 
 def weight_tiles(cfg: AccelConfig, w: np.ndarray) -> np.ndarray:
     """int8 W[K,N] -> tiles [NT, KT, rows, cols], zero-padded."""
     k, n = w.shape
     r, c = cfg.rows, cfg.cols
-    kt, nt = _ceil(k, r), _ceil(n, c)
+    kt, nt = ceil_div(k, r), ceil_div(n, c)
     pad = np.zeros((kt * r, nt * c), dtype=np.int8)
     pad[:k, :n] = w
     return pad.reshape(kt, r, nt, c).transpose(2, 0, 1, 3)
@@ -104,4 +100,4 @@ def weight_bytes(cfg: AccelConfig, w: np.ndarray) -> bytes:
 
 def offchip_tiles(cfg: AccelConfig, k: int, n: int, pb_kt: int = 0, pb_nt: int = 0) -> int:
     """Tiles one M-tile pass of a GEMM fetches from off-chip memory."""
-    return _ceil(k, cfg.rows) * _ceil(n, cfg.cols) - pb_kt * pb_nt
+    return ceil_div(k, cfg.rows) * ceil_div(n, cfg.cols) - pb_kt * pb_nt

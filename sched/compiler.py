@@ -5,20 +5,18 @@ layer uses the leading ``k x n`` slice, i.e. the leading tiles of that grid (``w
 tensor's K-tile count). The PB holds, per cached tensor, a leading block of ``kc x nc`` tiles.
 A GEMM takes tile (nt, kt) from the PB when it lies inside both the cached block and the layer,
 else from off-chip memory; the accumulator adds both kinds, so a partly cached layer is one GEMM.
+:func:`pb_layout` packs a cached SubGraph into the PB (the one layout every backend uses).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from sushi_hw import isa
-from sushi_hw.config import AccelConfig
+from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.program import in_words, out_words, weight_bytes
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 class CompileError(ValueError):
@@ -63,7 +61,11 @@ class WeightImage:
             if w.dtype != np.int8 or w.ndim != 2:
                 raise CompileError(f"tensor {name!r} must be a 2-D int8 array")
             blob = weight_bytes(cfg, w)
-            img.addr[name], img.kt[name], img.shape[name] = at, _ceil(w.shape[0], cfg.rows), w.shape
+            img.addr[name], img.kt[name], img.shape[name] = (
+                at,
+                ceil_div(w.shape[0], cfg.rows),
+                w.shape,
+            )
             img.blobs[name] = blob
             at += len(blob)
         img.end = at
@@ -97,6 +99,24 @@ class PBLayout:
     def tiles(self) -> int:
         return sum(kc * nc for _, kc, nc in self.blocks.values())
 
+    def key(self) -> tuple:
+        """Hashable contents (to cache the programs compiled for this layout)."""
+        return tuple(sorted(self.blocks.items()))
+
+
+def pb_layout(cfg: AccelConfig, sub: Mapping[str, tuple[int, int]]) -> PBLayout:
+    """The PB tile blocks that hold SubGraph ``sub`` (``{tensor: (k, n)}`` leading slices of
+    ``kn`` tensors), packed in tensor order; CompileError if they do not fit the PB."""
+    plan = {t: (ceil_div(d[0], cfg.rows), ceil_div(d[1], cfg.cols)) for t, d in sorted(sub.items())}
+    try:
+        return PBLayout.allocate(cfg, plan)
+    except CompileError as e:
+        nbytes = sum(k * n for k, n in sub.values())
+        raise CompileError(
+            f"SubGraph of {nbytes} weight bytes does not fit the PB of preset {cfg.name!r} "
+            f"({cfg.pb_bytes} bytes): {e}"
+        ) from None
+
 
 def cache_program(cfg: AccelConfig, image: WeightImage, layout: PBLayout) -> list[bytes]:
     """CACHE commands filling the PB per ``layout`` (one per tile row of each block)."""
@@ -106,7 +126,7 @@ def cache_program(cfg: AccelConfig, image: WeightImage, layout: PBLayout) -> lis
         if name not in image.addr:
             raise CompileError(f"cache plan names unknown tensor {name!r}")
         kt_full = image.kt[name]
-        nt_full = _ceil(image.shape[name][1], cfg.cols)
+        nt_full = ceil_div(image.shape[name][1], cfg.cols)
         if kc > kt_full or nc > nt_full:
             raise CompileError(f"cached block {kc}x{nc} tiles exceeds tensor {name!r}")
         for j in range(nc):
@@ -137,7 +157,7 @@ def pb_tiles_for(layout: PBLayout, cfg: AccelConfig, call: LayerCall) -> tuple[i
     if call.tensor not in layout.blocks:
         return 0, 0, 0, 0
     pb_tile, kc, nc = layout.blocks[call.tensor]
-    return pb_tile, kc, min(kc, _ceil(call.k, cfg.rows)), min(nc, _ceil(call.n, cfg.cols))
+    return pb_tile, kc, min(kc, ceil_div(call.k, cfg.rows)), min(nc, ceil_div(call.n, cfg.cols))
 
 
 def network_program(
@@ -168,7 +188,7 @@ def network_program(
     per_beat = max(1, cfg.mem_width // cfg.rows)
 
     def beats(words: int) -> int:
-        return _ceil(words, per_beat) * per_beat
+        return ceil_div(words, per_beat) * per_beat
 
     words_in = beats(in_words(cfg, m, calls[0].k))
     cmds = [isa.load_act(in_addr, 0, 0, words_in)]
@@ -215,6 +235,6 @@ def offchip_weight_bytes(cfg: AccelConfig, layout: PBLayout, calls: list[LayerCa
     total = 0
     for call in calls:
         _, _, pb_kt, pb_nt = pb_tiles_for(layout, cfg, call)
-        tiles = _ceil(call.k, cfg.rows) * _ceil(call.n, cfg.cols) - pb_kt * pb_nt
-        total += tiles * cfg.tile_bytes * _ceil(m, cfg.acc_depth)
+        tiles = ceil_div(call.k, cfg.rows) * ceil_div(call.n, cfg.cols) - pb_kt * pb_nt
+        total += tiles * cfg.tile_bytes * ceil_div(m, cfg.acc_depth)
     return total

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sushi_hw import isa
-from sushi_hw.config import AccelConfig
+from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.reference import requantize
 
 E = isa.ErrorCode
@@ -38,10 +38,6 @@ COUNTER_NAMES = tuple(c.name.lower() for c in isa.Counter)
 #: memories up to this size are one numpy array; larger ones are sparse pages
 DENSE_LIMIT = 1 << 26
 PAGE = 1 << 16
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 class Memory:
@@ -120,7 +116,7 @@ class GemmGeometry:
     @classmethod
     def of(cls, cfg: AccelConfig, f: dict[str, int]) -> GemmGeometry:
         r = cfg.rows
-        kt, nt, mt = _ceil(f["k"], r), _ceil(f["n"], r), _ceil(f["m"], cfg.acc_depth)
+        kt, nt, mt = ceil_div(f["k"], r), ceil_div(f["n"], r), ceil_div(f["m"], cfg.acc_depth)
         used = f["pb_kt"] * f["pb_nt"]
         return cls(
             kt=kt,

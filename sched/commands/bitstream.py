@@ -7,12 +7,12 @@ import json
 import shlex
 from pathlib import Path
 
-from sushi_hw.config import make_config, parse_overrides
 from sushi_hw.fpga.boards import BOARDS, BoardError, get_board
 from sushi_hw.fpga.fit import FitError, check_fit
 from sushi_hw.fpga.flow import ToolError
 
 from ..cli import UserError
+from ..cli_args import add_preset_args, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "point elsewhere.",
     )
     p.add_argument("--board", required=True, help=f"one of: {', '.join(BOARDS)}")
-    p.add_argument("--preset", help="preset (default: the board's own)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    add_preset_args(p, None, preset_help="preset; default: the board's own")
     p.add_argument("--out", type=Path, default=Path("build"), help="output root")
     p.add_argument(
         "--seed",
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     try:
         board = get_board(args.board)
-        cfg = make_config(args.preset or board.preset, **parse_overrides(args.set))
+        cfg = config_from_args(args, args.preset or board.preset)
         if args.estimate:
             return _estimate(board, cfg, args)
         fit = check_fit(board, cfg)

@@ -1,5 +1,6 @@
 """``sushi board``: talk to a SUSHI board over its UART host link (docs/uart.md), make its flash
-weight image and run digits queries on it (``sushi_sched.board_serve``)."""
+weight image and run digits queries on it (the one server of ``sushi_sched.runtime`` on the board
+backend)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..cli import UserError
+from ..cli_args import add_preset_args, check_preset
 
 
 def _link_args(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -23,11 +25,12 @@ def _link_args(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--port", default=d(None), help="serial device, e.g. /dev/ttyUSB1")
     p.add_argument("--baud", type=int, default=d(115200), help="default 115200")
     p.add_argument("--timeout", type=float, default=d(2.0), help="seconds per response (default 2)")
-    p.add_argument(
-        "--preset",
-        default=d(None),
-        help="the board's accelerator preset (default: the preset whose rows, cols, mem_width "
-        "and pb_bytes match the board's INFO); sets the flash address",
+    add_preset_args(
+        p,
+        d(None),
+        overrides=False,
+        preset_help="the board's accelerator preset (default: the preset whose rows, cols, "
+        "mem_width and pb_bytes match the board's INFO); sets the flash address",
     )
 
 
@@ -116,8 +119,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "print the command that programs it into the board's SPI flash at offset 0x100000 "
         "(1 MiB, past the bitstream). No serial port needed.",
     )
-    im.add_argument(
-        "--preset", default=argparse.SUPPRESS, help="accelerator preset (default: the board's)"
+    add_preset_args(
+        im,
+        argparse.SUPPRESS,
+        overrides=False,
+        preset_help="accelerator preset (default: the board's)",
     )
     im.add_argument(
         "--board", help="icebreaker or ulx3s (default: the board built with the preset)"
@@ -136,8 +142,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--subnet' accepts, with its int8 accuracy measured on the held-out split and its "
         "weight bytes; with --preset also the bytes it reads from the flash as whole tiles.",
     )
-    sn.add_argument(
-        "--preset", default=argparse.SUPPRESS, help="add the tile-padded bytes for this preset"
+    add_preset_args(
+        sn,
+        argparse.SUPPRESS,
+        overrides=False,
+        preset_help="add the tile-padded bytes for this preset",
     )
     sn.add_argument(
         "--sort",
@@ -159,9 +168,7 @@ def _flash_bases() -> str:
 def _preset(name: str):  # noqa: ANN202
     from sushi_hw.config import PRESETS
 
-    if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return PRESETS[check_preset(name)]
 
 
 def _preset_of(info, name: str | None):  # noqa: ANN001, ANN202
@@ -195,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
 def image(args: argparse.Namespace) -> int:
     from sushi_hw.fpga.boards import get_board
 
-    from ..board_serve import FLASH_OFFSET, boards_for, build_flash_image, program_command
+    from ..runtime.board import FLASH_OFFSET, boards_for, build_flash_image, program_command
+    from ..runtime.server import net_tensors
 
     board = None
     if args.board is not None:
@@ -203,11 +211,11 @@ def image(args: argparse.Namespace) -> int:
             board = get_board(args.board)
         except ValueError as e:
             raise UserError(str(e)) from None
-    name = args.preset or (board.preset if board else None)
+    name = getattr(args, "preset", None) or (board.preset if board else None)
     if name is None:
         raise UserError("give --preset (e.g. tiny) or --board (icebreaker, ulx3s)")
     cfg = _preset(name)
-    fi = build_flash_image(cfg, _net())
+    fi = build_flash_image(cfg, net_tensors(_net()))
     out = args.out or Path("build") / "board" / cfg.name / "weights.bin"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -377,30 +385,31 @@ def _link(args: argparse.Namespace) -> int:
 
 def _query_request(args: argparse.Namespace) -> dict:
     """Check everything about a query that needs no board: SubNet, image, cached SubGraph."""
-    from ..board_serve import BoardServeError, subgraph_of, subnet_info
+    from ..compiler import CompileError, pb_layout
+    from ..runtime.server import ServeError, subgraph_of, subnet_info
 
     net = _net()
     try:
         info = subnet_info(net, args.subnet)
         sub = subgraph_of(net, args.cache_subgraph) if args.cache_subgraph else None
-    except BoardServeError as e:
+    except ServeError as e:
         raise UserError(str(e)) from None
     n = len(net.test_set()[1])
     if not 0 <= args.image < n:
         raise UserError(f"--image {args.image} out of range: the held-out split has 0..{n - 1}")
     cfg = _preset(args.preset) if args.preset else None
     if sub is not None and cfg is not None:
-        from ..board_serve import cache_layout
-
         try:
-            cache_layout(cfg, sub)
-        except BoardServeError as e:
+            pb_layout(cfg, sub)
+        except CompileError as e:
             raise UserError(str(e)) from None
     return {"net": net, "info": info, "subgraph": sub}
 
 
 def _query(args: argparse.Namespace, client, board_info, q: dict) -> int:  # noqa: ANN001
-    from ..board_serve import BoardRunError, BoardServeError, DigitsServer
+    from ..runtime.backend import RunError
+    from ..runtime.board import connect, verify_flash
+    from ..runtime.server import ServeError
 
     net, info, sub = q["net"], q["info"], q["subgraph"]
     cfg = _preset_of(board_info, args.preset)
@@ -411,18 +420,18 @@ def _query(args: argparse.Namespace, client, board_info, q: dict) -> int:  # noq
             "pass --preset"
         )
     try:
-        server = DigitsServer(client, cfg, net, info=board_info, timeout_s=args.wait)
+        server = connect(client, cfg, net, info=board_info, timeout_s=args.wait)
         st = client.status()
         if st.busy:
             raise UserError(
                 "the accelerator is still busy with an earlier program; reset the board"
             )
-        server.verify_flash()
+        verify_flash(server.backend, server.flash)
         cache = server.fill_pb(sub) if sub is not None else None
         res = server.query(info.id, image=args.image, layout=cache.layout if cache else None)
-    except BoardServeError as e:
+    except ServeError as e:
         raise UserError(str(e)) from None
-    except BoardRunError as e:
+    except RunError as e:
         print(f"sushi: error: {e}", file=sys.stderr)
         return 1
     problems = (cache.problems if cache else []) + res.problems

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sushi_hw.config import PRESETS, make_config, parse_overrides
 from sushi_hw.gemm_host import GemmSpec
 
 from ..cli import UserError
+from ..cli_args import add_preset_args, config_from_args, sim_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,21 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "engine. A is int8 [M,K], W is int8 [K,N], C_IN is int32 [M,N]. Without --requant the "
         "result is int32; with it, int8 (y = (acc*MULT + 2^(SHIFT-1)) >> SHIFT, saturated).",
     )
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field of the preset",
-    )
+    add_preset_args(p, "default", sim=True)
     p.add_argument("--a", required=True, type=Path, help="int8 [M,K] .npy file")
     p.add_argument("--w", required=True, type=Path, help="int8 [K,N] .npy file")
     p.add_argument("--c-in", type=Path, help="optional int32 [M,N] .npy accumulate input")
     p.add_argument("--out", required=True, type=Path, help="output .npy file")
     p.add_argument("--requant", metavar="MULT,SHIFT", help="requantise to int8")
     p.add_argument("--relu", action="store_true", help="apply ReLU before saturation")
-    p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     p.set_defaults(func=run)
 
 
@@ -68,7 +60,8 @@ def _parse_requant(text: str | None) -> tuple[int, int] | None:
 def run(args: argparse.Namespace) -> int:
     from sushi_tb.runner import run as run_tb
 
-    cfg = make_config(args.preset, **parse_overrides(args.set))
+    cfg = config_from_args(args)
+    sim = sim_from_args(args)
     a = _load(args.a, "A (--a)", np.int8)
     w = _load(args.w, "W (--w)", np.int8)
     if a.shape[1] != w.shape[0]:
@@ -92,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     spec.validate(cfg)
     # simulator work dir, one per simulator so that runs on both at once (the test suite under
     # pytest -n) do not overwrite each other's files; its log stays for inspection
-    t = (Path("build/gemm") / args.sim).resolve()
+    t = (Path("build/gemm") / sim).resolve()
     t.mkdir(parents=True, exist_ok=True)
     (t / "out.npy").unlink(missing_ok=True)
     np.save(t / "a.npy", a)
@@ -108,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         np.save(t / "c.npy", c)
         job["c_in"] = str(t / "c.npy")
     tests, failed, xml = run_tb(
-        args.sim,
+        sim,
         "sushi_gemm",
         cfg,
         "gemm_tb",
@@ -123,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, out)
     print(
-        f"{args.sim}/{cfg.name}: OUT {out.dtype}{list(out.shape)} -> {args.out} "
+        f"{sim}/{cfg.name}: OUT {out.dtype}{list(out.shape)} -> {args.out} "
         f"in {cycles} cycles ({spec.ideal_cycles(cfg)} ideal)"
     )
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_args import accel_from_args, add_accel_args, supernet_from_name, supernet_help
+from ..cli_args import add_preset_args, config_from_args, supernet_from_name, supernet_help
 from .trace import add_trace_gen_args
 
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--supernet", default="ofa-resnet50", help=supernet_help() + " (default ofa-resnet50)"
     )
-    add_accel_args(p)
+    add_preset_args(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--trace", choices=KINDS, metavar="KIND", help=f"generate a trace: {', '.join(KINDS)}"
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..traces import generate, read_csv
 
     supernet = supernet_from_name(args.supernet)
-    cfg = accel_from_args(args)
+    cfg = config_from_args(args)
     policies = [x.strip() for x in args.policies.split(",") if x.strip()]
     from ..policies import POLICIES
 
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         setup=setup,
     )
     report["config"]["trace"] = source
-    report["config"]["accel_preset"] = args.accel
+    report["config"]["accel_preset"] = args.preset
     report["config"]["accel_overrides"] = list(args.overrides)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

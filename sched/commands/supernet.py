@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli_args import accel_from_args, add_accel_args, supernet_from_name, supernet_help
+from ..cli_args import add_preset_args, config_from_args, supernet_from_name, supernet_help
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,13 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "show",
         help="list the SubNets of a space's accuracy table",
         description="List each SubNet of the accuracy table with id, accuracy, MACs and int8 "
-        "weight bytes; with --accel also the cost model's latency and off-chip "
+        "weight bytes; with --preset also the cost model's latency and off-chip "
         "bytes with an empty PB. A space without an accuracy table lists its "
         "largest SubNet only.",
     )
     sh.add_argument("name", help=supernet_help())
     sh.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add_accel_args(sh, default=None)
+    add_preset_args(sh, default=None)
     sh.set_defaults(func=show)
     ls = ss.add_parser(
         "list", help="list known SuperNet spaces", description="List the known SuperNet spaces."
@@ -46,12 +46,12 @@ def show(args: argparse.Namespace) -> int:
     sn = supernet_from_name(args.name)
     table = sn.accuracy_table() or [sn.largest()]
     cm = None
-    if args.accel is not None:
-        cm = CostModel(accel_from_args(args))
+    if args.preset is not None:
+        cm = CostModel(config_from_args(args))
     elif args.overrides:
         from ..cli import UserError
 
-        raise UserError("--set needs --accel")
+        raise UserError("--set needs --preset")
     rows = []
     for s in table:
         r = {

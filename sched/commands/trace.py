@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_args import accel_from_args, add_accel_args, supernet_from_name, supernet_help
+from ..cli_args import add_preset_args, config_from_args, supernet_from_name, supernet_help
 
 
 def add_trace_gen_args(p: argparse.ArgumentParser, phase_len: float = 250.0) -> None:
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--supernet", default="ofa-resnet50", help=supernet_help() + " (default ofa-resnet50)"
     )
-    add_accel_args(p)
+    add_preset_args(p)
     add_trace_gen_args(p)
     p.set_defaults(func=run)
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..simulate import Setup
     from ..traces import generate, write_csv
 
-    setup = Setup.build(supernet_from_name(args.supernet), accel_from_args(args))
+    setup = Setup.build(supernet_from_name(args.supernet), config_from_args(args))
     tr = generate(
         args.kind, args.queries, args.seed, setup.scale(), args.arrivals, args.load, args.phase_len
     )

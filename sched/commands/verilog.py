@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sushi_hw.config import PRESETS, make_config, parse_overrides
+from sushi_hw.config import PRESETS
 from sushi_hw.generate import TOPS, generate_verilog
+
+from ..cli_args import add_preset_args, config_from_args
 
 #: largest off-chip memory the simulation top models (the HDL memory is a real array)
 SIM_MEMORY_LIMIT = 16 << 20
@@ -19,19 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Generate Verilog of every top-level design for the chosen presets into "
         "OUT/<preset>/<top>.v. Files are regenerated only when the config or RTL changes.",
     )
-    p.add_argument(
-        "--preset",
-        action="append",
-        choices=sorted(PRESETS),
-        help="preset to generate (repeatable; default: all presets)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field, e.g. --set rows=16 (applies to every preset)",
-    )
+    add_preset_args(p, None, multiple=True, preset_help="preset to generate; default: all")
     p.add_argument(
         "--top",
         action="append",
@@ -43,9 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(args.set)
     for name in args.preset or list(PRESETS):
-        cfg = make_config(name, **overrides)
+        cfg = config_from_args(args, name)
         for top in args.top or list(TOPS):
             if top == "sushi_sim" and cfg.mem_bytes > SIM_MEMORY_LIMIT:
                 print(

@@ -1,5 +1,5 @@
 """``sushi board image / subnets / query`` and the board-serving helpers, without a board or a
-simulator (the end-to-end check of ``sushi_sched.board_serve`` is ``tb/test_board.py``)."""
+simulator (the end-to-end check of the server on the board backend is ``tb/test_board.py``)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,12 @@ from sushi_hw.config import PRESETS
 from sushi_hw.fpga.board import LinkParams
 from sushi_hw.fpga.host import flash_base, flash_window
 from sushi_hw.generate import BOARD_SIM_LINK, BOARD_SIM_RAM_BYTES
-from sushi_sched.board_serve import (
-    FLASH_OFFSET,
-    BoardServeError,
-    RamMap,
-    build_flash_image,
-    cache_layout,
-    program_command,
-    subgraph_of,
-    subnet_info,
-)
 from sushi_sched.cli import main
-from sushi_sched.compiler import WeightImage
+from sushi_sched.compiler import WeightImage, pb_layout
 from sushi_sched.digits import load_digits_supernet
+from sushi_sched.runtime.board import FLASH_OFFSET, build_flash_image, program_command
+from sushi_sched.runtime.memmap import MemoryMap, MemoryMapError, Workload
+from sushi_sched.runtime.server import net_tensors, subgraph_of, subnet_info
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def test_image_is_the_compilers_layout(tmp_path, capsys, net, preset, board, com
     assert command.format(out=out) in printed, printed
     data = out.read_bytes()
     cfg = PRESETS[preset]
-    assert data == build_flash_image(cfg, net).data
+    assert data == build_flash_image(cfg, net_tensors(net)).data
     # the compiler's own layout of the SuperNet at the flash window's base
     tensors = {n: np.ascontiguousarray(net.tensor(n)) for n in net.tensor_names()}
     base = flash_base(cfg)
@@ -146,9 +139,15 @@ def test_query_missing_port_is_a_clean_error(tmp_path, capsys):
     assert "needs --port" in capsys.readouterr().err
 
 
+def board_map(cfg, ram_bytes, net):
+    work = Workload.of_digits(cfg, net.spec)
+    return MemoryMap.plan(cfg, work, ram_bytes=ram_bytes, weight_base=flash_base(cfg), prog_slots=1)
+
+
 def test_ram_map_fits_the_board_ram(net):
     cfg = PRESETS["tiny"]
-    ram = RamMap.plan(cfg, BOARD_SIM_RAM_BYTES, net)
+    ram = board_map(cfg, BOARD_SIM_RAM_BYTES, net)
+    assert ram.weights_preloaded and ram.weights == flash_base(cfg) and ram.prog_slots == 1
     regions = [
         (ram.prog, ram.prog_bytes),
         (ram.cache_prog, ram.cache_prog_bytes),
@@ -161,17 +160,15 @@ def test_ram_map_fits_the_board_ram(net):
         assert addr >= end and addr % 32 == 0 and addr % cfg.mem_width == 0
         end = addr + size
     assert end == BOARD_SIM_RAM_BYTES and ram.scratch_bytes >= 64
-    with pytest.raises(BoardServeError, match="needs .* bytes of board RAM"):
-        RamMap.plan(cfg, 1024, net)
-    with pytest.raises(BoardServeError, match="overlaps the flash window"):
-        RamMap.plan(cfg, flash_base(cfg) * 2, net)
+    with pytest.raises(MemoryMapError, match="needs .* bytes of board RAM"):
+        board_map(cfg, 1024, net)
 
 
 def test_subgraph_layouts(net):
     cfg = PRESETS["tiny"]
     sub = subgraph_of(net, "i16-d2-16-16, i64-d1-64")
     assert dict(sub) == {"fc1": (16, 16), "head": (16, 10)}  # fc2: only in the first
-    layout = cache_layout(cfg, subgraph_of(net, ["i16-d2-16-16"]))
+    layout = pb_layout(cfg, subgraph_of(net, ["i16-d2-16-16"]))
     r = cfg.rows
     assert layout.tiles == sum(-(-g.k // r) * -(-g.n // r) for g in net.layers("i16-d2-16-16"))
     assert subnet_info(net, "i16-d2-16-16").id == "i16-d2-16-16"

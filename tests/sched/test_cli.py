@@ -24,7 +24,7 @@ def sim(tmp_path, *extra, name="out.json"):
     rc = main(
         [
             "simulate",
-            "--accel",
+            "--preset",
             "zcu104",
             "--queries",
             "120",
@@ -91,10 +91,10 @@ def test_supernet_show(capsys):
     assert [r["id"] for r in rows] == list(range(6))
     assert {"id", "accuracy", "macs", "weight_bytes"} <= set(rows[0])
     assert "latency_ms" not in rows[0]
-    assert main(["supernet", "show", "ofa-resnet50", "--json", "--accel", "zcu104"]) == 0
+    assert main(["supernet", "show", "ofa-resnet50", "--json", "--preset", "zcu104"]) == 0
     rows = json.loads(capsys.readouterr().out)["subnets"]
     assert rows[0]["latency_ms"] > 0 and rows[0]["offchip_bytes"] > rows[0]["weight_bytes"] * 0.9
-    assert main(["supernet", "show", "ofa-mbv3", "--accel", "default"]) == 0
+    assert main(["supernet", "show", "ofa-mbv3", "--preset", "default"]) == 0
     assert "n/a" in capsys.readouterr().out
 
 
@@ -110,7 +110,7 @@ def test_pb_too_small_is_reported(tmp_path, capsys):
     "argv, msg",
     [
         (["--supernet", "vgg", "--trace", "phases"], "unknown SuperNet 'vgg'"),
-        (["--accel", "u250", "--trace", "phases"], "unknown accelerator preset 'u250'"),
+        (["--preset", "u250", "--trace", "phases"], "unknown preset 'u250'"),
         (["--trace", "phases", "--policies", "sushi,lru"], "unknown policy lru"),
         (["--trace", "phases", "--set", "rows=3"], "field 'rows'"),
         (["--trace", "phases", "--queries", "0"], "--queries must be >= 1"),

@@ -1,0 +1,8 @@
+"""The host runtime: one interface to an accelerator (:mod:`.backend`) with three backends
+(:mod:`.golden`, :mod:`.rtl`, :mod:`.board`), one memory map (:mod:`.memmap`), one server
+(:mod:`.server`) and the stream job with its report (:mod:`.stream`)."""
+
+from .backend import COUNTER_NAMES, Backend, RunError, RunResult, require_ok
+from .golden import GoldenBackend
+
+__all__ = ["COUNTER_NAMES", "Backend", "GoldenBackend", "RunError", "RunResult", "require_ok"]

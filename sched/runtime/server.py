@@ -1,0 +1,510 @@
+"""The one server: serves digits queries over any :class:`~sushi_sched.runtime.backend.Backend`.
+
+:class:`Server` owns the memory map, the weight image and the compiled programs of one backend:
+
+* :meth:`Server.fill_pb` writes and runs a CACHE program that puts a SubGraph (a
+  :class:`~sushi_sched.compiler.PBLayout`) into the Persistent Buffer;
+* :meth:`Server.query` serves one SubNet on one input: writes the input (and the program, once
+  per program slot), runs it, reads the int32 logits and the counters, and checks the logits bit
+  for bit against the numpy int8 reference and the byte counters against the compiler's;
+* :meth:`Server.serve` runs a policy over a query stream: per query the policy picks a SubNet
+  with the cost model, the server updates the PB when the policy says so and serves the query;
+  latency is queueing wait plus service time.
+
+Service time is the backend's ``cycles`` counter when the backend is cycle-accurate (the RTL, a
+board). The golden model has no clock: there the server takes the cost model's cycles for the
+same SubNet and PB contents (``Server.cycles_source == "cost_model"``), and the reports say so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sushi_hw import isa
+from sushi_hw.program import act_bytes, int32_from_bytes, out_words
+
+from ..compiler import (
+    CompileError,
+    LayerCall,
+    PBLayout,
+    WeightImage,
+    cache_program,
+    layer_calls,
+    network_program,
+    offchip_weight_bytes,
+    pb_layout,
+)
+from ..digits.store import load_digits_supernet
+from ..digits.supernet import DigitsSuperNet, SubNetInfo
+from ..subgraph import EMPTY, SubGraph, intersect_all
+from ..traces import Query
+from .backend import Backend, RunResult, require_ok
+from .memmap import MemoryMap, MemoryMapError, Workload
+
+
+class ServeError(ValueError):
+    """The request cannot be served as asked (unknown SubNet, a program or a cache plan that
+    does not fit, a board or flash that does not match); the message says why."""
+
+
+# ---- SubNets and SubGraphs of the digits SuperNet -----------------------------------------
+
+
+def subnet_info(net: DigitsSuperNet, key: str) -> SubNetInfo:
+    """The SubNet ``key``; ServeError naming close or example keys if there is none."""
+    try:
+        return net.subnet(key)
+    except ValueError:
+        pass
+    ids = [s.id for s in net.subnets()]
+    close = difflib.get_close_matches(str(key), ids, n=4, cutoff=0.6)
+    some = close or [ids[0], ids[len(ids) // 2], ids[-1]]
+    what = "did you mean" if close else "e.g."
+    raise ServeError(
+        f"unknown SubNet {key!r}; keys are i<inputs>-d<depth>-<width>-..., {what} "
+        f"{', '.join(some)} ({len(ids)} in all: sushi board subnets)"
+    )
+
+
+def subgraph_of(net: DigitsSuperNet, keys: str | Iterable[str]) -> SubGraph:
+    """The weight slices shared by SubNets ``keys`` (one key: that SubNet's slices; a
+    comma-separated string or several keys: their intersection)."""
+    if isinstance(keys, str):
+        keys = [k.strip() for k in keys.split(",") if k.strip()]
+    keys = list(keys)
+    if not keys:
+        raise ServeError("no SubNet given for the cached SubGraph")
+    return intersect_all(
+        SubGraph({g.name: (g.k, g.n) for g in net.layers(subnet_info(net, k).id)}) for k in keys
+    )
+
+
+def query_images(n: int, seed: int, n_test: int) -> np.ndarray:
+    """Which held-out image each query of a stream carries (seeded)."""
+    return np.random.default_rng(seed).integers(0, n_test, n)
+
+
+def net_tensors(net: DigitsSuperNet) -> dict[str, np.ndarray]:
+    return {n: np.ascontiguousarray(net.tensor(n)) for n in net.tensor_names()}
+
+
+# ---- results -----------------------------------------------------------------------------
+
+
+@dataclass
+class CacheResult:
+    layout: PBLayout  #: the blocks this CACHE program wrote
+    expected_bytes: int  #: weight bytes it must read off-chip
+    run: RunResult
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.run.counters
+
+
+@dataclass
+class QueryResult:
+    subnet: str
+    image: int | None  #: held-out image index (None: the caller's input)
+    label: int | None
+    logits: np.ndarray  #: int32 [n_out], read back from the backend
+    reference: np.ndarray  #: int32 [n_out], numpy int8 reference
+    pb_tiles: int
+    expected_offchip_bytes: int  #: weight bytes the GEMMs must read off-chip
+    expected_pb_bytes: int  #: weight bytes the PB must serve
+    expected_commands: int
+    run: RunResult
+    wall_s: float
+    problems: list[str] = field(default_factory=list)  #: counters that disagree
+
+    @property
+    def match(self) -> bool:
+        """The backend's logits equal the reference bit for bit."""
+        return bool(np.array_equal(self.logits, self.reference))
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.logits))
+
+    @property
+    def reference_predicted(self) -> int:
+        return int(np.argmax(self.reference))
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.run.counters
+
+    @property
+    def ok(self) -> bool:
+        return self.match and not self.problems
+
+    def as_dict(self) -> dict:
+        return {
+            "subnet": self.subnet,
+            "image": self.image,
+            "label": self.label,
+            "pb_tiles": self.pb_tiles,
+            "logits": self.logits.tolist(),
+            "reference_logits": self.reference.tolist(),
+            "match": self.match,
+            "predicted": self.predicted,
+            "reference_predicted": self.reference_predicted,
+            "expected_offchip_bytes": self.expected_offchip_bytes,
+            "expected_pb_bytes": self.expected_pb_bytes,
+            "expected_commands": self.expected_commands,
+            "problems": list(self.problems),
+            "wall_s": self.wall_s,
+            **self.counters,
+        }
+
+
+@dataclass
+class QueryRecord:
+    """One served query of a stream (a row of the report's records)."""
+
+    policy: str
+    index: int
+    subnet: str
+    cycles: int  #: service cycles: measured, or the cost model's on the golden model
+    model_cycles: int
+    latency_ms: float
+    slo_ok: bool
+    floor_ok: bool
+    correct: bool
+    match: bool  #: logits bit-exact and byte counters as compiled
+    offchip_bytes: int
+    weight_bytes: int
+    pb_bytes: int
+    pb_tiles: int
+    predicted: int = -1
+    logits: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PolicyResult:
+    name: str
+    records: list[QueryRecord] = field(default_factory=list)
+    cache_updates: int = 0
+    cache_bytes: int = 0
+    cache_cycles: int = 0
+    unreachable_floors: int = 0
+    pb_series: list[int] = field(default_factory=list)
+    updates_at: list[int] = field(default_factory=list)
+
+
+# ---- the server ----------------------------------------------------------------------------
+
+
+class Server:
+    """Serves digits SubNets on ``backend``.
+
+    ``weights``: where the weight image is. Default: built at the memory map's weight region
+    and written by :meth:`load_weights` (golden model, RTL); a board passes its flash image's
+    (already programmed) :class:`WeightImage` and the RAM size from its INFO (``ram_bytes``).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        net: DigitsSuperNet | None = None,
+        *,
+        weights: WeightImage | None = None,
+        ram_bytes: int | None = None,
+        prog_slots: int | None = None,
+    ):
+        self.backend, self.cfg = backend, backend.cfg
+        cfg = self.cfg
+        self.net = net or load_digits_supernet()
+        work = Workload.of_digits(cfg, self.net.spec)
+        tensors = net_tensors(self.net)
+        try:
+            if weights is None:
+                size = WeightImage.build(cfg, tensors, 0).end
+                self.mem = MemoryMap.plan(cfg, work, ram_bytes=ram_bytes, weight_bytes=size)
+                self.image = WeightImage.build(cfg, tensors, self.mem.weights)
+            else:
+                kw = {} if prog_slots is None else {"prog_slots": prog_slots}
+                self.mem = MemoryMap.plan(
+                    cfg, work, ram_bytes=ram_bytes, weight_base=weights.base, **kw
+                )
+                self.image = weights
+        except (CompileError, MemoryMapError) as e:
+            raise ServeError(str(e)) from None
+        self.x_test, self.y_test = self.net.test_set()
+        self._programs: dict[tuple, bytes] = {}
+        self._slot_of: dict[tuple, int] = {}  #: program key -> slot it is written in
+        self._in_slot: list[tuple | None] = [None] * self.mem.prog_slots
+        self._next_slot = 0
+        self.flash = None  #: a board's FlashImage (set by runtime.board.connect)
+
+    @property
+    def cycles_source(self) -> str:
+        return "measured" if self.backend.cycle_accurate else "cost_model"
+
+    # ---- setup ---------------------------------------------------------------------------
+    def load_weights(self) -> None:
+        """Write the weight image (not on a backend whose weights are preloaded)."""
+        if self.mem.weights_preloaded:
+            return
+        for name, blob in self.image.blobs.items():
+            self.backend.write(self.image.addr[name], blob)
+
+    # ---- programs --------------------------------------------------------------------------
+    def calls(self, key: str) -> list[LayerCall]:
+        return layer_calls(self.net.layers(subnet_info(self.net, key).id))
+
+    def query_program(self, key: str, layout: PBLayout) -> bytes:
+        pkey = (key, layout.key())
+        if pkey not in self._programs:
+            try:
+                cmds = network_program(
+                    self.cfg,
+                    self.image,
+                    layout,
+                    self.calls(key),
+                    1,
+                    self.mem.input,
+                    self.mem.output,
+                )
+            except CompileError as e:
+                raise ServeError(f"SubNet {key}: {e}") from None
+            prog = b"".join(cmds)
+            if len(prog) > self.mem.prog_bytes:
+                raise ServeError(
+                    f"the program of SubNet {key} is {len(prog)} bytes; the memory map has "
+                    f"{self.mem.prog_bytes} bytes per program slot"
+                )
+            self._programs[pkey] = prog
+        return self._programs[pkey]
+
+    def program_addr(self, key: str, layout: PBLayout) -> int:
+        """Address of the query program, written into a slot the first time it is needed
+        (slots are reused round-robin when they are all taken)."""
+        pkey = (key, layout.key())
+        slot = self._slot_of.get(pkey)
+        if slot is None:
+            prog = self.query_program(key, layout)
+            slot = self._next_slot
+            self._next_slot = (slot + 1) % self.mem.prog_slots
+            old = self._in_slot[slot]
+            if old is not None:
+                del self._slot_of[old]
+            self.backend.write(self.mem.slot(slot), prog)
+            self._in_slot[slot], self._slot_of[pkey] = pkey, slot
+        return self.mem.slot(slot)
+
+    def cache_program(self, layout: PBLayout) -> bytes:
+        try:
+            prog = b"".join([*cache_program(self.cfg, self.image, layout), isa.done()])
+        except CompileError as e:
+            raise ServeError(str(e)) from None
+        if len(prog) > self.mem.cache_prog_bytes:
+            raise ServeError(
+                f"the CACHE program is {len(prog)} bytes; the memory map has "
+                f"{self.mem.cache_prog_bytes} bytes for it"
+            )
+        return prog
+
+    def layout(self, sub: SubGraph) -> PBLayout:
+        try:
+            return pb_layout(self.cfg, sub)
+        except CompileError as e:
+            raise ServeError(str(e)) from None
+
+    # ---- the PB ---------------------------------------------------------------------------
+    def fill_pb(self, cache: PBLayout | SubGraph, old: PBLayout | None = None) -> CacheResult:
+        """Write and run a CACHE program that fills the PB with ``cache`` (a PBLayout, or a
+        SubGraph laid out by :func:`~sushi_sched.compiler.pb_layout`); with ``old`` (what the
+        PB holds) only the blocks that are not already in place. Later queries pass
+        ``layout``: ``cache`` laid out (all of it, not only what was written)."""
+        layout = cache if isinstance(cache, PBLayout) else self.layout(cache)
+        todo = layout
+        if old is not None:
+            todo = PBLayout({t: b for t, b in layout.blocks.items() if old.blocks.get(t) != b})
+        prog = self.cache_program(todo)
+        self.backend.write(self.mem.cache_prog, prog)
+        res = require_ok(self.backend.run(self.mem.cache_prog, f"CACHE {todo.blocks}"))
+        want = todo.tiles * self.cfg.tile_bytes
+        out = CacheResult(todo, want, res)
+        if res.counters["rd_weight_bytes"] != want:
+            out.problems.append(
+                f"CACHE read {res.counters['rd_weight_bytes']} weight bytes, expected {want}"
+            )
+        return out
+
+    # ---- one query -----------------------------------------------------------------------
+    def query(
+        self,
+        key: str,
+        *,
+        image: int | None = None,
+        x: np.ndarray | None = None,
+        layout: PBLayout | None = None,
+    ) -> QueryResult:
+        """Serve SubNet ``key`` on held-out image ``image`` (or int8 input row ``x``, as
+        ``net.quantize_input`` makes it) with the PB holding ``layout`` (default: empty)."""
+        cfg, mem = self.cfg, self.mem
+        layout = layout or PBLayout()
+        info = subnet_info(self.net, key)
+        calls = self.calls(info.id)
+        x, label = self._input(image, x, calls[0].k)
+        where = f"SubNet {info.id}, " + (f"image {image}" if image is not None else "given input")
+        where += f", PB {layout.blocks or 'empty'}"
+        data = act_bytes(cfg, x[:, : calls[0].k])
+        if len(data) > mem.input_bytes:
+            raise ServeError(
+                f"{where}: the input is {len(data)} bytes; the memory map has {mem.input_bytes}"
+            )
+        t0 = time.perf_counter()
+        addr = self.program_addr(info.id, layout)
+        self.backend.write(mem.input, data)
+        res = require_ok(self.backend.run(addr, where))
+        n_out = calls[-1].n
+        nbytes = out_words(cfg, 1, n_out, int32=True) * cfg.rows
+        raw = self.backend.read(
+            mem.output, min(mem.output_bytes, -(-nbytes // cfg.mem_width) * cfg.mem_width)
+        )
+        logits = int32_from_bytes(cfg, raw[:nbytes], 1, n_out)
+        wall = time.perf_counter() - t0
+        off = offchip_weight_bytes(cfg, layout, calls, 1)
+        # whole tiles of every layer (an empty PB) minus what comes off-chip
+        pb = offchip_weight_bytes(cfg, PBLayout(), calls, 1) - off
+        out = QueryResult(
+            subnet=info.id,
+            image=image,
+            label=label,
+            logits=logits[0],
+            reference=self.net.reference_logits(info.id, x)[0],
+            pb_tiles=layout.tiles,
+            expected_offchip_bytes=off,
+            expected_pb_bytes=pb,
+            expected_commands=len(calls) + 3,
+            run=res,
+            wall_s=wall,
+        )
+        ctr = res.counters
+        for name, want in (
+            ("rd_weight_bytes", off),
+            ("pb_read_bytes", pb),
+            ("commands", out.expected_commands),
+        ):
+            if ctr[name] != want:
+                out.problems.append(f"counter {name} = {ctr[name]}, expected {want}")
+        return out
+
+    def _input(
+        self, image: int | None, x: np.ndarray | None, k: int
+    ) -> tuple[np.ndarray, int | None]:
+        if (image is None) == (x is None):
+            raise ServeError("give either a held-out image index or an input row")
+        if image is not None:
+            n = len(self.y_test)
+            if not 0 <= int(image) < n:
+                raise ServeError(f"image {image} out of range: the held-out split has {n}")
+            i = int(image)
+            return self.x_test[i : i + 1], int(self.y_test[i])
+        a = np.asarray(x)
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2 or a.shape[0] != 1 or a.shape[1] < k:
+            raise ServeError(f"input must be one row of at least {k} int8 values")
+        if a.dtype != np.int8:
+            if not np.array_equal(a, a.astype(np.int8)):
+                raise ServeError("input values must be int8")
+            a = a.astype(np.int8)
+        return a, None
+
+    # ---- a stream ------------------------------------------------------------------------
+    def serve(
+        self,
+        policy,  # noqa: ANN001 - sushi_sched.policies.Policy
+        trace: Sequence[Query],
+        images: np.ndarray,
+        cost,  # noqa: ANN001 - sushi_sched.cost.CostModel
+        candidates: Sequence,
+        progress=None,  # noqa: ANN001 - anything with update(n)
+        clock: str | None = None,
+    ) -> PolicyResult:
+        """Serve ``trace`` with ``policy``; query ``i`` carries held-out image ``images[i]``.
+
+        ``clock``: "measured" (the backend's cycles; needs a cycle-accurate backend) or
+        "cost_model"; default :attr:`cycles_source`."""
+        cfg = self.cfg
+        clock = clock or self.cycles_source
+        if clock == "measured" and not self.backend.cycle_accurate:
+            raise ValueError(f"the {self.backend.name} backend has no clock; use the cost model")
+        res = PolicyResult(policy.name)
+        layout = PBLayout()
+        server_free = 0.0
+        best_acc = max(s.accuracy for s in candidates)
+
+        def set_cache(new: SubGraph, now: float) -> float:
+            nonlocal layout
+            new_layout = self.layout(new)
+            changed = any(layout.blocks.get(t) != b for t, b in new_layout.blocks.items())
+            policy.cache, old, layout = new, layout, new_layout
+            if not changed:
+                return now
+            c = self.fill_pb(new_layout, old)
+            if c.problems:
+                raise RuntimeError(f"{policy.name}: PB update: {'; '.join(c.problems)}")
+            nbytes = c.counters["rd_weight_bytes"]
+            if clock == "measured":
+                cycles = c.run.cycles
+            else:
+                cycles = cost.load_cost(
+                    nbytes, len(self.cache_program(c.layout)) // isa.CMD_BYTES - 1
+                )[0]
+            res.cache_updates += 1
+            res.cache_bytes += nbytes
+            res.cache_cycles += cycles
+            return now + cfg.cycles_to_ms(cycles)
+
+        first = policy.start()
+        if first != EMPTY:
+            server_free = set_cache(first, 0.0)
+        for i, q in enumerate(trace):
+            start = max(q.t_ms, server_free) if policy.queueing else q.t_ms
+            s = policy.choose(q, start - q.t_ms).subnet
+            if q.acc_floor > best_acc:
+                res.unreachable_floors += 1
+            r = self.query(s.key, image=int(images[i]), layout=layout)
+            model = cost.query(s, policy.cache).cycles
+            cycles = r.run.cycles if clock == "measured" else model
+            finish = start + cfg.cycles_to_ms(cycles)
+            lat = finish - q.t_ms
+            server_free = max(server_free, finish)
+            c = r.counters
+            res.records.append(
+                QueryRecord(
+                    policy.name,
+                    i,
+                    s.key,
+                    cycles,
+                    model,
+                    lat,
+                    lat <= q.slo_ms + 1e-9,
+                    s.accuracy >= q.acc_floor,
+                    r.predicted == r.label,
+                    r.ok,
+                    c["rd_weight_bytes"] + c["rd_act_bytes"] + c["rd_cmd_bytes"] + c["wr_bytes"],
+                    c["rd_weight_bytes"],
+                    c["pb_read_bytes"],
+                    layout.tiles,
+                    r.predicted,
+                    [int(v) for v in r.logits],
+                )
+            )
+            res.pb_series.append(layout.tiles * cfg.tile_bytes)
+            new = policy.after(i, q, s)
+            if new is not None and new != policy.cache:
+                server_free = set_cache(new, server_free)
+                res.updates_at.append(i)
+            if progress is not None:
+                progress.update(1)
+        return res

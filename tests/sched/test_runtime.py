@@ -1,0 +1,152 @@
+"""The host runtime without a simulator: the server on the golden-model backend, the memory
+map, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sushi_hw.config import PRESETS
+from sushi_sched.cli import main
+from sushi_sched.compiler import PBLayout, pb_layout
+from sushi_sched.digits import load_digits_supernet
+from sushi_sched.runtime.backend import Backend, RunError
+from sushi_sched.runtime.golden import GoldenBackend
+from sushi_sched.runtime.memmap import MemoryMap, Workload
+from sushi_sched.runtime.server import ServeError, Server, subgraph_of
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_digits_supernet()
+
+
+def test_golden_backend_is_a_backend():
+    assert isinstance(GoldenBackend(PRESETS["tiny"]), Backend)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_memory_map_regions_do_not_overlap(net, preset):
+    cfg = PRESETS[preset]
+    server = Server(GoldenBackend(cfg), net)
+    m = server.mem
+    regions = [(m.slot(i), m.prog_bytes) for i in range(m.prog_slots)] + [
+        (m.cache_prog, m.cache_prog_bytes),
+        (m.input, m.input_bytes),
+        (m.output, m.output_bytes),
+        (m.weights, server.image.end - server.image.base),
+        (m.scratch, m.scratch_bytes),
+    ]
+    end = 0
+    for addr, size in regions:
+        assert addr >= end and addr % cfg.mem_width == 0, (addr, end)
+        end = addr + size
+    assert end == m.ram_bytes == cfg.mem_bytes and m.prog_slots > 1
+    assert not m.weights_preloaded
+    with pytest.raises(ValueError, match="needs"):
+        MemoryMap.plan(cfg, Workload.of_digits(cfg, net.spec), ram_bytes=256, weight_bytes=1 << 20)
+
+
+def test_golden_server_queries_bit_exactly(net):
+    cfg = PRESETS["tiny"]
+    server = Server(GoldenBackend(cfg), net)
+    server.load_weights()
+    key = "i16-d2-16-16"
+    empty = server.query(key, image=3)
+    assert empty.ok and empty.counters["pb_read_bytes"] == 0
+    cache = server.fill_pb(subgraph_of(net, key))
+    assert not cache.problems and cache.counters["rd_weight_bytes"] == cache.expected_bytes > 0
+    full = server.query(key, image=3, layout=cache.layout)
+    assert full.ok and full.counters["rd_weight_bytes"] == 0
+    assert full.counters["pb_read_bytes"] == empty.counters["rd_weight_bytes"]
+    assert np.array_equal(full.logits, empty.logits)
+    # a partly cached layer is one GEMM: the same commands, weights from both sources
+    half = server.fill_pb(pb_layout(cfg, {"fc1": (8, 8)})).layout
+    part = server.query("i16-d2-16-16", image=3, layout=half)
+    assert part.ok and part.counters["commands"] == empty.counters["commands"]
+    assert part.counters["pb_read_bytes"] > 0 and part.counters["rd_weight_bytes"] > 0
+    with pytest.raises(ServeError, match="unknown SubNet"):
+        server.query("i8-d2-8-17", image=0)
+    # a program that stops with an error raises RunError with the result
+    server.backend.write(server.mem.scratch, bytes([9]) + bytes(31))
+    with pytest.raises(RunError, match="ILLEGAL_OPCODE"):
+        from sushi_sched.runtime.backend import require_ok
+
+        require_ok(server.backend.run(server.mem.scratch, "bad"))
+
+
+def test_golden_stream(net):
+    from sushi_sched.digits.space import DigitsSpace
+    from sushi_sched.runtime.stream import StreamJob
+    from sushi_sched.simulate import Setup
+    from sushi_sched.traces import generate
+
+    cfg = PRESETS["default"]
+    setup = Setup.build(DigitsSpace(net), cfg)
+    trace = generate("phases", 30, 1, setup.scale(), phase_len=8.0)
+    job = StreamJob(["sushi", "no_pb"], [(q.t_ms, q.acc_floor, q.slo_ms) for q in trace], seed=1)
+    res = job(GoldenBackend(cfg))
+    assert res["cycles_source"] == "cost_model" and res["cosim_cycles_per_s"] is None
+    for name, rep in res["policies"].items():
+        assert rep["mismatches"] == 0, name
+        assert all(r["cycles"] == r["model_cycles"] for r in res["records"][name])
+    assert res["policies"]["sushi"]["pb_hit_bytes"] > 0
+    assert res["policies"]["no_pb"]["pb_hit_bytes"] == 0
+
+
+def test_demo_on_the_golden_backend(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--backend", "golden", "--queries", "12", "--out", str(out)]
+    assert main([*argv, "--policies", "sushi,no_pb"]) == 0
+    printed = capsys.readouterr().out
+    assert "policy" in printed and "no clock" in printed
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["cycles_source"] == "cost_model" and rep["mismatches"] == 0
+    assert rep["config"]["backend"] == "golden" and rep["model_error_max"] is None
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["demo", "--preset", "huge"], "unknown preset 'huge'"),
+        (["demo", "--backend", "fpga"], "unknown backend 'fpga'"),
+        (["demo", "--sim", "vcs"], "unknown simulator 'vcs'"),
+        (["demo", "--set", "rows=3"], "field 'rows'"),
+        (["demo", "--set", "bogus=1"], "unknown config field 'bogus'"),
+        (
+            ["simulate", "--json", "x.json", "--trace", "phases", "--preset", "huge"],
+            "unknown preset 'huge'",
+        ),
+        (["supernet", "show", "digits", "--preset", "huge"], "unknown preset 'huge'"),
+        (["verilog", "--preset", "huge"], "unknown preset 'huge'"),
+        (["bench", "--preset", "huge"], "unknown preset 'huge'"),
+        (["bench", "--sim", "vcs"], "unknown simulator 'vcs'"),
+        (["board", "image", "--preset", "huge"], "unknown preset 'huge'"),
+        (["gemm", "--preset", "huge", "--a", "a", "--w", "w", "--out", "o"], "unknown preset"),
+        (["gemm", "--sim", "vcs", "--a", "a", "--w", "w", "--out", "o"], "unknown simulator"),
+    ],
+)
+def test_bad_cli_values_are_one_line(tmp_path, capsys, monkeypatch, argv, msg):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_the_old_accel_option_is_gone(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", "--accel", "default", "--json", "x.json"])
+    assert e.value.code == 2
+
+
+def test_layouts_are_one_function(net):
+    cfg = PRESETS["tiny"]
+    sub = subgraph_of(net, "i16-d2-16-16")
+    assert (
+        pb_layout(cfg, sub).blocks
+        == PBLayout.allocate(
+            cfg, {t: (-(-k // cfg.rows), -(-n // cfg.cols)) for t, (k, n) in sorted(sub.items())}
+        ).blocks
+    )
