@@ -11,15 +11,13 @@ applies the RTL's checks in the RTL's order (FETCH: alignment, then the command 
 CHECK per opcode, see :func:`check_command`) before a command moves any data, so a failing command
 leaves memory, buffers, PB and accumulator untouched.
 
-Two RTL behaviours are mirrored on purpose even though docs/isa.md does not spell them out:
+:func:`check_command` rejects exactly what the RTL's CHECK state rejects, with the same error
+code. Among its checks: ``requant=1`` with ``mult == 0`` is BAD_SHAPE, and ``accumulate`` or
+``hold`` on a GEMM of more than one M-tile or N-tile is BAD_ACCUMULATE, so the accumulator (which
+survives from one GEMM to the next) only ever carries the sums of a single output tile.
 
-* the accumulator is indexed by the row in the M-tile only, so with more than one N-tile a
-  ``hold`` keeps only the last N-tile's sums, and ``accumulate`` adds, for N-tile ``nt > 0``,
-  what N-tile ``nt - 1`` left in it (its sums up to K-tile ``KT - 2`` when it was written out);
-* ``requant=1`` with ``mult == 0`` is not rejected; every output is then 0.
-
-The model reads a GEMM's A operand (per M-tile) before it writes that M-tile's output, so a GEMM
-whose output overlaps its own A in the same buffer is outside what it (and the compiler) covers.
+A GEMM whose output would overlap its own A in the same buffer is rejected too (ACT_RANGE: the
+RTL re-reads A for every N-tile).
 """
 
 from __future__ import annotations

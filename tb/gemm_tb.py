@@ -1,7 +1,8 @@
 """cocotb tests of the stand-alone GEMM engine (top ``sushi_gemm``).
 
-Parameters arrive in environment variables: ``SUSHI_CONFIG`` (the AccelConfig as JSON),
-``SUSHI_SEED``, and for the benchmark / file modes ``SUSHI_BENCH_OUT`` / ``SUSHI_GEMM_JOB``.
+Parameters arrive in environment variables: ``SUSHI_CONFIG`` (the AccelConfig as JSON) and
+``SUSHI_SEED``. The engine's host driver is the library's
+(:class:`sushi_sched.runtime.gemm_rtl.Engine`), which ``sushi gemm`` and ``sushi bench`` use.
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, with_timeout
 from cocotb.utils import get_sim_time
-from streams import StreamSink, StreamSource
 from sushi_hw.config import AccelConfig
-from sushi_hw.gemm_host import (
-    GemmSpec,
-    a_words,
-    c_words,
-    encode_desc,
-    out_matrix,
-    out_rows,
-    w_words,
-)
+from sushi_hw.gemm_host import GemmSpec
 from sushi_hw.reference import gemm_ref
-
-CLOCK_NS = 10
+from sushi_sched.runtime.gemm_rtl import CLOCK_NS, Engine, reset
 
 
 def load_config() -> AccelConfig:
@@ -37,50 +28,6 @@ def load_config() -> AccelConfig:
 
 def seed() -> int:
     return int(os.environ.get("SUSHI_SEED", "1"))
-
-
-async def reset(dut, cycles: int = 3) -> None:
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, cycles)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
-
-
-class Engine:
-    """Host-side driver: feeds one GEMM's streams and collects its result."""
-
-    def __init__(self, dut, cfg: AccelConfig, rng: random.Random, stall: float = 0.0):
-        self.dut, self.cfg = dut, cfg
-        mk = lambda: random.Random(rng.random())  # noqa: E731 - independent stall patterns
-        self.cmd = StreamSource(dut, "cmd", dut.clk)
-        self.a = StreamSource(dut, "a", dut.clk, mk(), stall)
-        self.w = StreamSource(dut, "w", dut.clk, mk(), stall)
-        self.c = StreamSource(dut, "c_in", dut.clk, mk(), stall)
-        self.out = StreamSink(dut, "out", dut.clk, mk(), stall)
-        self.tasks: list = []
-
-    def cancel(self) -> None:
-        """Abandon a GEMM in flight (before a reset): stop every driver."""
-        for t in self.tasks:
-            t.cancel()
-        self.tasks = []
-        for src in (self.cmd, self.a, self.w, self.c):
-            src.valid.value = 0
-        self.out.ready.value = 0
-
-    async def gemm(self, spec: GemmSpec, a, w, c=None) -> np.ndarray:
-        cfg = self.cfg
-        self.tasks = tasks = [
-            cocotb.start_soon(self.cmd.send([encode_desc(cfg, spec)])),
-            cocotb.start_soon(self.a.send(a_words(cfg, a))),
-            cocotb.start_soon(self.w.send(w_words(cfg, w, spec.m))),
-        ]
-        if spec.accumulate:
-            tasks.append(cocotb.start_soon(self.c.send(c_words(cfg, c))))
-        words = await self.out.recv(out_rows(cfg, spec.m, spec.n))
-        for t in tasks:
-            await t
-        return out_matrix(cfg, words, spec.m, spec.n)
 
 
 def random_job(cfg: AccelConfig, rng: np.random.Generator, big: bool = False):
@@ -172,67 +119,3 @@ async def reset_in_the_middle(dut):
         job = random_job(cfg, rng)
         got = await with_timeout(eng.gemm(*job), 20_000_000, "ns")
         check(got, *job, s)
-
-
-@cocotb.test(skip="SUSHI_BENCH_OUT" not in os.environ)
-async def bench(dut):
-    """`make bench`: fixed shapes, no stalls; cycles from first input accepted to last output."""
-    cfg = load_config()
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    shapes = json.loads(os.environ["SUSHI_BENCH_SHAPES"])
-    rng = np.random.default_rng(0)
-    records = []
-    for m, k, n in shapes:
-        await reset(dut)
-        spec = GemmSpec(m, k, n)
-        a = rng.integers(-128, 128, (m, k), dtype=np.int8)
-        w = rng.integers(-128, 128, (k, n), dtype=np.int8)
-        eng = Engine(dut, cfg, random.Random(0))
-        sources = (eng.a, eng.w)
-        got = await eng.gemm(spec, a, w)
-        check(got, spec, a, w, None, 0)
-        first = min(src.first_time for src in sources)
-        cycles = (eng.out.last_time - first) // (CLOCK_NS * 1000) + 1
-        ideal = spec.ideal_cycles(cfg)
-        records.append(
-            {
-                "preset": cfg.name,
-                "rows": cfg.rows,
-                "cols": cfg.cols,
-                "M": m,
-                "K": k,
-                "N": n,
-                "cycles": int(cycles),
-                "ideal_cycles": ideal,
-                "utilization": round(ideal / cycles, 4),
-            }
-        )
-    with open(os.environ["SUSHI_BENCH_OUT"], "w") as f:
-        json.dump(records, f)
-
-
-@cocotb.test(skip="SUSHI_GEMM_JOB" not in os.environ)
-async def gemm_from_files(dut):
-    """`sushi gemm`: run the GEMM given in .npy files and save the result."""
-    cfg = load_config()
-    job = json.loads(os.environ["SUSHI_GEMM_JOB"])
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    await reset(dut)
-    a, w = np.load(job["a"]), np.load(job["w"])
-    c = np.load(job["c_in"]) if job.get("c_in") else None
-    spec = GemmSpec(
-        a.shape[0],
-        a.shape[1],
-        w.shape[1],
-        accumulate=c is not None,
-        requant=tuple(job["requant"]) if job.get("requant") else None,
-        relu=bool(job.get("relu")),
-    )
-    eng = Engine(dut, cfg, random.Random(0))
-    t0 = get_sim_time("ns")
-    got = await eng.gemm(spec, a, w, c)
-    cycles = int((get_sim_time("ns") - t0) // CLOCK_NS)
-    out = got.astype(np.int8) if spec.requant else got
-    np.save(job["out"], out)
-    with open(job["out"] + ".json", "w") as f:
-        json.dump({"cycles": cycles}, f)

@@ -58,7 +58,7 @@ def _memory_table(records: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sushi_tb.bench import bench_gemm, bench_memory
+    from ..runtime.bench import bench_gemm, bench_memory
 
     gemm: list[dict] = []
     memory: list[dict] = []

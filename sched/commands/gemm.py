@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,9 @@ def _parse_requant(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sushi_tb.runner import run as run_tb
+    from ..runtime.gemm_rtl import TOP as GEMM_TOP
+    from ..runtime.gemm_rtl import GemmJob
+    from ..runtime.rtl import RtlError, run_on_rtl
 
     cfg = config_from_args(args)
     sim = sim_from_args(args)
@@ -85,34 +86,12 @@ def run(args: argparse.Namespace) -> int:
     spec.validate(cfg)
     # simulator work dir, one per simulator so that runs on both at once (the test suite under
     # pytest -n) do not overwrite each other's files; its log stays for inspection
-    t = (Path("build/gemm") / sim).resolve()
-    t.mkdir(parents=True, exist_ok=True)
-    (t / "out.npy").unlink(missing_ok=True)
-    np.save(t / "a.npy", a)
-    np.save(t / "w.npy", w)
-    job = {
-        "a": str(t / "a.npy"),
-        "w": str(t / "w.npy"),
-        "out": str(t / "out.npy"),
-        "requant": spec.requant,
-        "relu": spec.relu,
-    }
-    if c is not None:
-        np.save(t / "c.npy", c)
-        job["c_in"] = str(t / "c.npy")
-    tests, failed, xml = run_tb(
-        sim,
-        "sushi_gemm",
-        cfg,
-        "gemm_tb",
-        env={"SUSHI_GEMM_JOB": json.dumps(job)},
-        testcase="gemm_from_files",
-        test_dir=t,
-    )
-    if failed or not (t / "out.npy").exists():
-        raise UserError(f"the RTL simulation failed; see {xml.with_suffix('.log')}")
-    out = np.load(t / "out.npy")
-    cycles = json.loads((t / "out.npy.json").read_text())["cycles"]
+    work = (Path("build/gemm") / sim).resolve()
+    job = GemmJob(a, w, c, spec.requant, spec.relu)
+    try:
+        out, cycles = run_on_rtl(cfg, job, sim=sim, workdir=work, top=GEMM_TOP)
+    except (RtlError, RuntimeError) as e:
+        raise UserError(f"the RTL simulation failed: {str(e).splitlines()[0]}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, out)
     print(

@@ -248,16 +248,17 @@ class Progress:
 class RtlJob:
     """What crosses into the simulator: the job, the configuration, and where to answer."""
 
-    fn: Callable[[Any, Progress], Any]
+    fn: Callable[..., Any]
     cfg: AccelConfig
     sim: str
     result_path: str
     progress_path: str | None = None
+    top: str = TOP
 
 
-def build(cfg: AccelConfig, sim: str = "verilator") -> Path:
-    """Build (or find cached) the simulator model of the ``sushi_sim`` top for ``cfg``."""
-    return simbuild.build(sim, TOP, cfg)
+def build(cfg: AccelConfig, sim: str = "verilator", top: str = TOP) -> Path:
+    """Build (or find cached) the simulator model of ``top`` for ``cfg``."""
+    return simbuild.build(sim, top, cfg)
 
 
 def run_on_rtl(
@@ -268,10 +269,15 @@ def run_on_rtl(
     workdir: Path,
     log_file: Path | None = None,
     progress: Any = None,
+    top: str = TOP,
 ) -> Any:
     """Run ``job(backend, progress)`` on the ``sushi_sim`` RTL of ``cfg`` and return what it
     returns. The simulator's output (start-up lines, warnings) goes to ``log_file`` (default
-    ``workdir/sim.log``); ``progress`` (e.g. a tqdm bar) advances as the job reports."""
+    ``workdir/sim.log``); ``progress`` (e.g. a tqdm bar) advances as the job reports.
+
+    With another ``top`` (``sushi_gemm``) the job is a coroutine function ``job(dut, cfg)``
+    that drives that top itself (clock and reset included), e.g.
+    :class:`sushi_sched.runtime.gemm_rtl.GemmJob`."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = Path(log_file or workdir / "sim.log").resolve()
@@ -283,7 +289,7 @@ def run_on_rtl(
             p.unlink(missing_ok=True)
     spec = RtlJob(job, cfg, sim, str(result_path), str(progress_path) if progress_path else None)
     job_path.write_bytes(pickle.dumps(spec))
-    build(cfg, sim)  # cached; a first build takes minutes
+    build(cfg, sim, top)  # cached; a first build takes minutes
     stop = threading.Event()
     watcher = None
     if progress_path is not None:
@@ -292,7 +298,7 @@ def run_on_rtl(
     try:
         simbuild.run(
             sim,
-            TOP,
+            top,
             cfg,
             ENTRY_MODULE,
             env={JOB_ENV: str(job_path)},

@@ -1,0 +1,127 @@
+"""Benchmarks on the RTL simulation (``sushi bench``): the GEMM engine's utilisation on fixed
+shapes, and one GEMM per weight source on the whole accelerator, through the library's RTL
+backend. Results land as JSON under ``build/bench/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sushi_hw import isa
+from sushi_hw.config import AccelConfig, ceil_div
+from sushi_hw.program import act_bytes, in_words
+
+from ..compiler import PBLayout, WeightImage, cache_program
+from .backend import Backend, require_ok
+from .gemm_rtl import TOP as GEMM_TOP
+from .gemm_rtl import GemmBench
+from .rtl import run_on_rtl
+
+# the memory benchmark's addresses (as the accelerator testbench has always used them)
+PROG_ADDR, CACHE_PROG_ADDR, IN_ADDR, W_ADDR = 0x0, 0x800, 0x1000, 0x8000
+
+
+def gemm_shapes(cfg: AccelConfig) -> list[tuple[int, int, int]]:
+    """Large squares (16*rows), batch-1 GEMVs and a few odd shapes, all within the config."""
+    big = 16 * cfg.rows
+    shapes = [
+        (big, big, big),
+        (1, big, big),
+        (1, 4 * cfg.rows, 4 * cfg.cols),
+        (37, 53, 29),
+        (3 * cfg.rows + 1, 5, 2 * cfg.cols + 3),
+        (cfg.acc_depth + 7, 24, 40),
+    ]
+    words = lambda m, k: m * ceil_div(k, cfg.rows)  # noqa: E731
+    return [s for s in shapes if words(s[0], s[1]) <= cfg.act_words and max(s) <= cfg.max_dim]
+
+
+@dataclass
+class MemoryBench:
+    """One GEMM per weight source (PB, off-chip, split), measured by the cycle counter."""
+
+    def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
+        cfg = backend.cfg
+        rng = np.random.default_rng(0)
+        records = []
+        big = 16 * cfg.rows
+        for m, k, n in ((big, big, big), (1, big, big)):
+            w = rng.integers(-128, 128, (k, n), dtype=np.int8)
+            x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+            kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
+            image = WeightImage.build(cfg, {"w": w}, W_ADDR)
+            backend.write(W_ADDR, image.blobs["w"])
+            backend.write(IN_ADDR, act_bytes(cfg, x))
+            load = [isa.load_act(IN_ADDR, 0, 0, in_words(cfg, m, k)), isa.done()]
+            backend.write(PROG_ADDR, b"".join(load))
+            require_ok(backend.run(PROG_ADDR, "load"))
+            for source in ("pb", "offchip", "split"):
+                kc, nc = {"pb": (kt, nt), "offchip": (0, 0), "split": (kt // 2, nt // 2)}[source]
+                if kc * nc > cfg.pb_tiles:  # the PB holds what it can: the leading tile rows
+                    nc = cfg.pb_tiles // kc
+                layout = PBLayout.allocate(cfg, {"w": (kc, nc)})
+                pb_tile, pb_stride, pb_kt, pb_nt = (0, 0, 0, 0)
+                if layout.blocks:
+                    prog = [*cache_program(cfg, image, layout), isa.done()]
+                    backend.write(CACHE_PROG_ADDR, b"".join(prog))
+                    require_ok(backend.run(CACHE_PROG_ADDR, "cache"))
+                    pb_tile, kc2, nc2 = layout.blocks["w"]
+                    pb_stride, pb_kt, pb_nt = kc2, kc2, nc2
+                cmd = isa.gemm(
+                    m=m,
+                    k=k,
+                    n=n,
+                    a_buf=0,
+                    a_word=0,
+                    o_buf=1,
+                    o_word=0,
+                    w_addr=W_ADDR,
+                    w_stride=kt,
+                    pb_tile=pb_tile,
+                    pb_stride=pb_stride,
+                    pb_kt=pb_kt,
+                    pb_nt=pb_nt,
+                    requant=(1 << 8, 16),
+                )
+                backend.write(PROG_ADDR, cmd + isa.done())
+                c = require_ok(backend.run(PROG_ADDR, f"bench {source}")).counters
+                expected = (kt * nt - pb_kt * pb_nt) * cfg.tile_bytes * ceil_div(m, cfg.acc_depth)
+                compute = ceil_div(m * k * n, cfg.rows * cfg.cols)
+                roof = max(compute, ceil_div(expected, cfg.mem_bytes_per_cycle))
+                records.append(
+                    {
+                        "preset": cfg.name,
+                        "M": m,
+                        "K": k,
+                        "N": n,
+                        "weight_source": source,
+                        "cycles": c["cycles"],
+                        "roofline_cycles": roof,
+                        "efficiency": round(roof / c["cycles"], 4),
+                        "offchip_weight_bytes": c["rd_weight_bytes"],
+                        "expected_offchip_weight_bytes": expected,
+                        "pb_bytes": c["pb_read_bytes"],
+                        "pb_tiles_cached": pb_kt * pb_nt,
+                        "pb_bytes_config": cfg.pb_bytes,
+                    }
+                )
+        return records
+
+
+def bench_gemm(
+    cfg: AccelConfig, sim: str, out_dir: Path, shapes: list[tuple[int, int, int]] | None = None
+) -> list[dict]:
+    work = Path(out_dir) / f"gemm.{cfg.name}.{sim}"
+    job = GemmBench([tuple(s) for s in (shapes or gemm_shapes(cfg))])
+    return run_on_rtl(cfg, job, sim=sim, workdir=work, top=GEMM_TOP)
+
+
+def bench_memory(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
+    """The largest layer (16*rows square) must fit the PB for the all-PB case; a preset whose
+    PB is smaller is measured with ``pb_bytes`` raised to fit, and every record names it."""
+    need = (16 * cfg.rows) ** 2
+    if cfg.pb_bytes < need:
+        cfg = cfg.replace(name=f"{cfg.name}+pb{need // 1024}k", pb_bytes=need)
+    work = Path(out_dir) / f"memory.{cfg.name}.{sim}"
+    return run_on_rtl(cfg, MemoryBench(), sim=sim, workdir=work)
