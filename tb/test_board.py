@@ -1,8 +1,8 @@
 """pytest entry point: the whole board top (``sushi_board``) serves digits queries over its
 UART, with the weights in an SPI-flash model, on Verilator and Icarus (``tb/board_tb.py``).
 
-The cocotb test serves the queries with ``sushi_sched.board_serve`` (what ``sushi board query``
-runs on a real board) and checks each query's logits bit-exactly against the numpy int8
+The cocotb test serves the queries with the one server of ``sushi_sched.runtime`` on the board
+backend (what ``sushi board query`` runs on a real board) and checks each query's logits bit-exactly against the numpy int8
 reference and the accelerator's counters and the flash model's byte count against the
 compiler's numbers; here the results it wrote are checked once more, so a test that silently
 served nothing fails.
@@ -52,7 +52,7 @@ def test_board_serves_digits(sim: str) -> None:
         f"\n{sim}: {len(res['queries'])} queries, {res['sim_cycles']} cycles, "
         f"cocotb {res['wall_s']:.1f} s, pytest incl. any build {wall:.1f} s"
     )
-    # the RAM map board_serve derived from the board's INFO covers the simulated RAM
+    # the memory map the server planned from the board's INFO covers the simulated RAM
     ram = res["ram_map"]
     assert ram["ram_bytes"] == ram["scratch"] + ram["scratch_bytes"] == BOARD_SIM_RAM_BYTES
     q = res["queries"]
