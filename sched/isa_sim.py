@@ -22,17 +22,17 @@ RTL re-reads A for every N-tile).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.reference import requantize
 
+from .runtime.backend import COUNTER_NAMES, RunResult
+
 E = isa.ErrorCode
 MASK32 = (1 << 32) - 1
-#: counter names as the cocotb host reports them (``isa.Counter`` names, lower case)
-COUNTER_NAMES = tuple(c.name.lower() for c in isa.Counter)
 #: memories up to this size are one numpy array; larger ones are sparse pages
 DENSE_LIMIT = 1 << 26
 PAGE = 1 << 16
@@ -192,18 +192,6 @@ def check_command(cfg: AccelConfig, op: isa.Op, f: dict[str, int]) -> isa.ErrorC
     return E.ILLEGAL_OPCODE
 
 
-@dataclass
-class RunResult:
-    done: bool
-    error: isa.ErrorCode
-    counters: dict[str, int] = field(default_factory=dict)
-    pc: int = 0  #: address of the last command fetched (or of the fetch that failed)
-
-    @property
-    def error_code(self) -> int:
-        return int(self.error)
-
-
 def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
 
@@ -251,18 +239,18 @@ class IsaSim:
         executed = 0
         while True:
             if pc % isa.CMD_BYTES:
-                return RunResult(False, E.BAD_ALIGN, dict(ctr), pc)
+                return RunResult(False, int(E.BAD_ALIGN), dict(ctr), pc=pc)
             if pc + isa.CMD_BYTES > cfg.mem_bytes:
-                return RunResult(False, E.MEM_RANGE, dict(ctr), pc)
+                return RunResult(False, int(E.MEM_RANGE), dict(ctr), pc=pc)
             raw = self.mem.read(pc, isa.CMD_BYTES).tobytes()
             ctr["rd_cmd_bytes"] += fetch_bytes
             ctr["commands"] += 1
             op, f = self._decode(raw)
             err = E.ILLEGAL_OPCODE if op is None else check_command(cfg, op, f)
             if err != E.NONE:
-                return RunResult(False, err, dict(ctr), pc)
+                return RunResult(False, int(err), dict(ctr), pc=pc)
             if op == isa.Op.DONE:
-                return RunResult(True, E.NONE, dict(ctr), pc)
+                return RunResult(True, int(E.NONE), dict(ctr), pc=pc)
             if op == isa.Op.CACHE:
                 self._cache(f)
             elif op == isa.Op.LOAD_ACT:

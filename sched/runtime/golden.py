@@ -33,8 +33,9 @@ class GoldenBackend:
 
     def run(self, prog_addr: int, what: str = "") -> RunResult:
         r = self.sim.run(prog_addr)
+        r.what = what
         self._last = dict(r.counters)
-        return RunResult(r.done, int(r.error), dict(r.counters), what, pc=r.pc)
+        return r
 
     def counters(self) -> dict[str, int]:
         return dict(self._last)
