@@ -287,7 +287,8 @@ def run_on_rtl(
     for p in (result_path, progress_path):
         if p is not None:
             p.unlink(missing_ok=True)
-    spec = RtlJob(job, cfg, sim, str(result_path), str(progress_path) if progress_path else None)
+    progress_arg = str(progress_path) if progress_path else None
+    spec = RtlJob(job, cfg, sim, str(result_path), progress_arg, top)
     job_path.write_bytes(pickle.dumps(spec))
     build(cfg, sim, top)  # cached; a first build takes minutes
     stop = threading.Event()
