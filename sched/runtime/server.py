@@ -64,10 +64,11 @@ __all__ = [
 
 @dataclass
 class CacheResult:
-    layout: PBLayout  #: the blocks this CACHE program wrote
-    expected_bytes: int  #: weight bytes it must read off-chip
+    layout: PBLayout  #: what the PB holds now (pass it to later queries)
+    expected_bytes: int  #: weight bytes the CACHE program must read off-chip
     run: RunResult
     problems: list[str] = field(default_factory=list)
+    written: PBLayout | None = None  #: the blocks the CACHE program wrote (default: layout)
 
     @property
     def counters(self) -> dict[str, int]:
@@ -297,7 +298,7 @@ class Server:
         self.backend.write(self.mem.cache_prog, prog)
         res = require_ok(self.backend.run(self.mem.cache_prog, f"CACHE {todo.blocks}"))
         want = todo.tiles * self.cfg.tile_bytes
-        out = CacheResult(todo, want, res)
+        out = CacheResult(layout, want, res, written=todo)
         if res.counters["rd_weight_bytes"] != want:
             out.problems.append(
                 f"CACHE read {res.counters['rd_weight_bytes']} weight bytes, expected {want}"
@@ -425,7 +426,7 @@ class Server:
                 cycles = c.run.cycles
             else:
                 cycles = cost.load_cost(
-                    nbytes, len(self.cache_program(c.layout)) // isa.CMD_BYTES - 1
+                    nbytes, len(self.cache_program(c.written)) // isa.CMD_BYTES - 1
                 )[0]
             res.cache_updates += 1
             res.cache_bytes += nbytes
