@@ -4,8 +4,8 @@ UART, with the weights in an SPI-flash model, on Verilator and Icarus (``tb/boar
 The cocotb test serves the queries with the one server of ``sushi_sched.runtime`` on the board
 backend (what ``sushi board query`` runs on a real board) and checks each query's logits
 bit-exactly against the numpy int8 reference and the accelerator's counters and the flash
-model's byte count against the compiler's numbers; here the results it wrote are checked once more, so a test that silently
-served nothing fails.
+model's byte count against the compiler's numbers; here the results it wrote are checked once
+more, so a test that silently served nothing fails.
 """
 
 from __future__ import annotations
