@@ -150,3 +150,70 @@ def test_layouts_are_one_function(net):
             cfg, {t: (-(-k // cfg.rows), -(-n // cfg.cols)) for t, (k, n) in sorted(sub.items())}
         ).blocks
     )
+
+
+class FakeBoard:
+    """A BoardClient look-alike over the golden model: RAM from 0, the flash image preloaded at
+    the flash window (what the board's memory system maps)."""
+
+    def __init__(self, cfg, flash, ram_bytes):  # noqa: ANN001
+        from sushi_hw.fpga.host import BoardInfo
+        from sushi_sched.isa_sim import IsaSim
+
+        self.sim = IsaSim(cfg)
+        self.sim.write(flash.base, flash.data)
+        self._info = BoardInfo(1, cfg.rows, cfg.cols, cfg.mem_width, cfg.pb_bytes, ram_bytes)
+        self.mem_width, self.result = cfg.mem_width, None
+
+    def info(self):  # noqa: ANN201
+        return self._info
+
+    def status(self):  # noqa: ANN201
+        from sushi_hw.fpga.host import BoardStatus
+
+        r = self.result
+        done, code = (r.done, r.error_code) if r else (False, 0)
+        return BoardStatus(False, done, not done and r is not None, False, code, 0)
+
+    def write(self, addr, data):  # noqa: ANN001, ANN201
+        assert addr % self.mem_width == 0 and len(data) % self.mem_width == 0
+        self.sim.write(addr, data)
+
+    def read(self, addr, n):  # noqa: ANN001, ANN201
+        return self.sim.read(addr, n)
+
+    def run(self, addr):  # noqa: ANN001, ANN201
+        self.result = self.sim.run(addr)
+
+    def wait(self, max_polls=None, timeout_s=None):  # noqa: ANN001, ANN201
+        return self.status()
+
+    def counter(self, index):  # noqa: ANN001, ANN201
+        return self.result.counters[list(self.result.counters)[int(index)]]
+
+
+def test_board_backend_serves_like_the_golden_backend(net):
+    """The board path (BoardBackend, flash weights, one program slot in a small RAM) gives the
+    same logits and byte counters as the golden backend for the same queries."""
+    from sushi_hw.generate import BOARD_SIM_RAM_BYTES
+    from sushi_sched.runtime.board import build_flash_image, connect, verify_flash
+    from sushi_sched.runtime.server import net_tensors
+
+    cfg = PRESETS["tiny"]
+    flash = build_flash_image(cfg, net_tensors(net))
+    board = connect(FakeBoard(cfg, flash, BOARD_SIM_RAM_BYTES), cfg, net, flash=flash)
+    verify_flash(board.backend, board.flash)
+    assert board.mem.prog_slots == 1 and board.mem.weights_preloaded
+    gold = Server(GoldenBackend(cfg), net)
+    gold.load_weights()
+    layout = None
+    for key, image in (("i8-d2-8-16", 4), ("i16-d2-16-16", 9), ("i64-d3-64-64-64", 1)):
+        a = board.query(key, image=image, layout=layout)
+        b = gold.query(key, image=image, layout=layout)
+        assert a.ok and b.ok and np.array_equal(a.logits, b.logits)
+        ca, cb = dict(a.counters), dict(b.counters)
+        assert ca == cb, (key, ca, cb)
+        if layout is None:  # then with the PB holding this SubNet's weights
+            sub = subgraph_of(net, key)
+            layout = board.fill_pb(sub).layout
+            assert gold.fill_pb(sub).layout.blocks == layout.blocks
