@@ -102,9 +102,10 @@ def top_skip_reason(top: str, cfg: AccelConfig) -> str | None:
 
         preset = get_board(BOARD_SIM_BOARD).preset
         if cfg.name != preset:
+            what = "the simulated board" if top == "sushi_board" else "the accelerator"
             return (
-                f"carries the {BOARD_SIM_BOARD} build's attributes, made for preset {preset} "
-                "only (board builds elaborate their own top: sushi bitstream)"
+                f"{what} as the {BOARD_SIM_BOARD} build elaborates it, for that board's "
+                f"preset ({preset}) only; board builds elaborate their own top (sushi bitstream)"
             )
     return None
 
