@@ -187,9 +187,9 @@ def _zero_inits_elided() -> Iterator[None]:
         emitter.emit_memory = orig
 
 
-# a memory declaration that is not followed by its initial block
+# a memory declaration that is not followed by its initial block (plain or escaped name)
 _BARE_MEMORY = re.compile(
-    r"^  reg (?:\[\d+:0\] )?(\w+) \[(\d+):0\];\n(?!  integer |  initial begin)", re.M
+    r"^  reg (?:\[\d+:0\] )?(\w+|\\\S+ ) ?\[(\d+):0\];\n(?!  integer |  initial begin)", re.M
 )
 
 
@@ -198,7 +198,7 @@ def _zero_fill_memories(text: str) -> str:
 
     def loop(match: re.Match) -> str:
         name, words = match.group(1), int(match.group(2)) + 1
-        var = f"{name}__init_i"
+        var = re.sub(r"\W", "_", name.strip().lstrip("\\")) + "__init_i"
         return (
             f"{match.group(0)}  integer {var};\n  initial begin\n    for ({var} = 0; {var} < "
             f"{words}; {var} = {var} + 1) {name}[{var}] = 0;\n  end\n"

@@ -44,3 +44,13 @@ def test_sushi_verilog_generates_then_reuses(tmp_path, capsys) -> None:
     assert "[2/2]" in out and (tmp_path / "tiny" / "sushi_gemm.v").exists()
     assert main([*args, "--top", "sushi_gemm"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_zero_fill_covers_plain_and_escaped_memory_names() -> None:
+    from sushi_hw.generate import _zero_fill_memories
+
+    text = "  reg [7:0] mem [3:0];\n  reg [7:0] \\m$1  [1:0];\n  reg [7:0] rom [1:0];\n"
+    text += "  initial begin\n    rom[0] = 8'h01;\n  end\n"
+    out = _zero_fill_memories(text)
+    assert "mem[mem__init_i] = 0;" in out and "\\m$1 [m_1__init_i] = 0;" in out
+    assert "rom__init_i" not in out  # a memory with its own initial value keeps it
