@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,7 +134,7 @@ def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
         return path
     design = TOPS[top](cfg)
     text = convert(design, name=top, platform=_top_platform(top, cfg))
-    tmp = path.with_suffix(".v.tmp")
+    tmp = path.with_suffix(f".v.{os.getpid()}.tmp")  # whole files only, also with two writers
     tmp.write_text(text)
     tmp.replace(path)
     stamp.write_text(digest)
