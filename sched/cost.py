@@ -29,6 +29,7 @@ from sushi_hw.accel import act_read_latency
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
 from sushi_hw.gemm_core import GemmCore
+from sushi_hw.isa import CMD_BYTES
 from sushi_hw.requant import Requantizer
 
 from .subgraph import EMPTY, SubGraph
@@ -78,8 +79,8 @@ class TimingModel:
     against its cycle counters (constants measured on the ``default`` preset; ``make demo``
     reports the model's error against the RTL, docs/architecture.md "Timing model").
 
-    * every command costs a fetch (``mem_latency`` + 32 B at the memory bandwidth) plus decode
-      and checks: ``cmd_overhead``;
+    * every command costs a fetch (``mem_latency`` + ``CMD_BYTES`` at the memory bandwidth)
+      plus decode and checks: ``cmd_overhead``;
     * LOAD_ACT / STORE_ACT / CACHE: ``mem_latency`` + bytes at the bandwidth + their overhead;
     * a GEMM: tiles issue back to back; a tile's period is ``max(m_rows, rows + pb_tile_overhead,
       off-chip fetch)``; the last tile only takes its rows; the off-chip stream starts
@@ -121,7 +122,7 @@ class TimingModel:
 
     @property
     def cmd_cycles(self) -> int:
-        return self.cfg.mem_latency + math.ceil(32 / self.bandwidth) + self.cmd_overhead
+        return self.cfg.mem_latency + math.ceil(CMD_BYTES / self.bandwidth) + self.cmd_overhead
 
     def tile_period(self, m_rows: int, from_pb: bool) -> int:
         base = max(m_rows, self.cfg.rows + self.pb_tile_overhead)

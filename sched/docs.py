@@ -1,0 +1,126 @@
+"""Sections of the README and docs that are generated from the code and the committed reports.
+
+A generated section sits between ``<!-- generated: NAME ... -->`` and ``<!-- end: NAME -->``;
+``sushi docs`` rewrites each from its source, ``sushi docs --check`` (and
+``tests/sched/test_docs.py``) fails while one differs:
+
+* ``timing`` (docs/architecture.md): the constants of :class:`sushi_sched.cost.TimingModel`;
+* ``builds`` (README.md, docs/fpga.md): the FPGA builds in ``docs/builds/``
+  (:mod:`sushi_hw.fpga.report_table`);
+* ``tops`` (README.md): what each top of ``sushi verilog`` is for, and for which presets
+  (:data:`sushi_hw.generate.TOP_USES`, :func:`sushi_hw.generate.top_skip_reason`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from sushi_hw.array import array_latency
+from sushi_hw.config import PRESETS
+from sushi_hw.fpga.report_table import load_builds, render_table
+from sushi_hw.generate import TOP_USES, top_skip_reason
+from sushi_hw.isa import CMD_BYTES
+from sushi_hw.requant import Requantizer
+
+from .cost import TimingModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def render_timing() -> str:
+    """The timing model's constants, with their values on the ``default`` preset."""
+    cfg = PRESETS["default"]
+    tm = TimingModel(cfg)
+    r = cfg.rows
+    arr = array_latency(cfg.rows, cfg.cols)
+    feed = tm.gemm_overhead - arr - Requantizer.latency - tm.gemm_fixed
+    pb_tile = tm.tile_period(1, from_pb=True)
+    off_tile = tm.tile_period(1, from_pb=False)
+    return "\n".join(
+        [
+            f"Constants of `TimingModel`, in cycles, with what they add up to on `{cfg.name}` "
+            f"(R = C = {r}, `mem_latency` {cfg.mem_latency}, {tm.bandwidth} B/cycle):",
+            "",
+            "| constant | cycles | where it counts |",
+            "|---|---|---|",
+            f"| `cmd_overhead` | {tm.cmd_overhead} | every command: a fetch (`mem_latency` + "
+            f"{CMD_BYTES} B at the memory bandwidth) + decode and checks: {tm.cmd_cycles} cycles "
+            "per command |",
+            f"| `query_overhead` | {tm.query_overhead} | the doorbell; a query also pays its "
+            "closing `DONE` command |",
+            f"| `load_overhead` / `store_overhead` / `cache_overhead` | {tm.load_overhead} / "
+            f"{tm.store_overhead} / {tm.cache_overhead} | LOAD_ACT / STORE_ACT / CACHE: "
+            "`mem_latency` + bytes / bandwidth + this |",
+            f"| `pb_tile_overhead` | {tm.pb_tile_overhead} | GEMM tiles issue in order, tile j "
+            f"starting `max(m_rows, R + {tm.pb_tile_overhead})` after tile j-1: a PB tile needs "
+            f"its R weight rows plus {tm.pb_tile_overhead} cycle of hand-over ({pb_tile} cycles "
+            "at batch 1); the last tile takes only its rows |",
+            f"| `first_fetch` | {tm.first_fetch} | an off-chip tile starts no earlier than the "
+            f"weight stream delivers it: `mem_latency + {tm.first_fetch}` after the GEMM "
+            f"starts, then one tile per `tile_bytes / bandwidth` ({tm.mem_fetch_cycles} cycles; "
+            "the dynamic buffer prefetches while PB tiles compute) |",
+            f"| `gemm_fixed` | {tm.gemm_fixed} | GEMM issue, drain and completion; with the A "
+            f"feed ({feed}), the array (`array_latency(R, C)` = {arr}) and the requantiser "
+            f"({Requantizer.latency}), all three taken from the RTL generator: `gemm_overhead` "
+            f"= {tm.gemm_overhead} |",
+            f"| `int32_row_cycles` | {tm.int32_row_cycles} | int32 output rows cost "
+            f"{tm.int32_row_cycles} more cycles each at the end, or the 4-word writer bounds "
+            "the GEMM |",
+            "",
+            f"So on `{cfg.name}` at batch 1 a PB tile costs {pb_tile} cycles and an off-chip "
+            f"tile {off_tile} (bandwidth bound): {round(100 * (1 - pb_tile / off_tile))}% fewer "
+            f"per tile from the PB; from `m_rows >= {tm.mem_fetch_cycles}` both are compute "
+            "bound.",
+        ]
+    )
+
+
+def render_builds() -> str:
+    return render_table(load_builds())
+
+
+def render_tops() -> str:
+    """What each generated top is for, and the presets ``sushi verilog`` generates it for."""
+    lines = ["| top | what it is for | presets |", "|---|---|---|"]
+    for top, use in TOP_USES.items():
+        presets = [n for n, cfg in PRESETS.items() if top_skip_reason(top, cfg) is None]
+        lines.append(f"| `{top}` | {use} | {', '.join(f'`{n}`' for n in presets)} |")
+    return "\n".join(lines)
+
+
+#: (file, section name) -> renderer
+SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
+    ("docs/architecture.md", "timing"): render_timing,
+    ("README.md", "builds"): render_builds,
+    ("README.md", "tops"): render_tops,
+    ("docs/fpga.md", "builds"): render_builds,
+}
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- generated: {name}\b[^\n]*-->\n)(.*?)(<!-- end: {name} -->)", re.S)
+
+
+def section_text(path: Path, name: str) -> str:
+    """The current text of section ``name`` in ``path``."""
+    m = _pattern(name).search(path.read_text())
+    if not m:
+        raise ValueError(f"{path}: no generated section {name!r}")
+    return m.group(2)
+
+
+def update(root: Path = ROOT, check: bool = False) -> list[str]:
+    """Rewrite (or with ``check``, only compare) every generated section; the stale ones."""
+    stale = []
+    for (rel, name), render in SECTIONS.items():
+        path = root / rel
+        text = path.read_text()
+        want = render() + "\n"
+        if section_text(path, name) == want:
+            continue
+        stale.append(f"{rel}: {name}")
+        if not check:
+            path.write_text(_pattern(name).sub(lambda m, w=want: m.group(1) + w + m.group(3), text))
+    return stale
