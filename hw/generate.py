@@ -6,12 +6,14 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .accel import SushiAccel
+from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
 from .fpga.board import BoardCore, LinkParams
 from .gemm_engine import GemmEngine
@@ -28,65 +30,69 @@ BOARD_SIM_LINK = LinkParams(
 BOARD_SIM_RAM_BYTES = 4096
 
 
-#: the board whose build attributes the simulated board top carries
+#: the board whose build options the simulated board top carries
 BOARD_SIM_BOARD = "icebreaker"
 
 
-def board_sim_top(cfg: AccelConfig) -> BoardCore:
+def board_sim_options(cfg: AccelConfig) -> BuildOptions:
+    """The simulated board's build: the iCEBreaker's options for ``cfg`` (no pipeline
+    registers, the shared check multiplier, ...) without its vendor primitives, so the variant
+    on the board is the one simulated."""
+    from .fpga.boards import get_board
+    from .fpga.flow import sim_options
+
+    return sim_options(get_board(BOARD_SIM_BOARD), cfg)
+
+
+def board_sim_top(cfg: AccelConfig, opts: BuildOptions) -> BoardCore:
     """``sushi_board``: the platform-independent board design (UART pins, SPI flash pins,
     LEDs) with :data:`BOARD_SIM_LINK` timing, for cocotb (``tb/board_tb.py``)."""
-    return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES)
+    return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES, opts=opts)
 
 
-#: tops elaborated with the iCEBreaker build's attributes (see :func:`_top_platform`)
-ICE40_VARIANT_TOPS = ("sushi_board", "sushi_sim_ice40")
+@dataclass(frozen=True)
+class Top:
+    make: Callable[[AccelConfig, BuildOptions], wiring.Component]
+    #: the options it is generated with unless the caller gives others
+    default_options: Callable[[AccelConfig], BuildOptions] = lambda cfg: SIMULATION
 
 
-def _top_platform(top: str, cfg: AccelConfig):
-    """The board top, and the accelerator's ``sushi_sim_ice40``, are elaborated with the
-    iCEBreaker build's attributes (shared check multiplier, no block RAM read registers,
-    ...) so the variant on the board is the one simulated; the other tops with none (the
-    simulation defaults)."""
-    if top not in ICE40_VARIANT_TOPS:
-        return None
-    from .fpga.boards import get_board
-    from .fpga.flow import sim_attributes
-
-    return sim_attributes(get_board(BOARD_SIM_BOARD), cfg)
-
-
-#: top name -> component factory. Later tops (the full accelerator, board tops) register here.
-TOPS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
-    "sushi_gemm": GemmEngine,  # the compute core alone, with streams
-    "sushi_accel": SushiAccel,  # the accelerator, memory port outside (FPGA tops wrap it)
-    "sushi_sim": SushiSim,  # the accelerator with the HDL memory model, for cocotb
-    "sushi_sim_ice40": SushiSim,  # the same, as the iCEBreaker build elaborates it
-    "sushi_board": board_sim_top,  # the board: UART, host link, RAM, SPI flash, accelerator
+#: top name -> component factory
+TOPS: dict[str, Top] = {
+    "sushi_gemm": Top(GemmEngine),  # the compute core alone, with streams
+    "sushi_accel": Top(SushiAccel),  # the accelerator, memory port outside (FPGA tops wrap it)
+    "sushi_sim": Top(SushiSim),  # the accelerator with the HDL memory model, for cocotb
+    # the board: UART, host link, RAM, SPI flash, accelerator
+    "sushi_board": Top(board_sim_top, board_sim_options),
 }
 
 _SOURCES = Path(__file__).parent
 
 
-def _design_hash(cfg: AccelConfig, top: str) -> str:
-    """Changes whenever the config or any RTL generator source changes."""
-    h = hashlib.sha256(json.dumps([top, cfg.to_dict()], sort_keys=True).encode())
+def design_hash(cfg: AccelConfig, top: str, opts: BuildOptions) -> str:
+    """Changes whenever the config, the build options or any RTL generator source changes."""
+    h = hashlib.sha256(json.dumps([top, cfg.to_dict(), opts.to_dict()], sort_keys=True).encode())
     for p in sorted(_SOURCES.rglob("*.py")):
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
-def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
-    """Write ``<out_dir>/<top>.v`` for ``cfg`` unless an identical one is already there."""
+def generate_verilog(
+    cfg: AccelConfig, top: str, out_dir: Path, opts: BuildOptions | None = None
+) -> Path:
+    """Write ``<out_dir>/<top>.v`` for ``cfg`` built with ``opts`` (default: the top's own)
+    unless an identical one is already there."""
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}; choose one of {', '.join(TOPS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{top}.v"
     stamp = out_dir / f"{top}.hash"
-    digest = _design_hash(cfg, top)
+    opts = TOPS[top].default_options(cfg) if opts is None else opts
+    digest = design_hash(cfg, top, opts)
     if path.exists() and stamp.exists() and stamp.read_text() == digest:
         return path
-    design = TOPS[top](cfg)
-    text = verilog.convert(design, name=top, platform=_top_platform(top, cfg), emit_src=False)
+    design = TOPS[top].make(cfg, opts)
+    text = verilog.convert(design, name=top, emit_src=False)
     text = _compact_zero_inits(text)
     path.write_text(text)
     stamp.write_text(digest)
