@@ -16,11 +16,12 @@ from amaranth.lib.wiring import In, Out
 
 from . import isa
 from .bram import RegisteredRam
+from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig, clog2
 from .counters import CounterBank
 from .gemm_core import GemmCore
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
-from .pipeline import CreditedReadQueue, StreamRegister, pipeline_regs
+from .pipeline import CreditedReadQueue, StreamRegister
 from .spram import SinglePortRam
 from .width import WidthConverter
 
@@ -102,15 +103,6 @@ def sum_exceeds(a: Value, b: Value, limit: int, *, carry_compare: bool = False) 
             high = high | (v[nb:] != 0)
     total = a[:nb] + b[:nb]
     return high | ((total > limit) if carry_compare else exceeds(total, limit))
-
-
-#: platform attribute: build CheckProducts with one shared shift-add multiplier (FPGA builds
-#: whose DSPs are all taken); absent, the products are parallel multipliers (one cycle)
-SHARED_CHECK_MUL_ATTR = "sushi_shared_check_mul"
-
-
-def shared_check_mul(platform) -> bool:
-    return bool(getattr(platform, SHARED_CHECK_MUL_ATTR, False))
 
 
 class CheckProducts(wiring.Component):
@@ -337,8 +329,8 @@ def act_read_latency(pipe_regs: bool = True) -> int:
 
 
 class SushiAccel(wiring.Component):
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
+        self.cfg, self.opts = cfg, opts
         super().__init__(
             {
                 "mem": Out(mem_port_signature(cfg)),
@@ -372,15 +364,21 @@ class SushiAccel(wiring.Component):
         # no C_in stream (accumulation goes through acc_keep) and A is always all there
         # ECP5 timing: every block RAM's read data is registered right at the RAM, before any
         # select (its clock-to-out is 5.8 ns of the 10), in the block's own output register
-        # (sushi_hw.bram); not on the iCE40 (pipeline_regs)
-        pipe_regs = pipeline_regs(platform)
+        # (sushi_hw.bram); not on the iCE40 (BuildOptions.pipeline_regs)
+        opts = self.opts
+        pipe_regs = opts.pipeline_regs
 
         m.submodules.core = core = GemmCore(
-            cfg, with_c_in=False, a_flow=False, int32_gap=4, a_latency=act_read_latency(pipe_regs)
+            cfg,
+            with_c_in=False,
+            a_flow=False,
+            int32_gap=4,
+            a_latency=act_read_latency(pipe_regs),
+            opts=opts,
         )
         acts, act_rdata = [], []
         for b in range(2):
-            ram = RegisteredRam(word_bits, cfg.act_words, **act_ram_options(pipe_regs))
+            ram = RegisteredRam(word_bits, cfg.act_words, **act_ram_options(pipe_regs), opts=opts)
             m.submodules[f"act{b}"] = ram
             acts.append((ram.write, ram.read))
             act_rdata.append(ram.read.data)
@@ -394,6 +392,7 @@ class SushiAccel(wiring.Component):
             max(1, cfg.pb_bytes // R),
             registered=pipe_regs,
             ports_registered=pipe_regs,
+            opts=opts,
         )
         pb_rdata = pb.rdata
         m.submodules.dynq = dynq = fifo.SyncFIFOBuffered(width=word_bits, depth=cfg.dyn_bytes // R)
@@ -441,7 +440,7 @@ class SushiAccel(wiring.Component):
         counted = [c for c in C if c != C.RD_CMD_BYTES]
         amount = {C.RD_WEIGHT_BYTES: W, C.RD_ACT_BYTES: W, C.WR_BYTES: W, C.PB_READ_BYTES: R}
         amounts = [amount.get(c, 1) for c in counted]
-        m.submodules.ctrs = ctrs = CounterBank(amounts, cfg.counter_bits)
+        m.submodules.ctrs = ctrs = CounterBank(amounts, cfg.counter_bits, read_reg=pipe_regs)
         with m.Switch(self.ctr_sel):
             for c in C:
                 with m.Case(c):
@@ -484,7 +483,7 @@ class SushiAccel(wiring.Component):
         # the GEMM checks' products, computed in CHECK_PREP, exact up to the largest limit
         prod_bits = max(cfg.act_words, cfg.mem_bytes >> lt, cfg.pb_tiles).bit_length()
         m.submodules.prods = prods = CheckProducts(
-            prod_bits, shared=shared_check_mul(platform), tile_bits=tile_w
+            prod_bits, shared=opts.shared_check_mul, tile_bits=tile_w
         )
         m.d.comb += [
             prods.m.eq(c_gemm.m),

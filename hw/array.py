@@ -21,22 +21,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .bram import REPLICA_ATTR
-from .dsp import RegisteredMul, ecp5_dsp
-from .pipeline import pipeline_regs
-
-#: Attribute a build platform may carry: how many PEs (row-major) may use a hardware multiplier.
-#: The rest get the LUT multiplier :func:`lut_mul_s8`. Absent (simulation, generic Verilog):
-#: every PE writes ``a * w`` and the synthesis tool decides.
-DSP_PES_ATTR = "sushi_dsp_pes"
+from .build_options import SIMULATION, BuildOptions
+from .dsp import RegisteredMul
 
 #: PE rows sharing one copy of a column's weight data and bank (with pipeline registers)
 WEIGHT_ROWS_PER_COPY = 4
-
-
-def dsp_pes(platform, n_pes: int) -> int:
-    """PEs allowed to use a DSP multiplier on ``platform``."""
-    budget = getattr(platform, DSP_PES_ATTR, None)
-    return n_pes if budget is None else max(0, min(n_pes, int(budget)))
 
 
 def _digit_multiple(d: Value, b: Value, b3: Value, top: bool) -> Value:
@@ -100,7 +89,7 @@ class ProcessingElement(wiring.Component):
 
     * ``use_dsp`` (default): ``prod <= a_out * weight``, where ``weight`` is the registered
       ``w[bank]``; the synthesis tool maps it onto a DSP (SB_MAC16 absorbs both registers).
-      On a platform with :data:`sushi_hw.dsp.ECP5_DSP_ATTR` it is a MULT18X18D instance
+      With ``mult18x18d`` (``BuildOptions.ecp5_dsp``) it is a MULT18X18D instance
       (:class:`sushi_hw.dsp.RegisteredMul`) fed with ``a_in`` and ``w[bank]``, the values the
       ``a_out``/``weight`` registers load: its input registers are that ``weight`` register and
       a copy of ``a_out``, its output register is ``prod`` (Yosys would leave all three in the
@@ -112,9 +101,9 @@ class ProcessingElement(wiring.Component):
       variant has; the array computes it once per column or per group of rows).
     """
 
-    def __init__(self, psum_bits: int, use_dsp: bool = True):
+    def __init__(self, psum_bits: int, use_dsp: bool = True, mult18x18d: bool = False):
         self.psum_bits = psum_bits
-        self.use_dsp = use_dsp
+        self.use_dsp, self.mult18x18d = use_dsp, mult18x18d
         super().__init__(
             {
                 "a_in": In(signed(8)),
@@ -163,7 +152,7 @@ class ProcessingElement(wiring.Component):
             lo_q = Signal(signed(12), name="mul_lo", reset_less=True)
             hi_q = Signal(signed(12), name="mul_hi", reset_less=True)
             m.d.sync += [lo_q.eq(lo), hi_q.eq(hi), prod.eq(lut_mul_s8_join(lo_q, hi_q))]
-        elif ecp5_dsp(platform):
+        elif self.mult18x18d:
             m.submodules.mul = mul = RegisteredMul(
                 signed(8), signed(8), reg_inputs=True, mult18x18d=True
             )
@@ -203,8 +192,8 @@ def weight_delay(col: int) -> int:
 class SystolicArray(wiring.Component):
     """``rows x cols`` weight-stationary array; see the module docstring for timing."""
 
-    def __init__(self, rows: int, cols: int, psum_bits: int):
-        self.rows, self.cols, self.psum_bits = rows, cols, psum_bits
+    def __init__(self, rows: int, cols: int, psum_bits: int, opts: BuildOptions = SIMULATION):
+        self.rows, self.cols, self.psum_bits, self.opts = rows, cols, psum_bits, opts
         #: cycles from ``a_data`` to the matching ``out_data``
         self.latency = array_latency(rows, cols)
         super().__init__(
@@ -224,9 +213,14 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform) -> Elaboratable:
         m = Module()
         R, C = self.rows, self.cols
-        n_dsp = dsp_pes(platform, R * C)
+        n_dsp = self.opts.dsp_pe_count(R * C)
         pes = [
-            [ProcessingElement(self.psum_bits, use_dsp=r * C + c < n_dsp) for c in range(C)]
+            [
+                ProcessingElement(
+                    self.psum_bits, use_dsp=r * C + c < n_dsp, mult18x18d=self.opts.ecp5_dsp
+                )
+                for c in range(C)
+            ]
             for r in range(R)
         ]
         for r in range(R):
@@ -250,7 +244,7 @@ class SystolicArray(wiring.Component):
         # With pipeline registers (FPGA timing) the bit rides along each row instead, from PE
         # to PE beside the activation (``bank_out``), so no tap drives a whole anti-diagonal
         # (up to 16 PEs apart on `large`); the same cycles.
-        pipe = pipeline_regs(platform)
+        pipe = self.opts.pipeline_regs
         bank_line = [self.a_bank]
         for i in range(R - 1 if pipe else R + C - 2):
             d = Signal(name=f"bank_d{i + 1}")

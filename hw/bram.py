@@ -28,8 +28,8 @@ over the die: the PB's 64 blocks were ``large``'s critical path (19.5 ns of rout
 command state to their clock enables). The copies carry :data:`REPLICA_ATTR`, by which the
 board flow keeps Yosys from merging them back into one (``KEEP_REPLICAS``).
 
-Built as DP16KD instances when ``registered`` and the platform carries
-:data:`ECP5_BRAM_ATTR` (the ULX3S flow sets it) and the depth is at most 16384; otherwise an
+Built as DP16KD instances when ``registered`` and the build options ask for them
+(``BuildOptions.ecp5_bram``, the ULX3S flow sets it) and the depth is at most 16384; otherwise an
 Amaranth ``Memory`` and, if registered, a fabric register: the same cycle behaviour. Yosys has
 no simulation model of DP16KD; ``tests/hw/dp16kd_model.v`` is our own, written from Lattice
 TN1264 and Yosys's own DP16KD mapping (``brams_map_16kd.v``: data bits from 0, the word
@@ -46,8 +46,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-#: platform attribute: registered RAMs become DP16KD instances with their output register
-ECP5_BRAM_ATTR = "sushi_ecp5_bram"
+from .build_options import SIMULATION, BuildOptions
 
 #: attribute of register copies that synthesis must keep apart (Yosys merges equal flip-flops)
 REPLICA_ATTR = "sushi_replica"
@@ -73,8 +72,10 @@ class RegisteredRam(wiring.Component):
         registered: bool = True,
         write_registered: bool = False,
         addr_registered: bool = False,
+        opts: BuildOptions = SIMULATION,
     ):
         self.width, self.depth, self.registered = width, depth, registered
+        self.opts = opts
         self.write_registered, self.addr_registered = write_registered, addr_registered
         #: cycles from a read's ``en``/``addr`` to its word on ``read.data``
         self.read_latency = self.latency_for(registered, addr_registered)
@@ -90,16 +91,12 @@ class RegisteredRam(wiring.Component):
     def latency_for(registered: bool, addr_registered: bool) -> int:
         return 1 + int(registered) + int(addr_registered)
 
-    def use_dp16kd(self, platform) -> bool:
-        return (
-            self.registered
-            and bool(getattr(platform, ECP5_BRAM_ATTR, False))
-            and dp16kd_mode(self.depth) is not None
-        )
+    def use_dp16kd(self) -> bool:
+        return self.registered and self.opts.ecp5_bram and dp16kd_mode(self.depth) is not None
 
-    def copies(self, platform) -> int:
+    def copies(self) -> int:
         """Copies of each registered address and enable: one per group of block RAMs."""
-        if not self.use_dp16kd(platform):
+        if not self.use_dp16kd():
             return 1
         bits = dp16kd_mode(self.depth)[0]
         blocks = -(-self.width // bits)
@@ -107,7 +104,7 @@ class RegisteredRam(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        n = self.copies(platform)
+        n = self.copies()
         writes = [self.write] * n
         if self.write_registered:
             # the data bits go to one block each: one register; the address and enable: copies
@@ -117,7 +114,7 @@ class RegisteredRam(wiring.Component):
         reads = [self.read] * n
         if self.addr_registered:
             reads = [_register_port(m, self.read, "r", i, n, self.read.data) for i in range(n)]
-        if self.use_dp16kd(platform):
+        if self.use_dp16kd():
             self._dp16kd(m, writes, reads)
             return m
         write, read = writes[0], reads[0]

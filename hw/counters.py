@@ -28,7 +28,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import clog2
-from .pipeline import pipeline_regs
 
 
 class CounterBank(wiring.Component):
@@ -36,12 +35,12 @@ class CounterBank(wiring.Component):
     cycle its ``inc`` bit is high. ``clear`` zeroes them all (events in that cycle are
     dropped). ``value`` is counter ``sel`` :attr:`latency` cycles after ``sel`` is presented,
     counting every event up to the cycle ``sel`` was presented in. ``read_reg`` registers the
-    RAM word before the update's adder (default: the platform's ``sushi_pipeline_regs``)."""
+    RAM word before the update's adder (``BuildOptions.pipeline_regs``)."""
 
     #: cycles from ``sel`` to ``value``
     latency = 2
 
-    def __init__(self, amounts: list[int], bits: int, *, read_reg: bool | None = None):
+    def __init__(self, amounts: list[int], bits: int, *, read_reg: bool = True):
         if not amounts or min(amounts) < 1:
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"counter amounts must be >= 1, got {amounts}")
@@ -89,7 +88,7 @@ class CounterBank(wiring.Component):
             with m.Else():
                 m.d.sync += pend[i].eq(pend[i] + event)
 
-        read_reg = pipeline_regs(platform) if self.read_reg is None else self.read_reg
+        read_reg = self.read_reg
         b_word = Mux(stale.bit_select(b_idx, 1), 0, rmw.data)
         if read_reg:
             # stage B: register the word; stage C: write back word + taken count

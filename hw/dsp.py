@@ -26,18 +26,8 @@ from amaranth.hdl import ClockSignal, Instance, Module, Shape, Signal, signed, u
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-#: Platform attribute set by the ECP5 board flow (``sushi_hw.fpga.boards``): registered
-#: multiplies become MULT18X18D instances with their internal registers. Absent (simulation,
-#: generic Verilog, iCE40): plain Amaranth, and the synthesis tool decides.
-ECP5_DSP_ATTR = "sushi_ecp5_dsp"
-
 #: widest operand of one MULT18X18D (signed, or unsigned with SIGNEDx low)
 MULT18_WIDTH = 18
-
-
-def ecp5_dsp(platform) -> bool:
-    """Whether ``platform`` asks for explicit MULT18X18D instances."""
-    return bool(getattr(platform, ECP5_DSP_ATTR, False))
 
 
 def product_shape(a_shape, b_shape) -> Shape:

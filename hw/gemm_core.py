@@ -15,8 +15,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray, array_latency
+from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig, clog2
-from .pipeline import pipeline_regs
 from .requant import Requantizer, RequantParams
 
 
@@ -71,11 +71,12 @@ class GemmCore(wiring.Component):
         a_flow: bool = True,
         int32_gap: int | None = None,
         a_latency: int = 1,
+        opts: BuildOptions = SIMULATION,
     ):
         if not 1 <= a_latency <= 3:
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"a_latency must be 1, 2 or 3, got {a_latency}")
-        self.cfg = cfg
+        self.cfg, self.opts = cfg, opts
         self.a_latency = a_latency
         #: cycles from a row's issue (``a_en``) to its A word entering the array
         self.feed_latency = self.feed_latency_for(a_latency)
@@ -117,8 +118,10 @@ class GemmCore(wiring.Component):
         lr, lc, ld = R.bit_length() - 1, C.bit_length() - 1, D.bit_length() - 1
         L = self.array_latency
 
-        m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits)
-        m.submodules.requant = rq = Requantizer(C, hold_output=self.int32_gap is not None)
+        m.submodules.array = array = SystolicArray(R, C, cfg.psum_bits, self.opts)
+        m.submodules.requant = rq = Requantizer(
+            C, hold_output=self.int32_gap is not None, opts=self.opts
+        )
         gap = self.int32_gap
         if gap is None:
             m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
@@ -393,7 +396,7 @@ class GemmCore(wiring.Component):
         )
         # Without the register (platforms whose block RAM and adder fit one clock period, such
         # as the iCE40 at 30 MHz) the read is issued a stage later: the data lines up the same.
-        if pipeline_regs(platform):
+        if self.opts.pipeline_regs:
             acc_q = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
             m.d.comb += [acc_rp.addr.eq(line[L - 2].idx), acc_rp.en.eq(1)]
             m.d.sync += acc_q.eq(acc_rp.data)
@@ -409,7 +412,7 @@ class GemmCore(wiring.Component):
         # Data, but the iCE40 build keeps a reset on them: without it, it packed 50 more logic
         # cells. With pipeline registers (the ECP5) they have none: 32 * cols flip-flops fewer
         # on the reset net.
-        sums = Signal(data.ArrayLayout(signed(32), C), reset_less=pipeline_regs(platform))
+        sums = Signal(data.ArrayLayout(signed(32), C), reset_less=self.opts.pipeline_regs)
         for c in range(C):
             fresh = outm.first & ~desc.acc_keep
             if self.with_c_in:

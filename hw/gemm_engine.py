@@ -17,13 +17,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
 from .gemm_core import GemmCore, gemm_desc_layout
 
 
 class GemmEngine(wiring.Component):
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
+        self.cfg, self.opts = cfg, opts
         super().__init__(
             {
                 "cmd": In(stream.Signature(gemm_desc_layout(cfg))),
@@ -39,7 +40,7 @@ class GemmEngine(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg = self.cfg
-        m.submodules.core = core = GemmCore(cfg)
+        m.submodules.core = core = GemmCore(cfg, opts=self.opts)
         m.submodules.act = act = Memory(
             shape=data.ArrayLayout(signed(8), cfg.rows), depth=cfg.act_words, init=[]
         )

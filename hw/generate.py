@@ -8,12 +8,14 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 
 from .accel import SushiAccel
+from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
 from .fpga.board import BoardCore, LinkParams
 from .gemm_engine import GemmEngine
@@ -30,54 +32,59 @@ BOARD_SIM_LINK = LinkParams(
 BOARD_SIM_RAM_BYTES = 4096
 
 
-#: the board whose build attributes the simulated board top carries
+#: the board whose build options the simulated board top carries
 BOARD_SIM_BOARD = "icebreaker"
 
 
-def board_sim_top(cfg: AccelConfig) -> BoardCore:
+def board_sim_options(cfg: AccelConfig) -> BuildOptions:
+    """The simulated board's build: the iCEBreaker's options for ``cfg`` (no pipeline
+    registers, the shared check multiplier, ...) without its vendor primitives, so the variant
+    on the board is the one simulated."""
+    from .fpga.boards import get_board
+    from .fpga.flow import sim_options
+
+    return sim_options(get_board(BOARD_SIM_BOARD), cfg)
+
+
+def board_sim_top(cfg: AccelConfig, opts: BuildOptions) -> BoardCore:
     """``sushi_board``: the platform-independent board design (UART pins, SPI flash pins,
     LEDs) with :data:`BOARD_SIM_LINK` timing, for cocotb (``tb/board_tb.py``)."""
-    return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES)
+    return BoardCore(cfg, BOARD_SIM_LINK, ram_bytes=BOARD_SIM_RAM_BYTES, opts=opts)
 
 
-#: tops elaborated with the iCEBreaker build's attributes (see :func:`_top_platform`)
-ICE40_VARIANT_TOPS = ("sushi_board", "sushi_sim_ice40")
+@dataclass(frozen=True)
+class Top:
+    make: Callable[[AccelConfig, BuildOptions], wiring.Component]
+    #: what it is for (``sushi verilog`` prints it; the README's "Generated tops" table)
+    use: str
+    #: the options it is generated with unless the caller gives others
+    default_options: Callable[[AccelConfig], BuildOptions] = lambda cfg: SIMULATION
 
 
-def _top_platform(top: str, cfg: AccelConfig):
-    """The board top, and the accelerator's ``sushi_sim_ice40``, are elaborated with the
-    iCEBreaker build's attributes (shared check multiplier, no block RAM read registers,
-    ...) so the variant on the board is the one simulated; the other tops with none (the
-    simulation defaults)."""
-    if top not in ICE40_VARIANT_TOPS:
-        return None
-    from .fpga.boards import get_board
-    from .fpga.flow import sim_attributes
-
-    return sim_attributes(get_board(BOARD_SIM_BOARD), cfg)
-
-
-#: top name -> component factory. Later tops (the full accelerator, board tops) register here.
-TOPS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
-    "sushi_gemm": GemmEngine,  # the compute core alone, with streams
-    "sushi_accel": SushiAccel,  # the accelerator, memory port outside (FPGA tops wrap it)
-    "sushi_sim": SushiSim,  # the accelerator with the HDL memory model, for cocotb
-    "sushi_sim_ice40": SushiSim,  # the same, as the iCEBreaker build elaborates it
-    "sushi_board": board_sim_top,  # the board: UART, host link, RAM, SPI flash, accelerator
-}
-
-#: what each top is for (``sushi verilog`` prints it; the README's "Generated tops" table)
-TOP_USES: dict[str, str] = {
-    "sushi_gemm": "the GEMM engine alone (array, A feed, requantiser) with streams: "
-    "cocotb GEMM tests, `sushi gemm`, `sushi bench` (gemm.json)",
-    "sushi_accel": "the whole accelerator, memory port outside: the synthesizable product "
-    "that a board or SoC wraps (the FPGA flow elaborates it inside its board top)",
-    "sushi_sim": "the accelerator with the HDL off-chip memory model: cocotb accelerator "
-    "tests, `sushi demo`, `sushi bench` (memory.json)",
-    "sushi_sim_ice40": "sushi_sim as the iCEBreaker build elaborates the accelerator "
-    "(no pipeline registers, shared check multiplier): the accelerator tests on that variant",
-    "sushi_board": "the board design (UART host link, RAM, SPI flash, accelerator) with fast "
-    "link timing: the cocotb board test (a digits query over the UART)",
+#: top name -> component factory
+TOPS: dict[str, Top] = {
+    "sushi_gemm": Top(
+        GemmEngine,
+        "the GEMM engine alone (array, A feed, requantiser) with streams: cocotb GEMM tests, "
+        "`sushi gemm`, `sushi bench` (gemm.json)",
+    ),
+    "sushi_accel": Top(
+        SushiAccel,
+        "the whole accelerator, memory port outside: the synthesizable product that a board or "
+        "SoC wraps (the FPGA flow elaborates it inside its board top)",
+    ),
+    "sushi_sim": Top(
+        SushiSim,
+        "the accelerator with the HDL off-chip memory model: cocotb accelerator tests, "
+        "`sushi demo`, `sushi bench` (memory.json); the tests also build it with the "
+        "iCEBreaker's build options (`board_sim_options`)",
+    ),
+    "sushi_board": Top(
+        board_sim_top,
+        "the board design (UART host link, RAM, SPI flash, accelerator) with fast link timing "
+        "and the iCEBreaker's build options: the cocotb board test (a digits query over the UART)",
+        board_sim_options,
+    ),
 }
 
 #: largest off-chip memory the simulation top models (its HDL memory is a real array)
@@ -88,8 +95,8 @@ def top_skip_reason(top: str, cfg: AccelConfig) -> str | None:
     """Why ``top`` is not generated for ``cfg`` by ``sushi verilog`` (None: it is).
 
     A preset gets only the tops it can be used for: no simulation top for a memory too large
-    to simulate (an analytical preset), no iCEBreaker variant or simulated board for a preset
-    the simulated board does not carry. ``generate_verilog`` itself builds any top asked for.
+    to simulate (an analytical preset), no simulated board for a preset the simulated board
+    does not carry. ``generate_verilog`` itself builds any top asked for.
     """
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}; choose one of {', '.join(TOPS)}")
@@ -98,15 +105,15 @@ def top_skip_reason(top: str, cfg: AccelConfig) -> str | None:
             f"its memory model would hold {cfg.mem_bytes >> 20} MiB (an analytical preset; "
             "lower mem_bytes to simulate it)"
         )
-    if top in ICE40_VARIANT_TOPS:
+    if top == "sushi_board":
         from .fpga.boards import get_board
 
         preset = get_board(BOARD_SIM_BOARD).preset
         if cfg.name != preset:
-            what = "the simulated board" if top == "sushi_board" else "the accelerator"
             return (
-                f"{what} as the {BOARD_SIM_BOARD} build elaborates it, for that board's "
-                f"preset ({preset}) only; board builds elaborate their own top (sushi bitstream)"
+                f"the simulated board as the {BOARD_SIM_BOARD} build elaborates it, for that "
+                f"board's preset ({preset}) only; board builds elaborate their own top "
+                "(sushi bitstream)"
             )
     return None
 
@@ -114,26 +121,29 @@ def top_skip_reason(top: str, cfg: AccelConfig) -> str | None:
 _SOURCES = Path(__file__).parent
 
 
-def _design_hash(cfg: AccelConfig, top: str) -> str:
-    """Changes whenever the config or any RTL generator source changes."""
-    h = hashlib.sha256(json.dumps([top, cfg.to_dict()], sort_keys=True).encode())
+def design_hash(cfg: AccelConfig, top: str, opts: BuildOptions) -> str:
+    """Changes whenever the config, the build options or any RTL generator source changes."""
+    h = hashlib.sha256(json.dumps([top, cfg.to_dict(), opts.to_dict()], sort_keys=True).encode())
     for p in sorted(_SOURCES.rglob("*.py")):
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
-def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
-    """Write ``<out_dir>/<top>.v`` for ``cfg`` unless an identical one is already there."""
+def generate_verilog(
+    cfg: AccelConfig, top: str, out_dir: Path, opts: BuildOptions | None = None
+) -> Path:
+    """Write ``<out_dir>/<top>.v`` for ``cfg`` built with ``opts`` (default: the top's own)
+    unless an identical one is already there."""
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}; choose one of {', '.join(TOPS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{top}.v"
     stamp = out_dir / f"{top}.hash"
-    digest = _design_hash(cfg, top)
+    opts = TOPS[top].default_options(cfg) if opts is None else opts
+    digest = design_hash(cfg, top, opts)
     if path.exists() and stamp.exists() and stamp.read_text() == digest:
         return path
-    design = TOPS[top](cfg)
-    text = convert(design, name=top, platform=_top_platform(top, cfg))
+    text = convert(TOPS[top].make(cfg, opts), name=top)
     tmp = path.with_suffix(f".v.{os.getpid()}.tmp")  # whole files only, also with two writers
     tmp.write_text(text)
     tmp.replace(path)
@@ -141,17 +151,19 @@ def generate_verilog(cfg: AccelConfig, top: str, out_dir: Path) -> Path:
     return path
 
 
-def is_current(cfg: AccelConfig, top: str, out_dir: Path) -> bool:
-    """``<out_dir>/<top>.v`` exists and was generated from this config and these sources."""
+def is_current(cfg: AccelConfig, top: str, out_dir: Path, opts: BuildOptions | None = None) -> bool:
+    """``<out_dir>/<top>.v`` exists and was generated from this config, these options (default:
+    the top's own) and these sources."""
+    opts = TOPS[top].default_options(cfg) if opts is None else opts
     stamp = out_dir / f"{top}.hash"
     return (
         (out_dir / f"{top}.v").exists()
         and stamp.exists()
-        and stamp.read_text() == _design_hash(cfg, top)
+        and stamp.read_text() == design_hash(cfg, top, opts)
     )
 
 
-def convert(design: wiring.Component, name: str, platform=None, fast: bool = True) -> str:
+def convert(design: wiring.Component, name: str, fast: bool = True) -> str:
     """``amaranth.back.verilog.convert`` of ``design``, every zero-initialised memory written as
     a loop.
 
@@ -162,9 +174,9 @@ def convert(design: wiring.Component, name: str, platform=None, fast: bool = Tru
     slow path (``tests/hw/test_generate.py`` compares both)."""
     if fast:
         with _zero_inits_elided():
-            text = verilog.convert(design, name=name, platform=platform, emit_src=False)
+            text = verilog.convert(design, name=name, emit_src=False)
         return _zero_fill_memories(text)
-    text = verilog.convert(design, name=name, platform=platform, emit_src=False)
+    text = verilog.convert(design, name=name, emit_src=False)
     return _compact_zero_inits(text)
 
 

@@ -4,7 +4,7 @@ On the ECP5 at 100 MHz a block RAM's clock-to-out alone is 5.8 ns, and a valid/r
 that runs through several components (the accelerator's state -> ``rdata.ready`` -> the
 interconnect -> the RAM's enables) does not fit a period. On the iCE40 at 30 MHz both fit, and
 the flip-flops would be logic cells the UP5K does not have, so the iCE40 flow turns these
-registers off (platform attribute :data:`PIPELINE_REGS_ATTR`). Simulation keeps them.
+registers off (``BuildOptions.pipeline_regs``). Simulation keeps them.
 """
 
 from __future__ import annotations
@@ -12,14 +12,6 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-#: platform attribute: False drops the registers that are there for the ECP5's clock (after
-#: block RAM reads; stream register slices); absent, they are kept
-PIPELINE_REGS_ATTR = "sushi_pipeline_regs"
-
-
-def pipeline_regs(platform) -> bool:
-    return bool(getattr(platform, PIPELINE_REGS_ATTR, True))
 
 
 class StreamRegister(wiring.Component):

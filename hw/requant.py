@@ -21,8 +21,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .dsp import RegisteredMul, ecp5_dsp
-from .pipeline import pipeline_regs
+from .build_options import SIMULATION, BuildOptions
+from .dsp import RegisteredMul
 from .reference import MULT_BITS, SHIFT_BITS
 
 _WINDOW = 9  # shifter output: the rounding bit and the 8 result bits
@@ -55,8 +55,8 @@ class Requantizer(wiring.Component):
 
     latency = 5
 
-    def __init__(self, lanes: int, *, hold_output: bool = False):
-        self.lanes = lanes
+    def __init__(self, lanes: int, *, hold_output: bool = False, opts: BuildOptions = SIMULATION):
+        self.lanes, self.opts = lanes, opts
         #: ``o_data`` only changes with ``o_valid`` (it holds the last row), else every cycle
         self.hold_output = hold_output
         layout = data.ArrayLayout(signed(32), lanes)
@@ -78,10 +78,10 @@ class Requantizer(wiring.Component):
         m.d.sync += [v1.eq(self.i_valid), v2.eq(v1), v3.eq(v2), v4.eq(v3), self.o_valid.eq(v4)]
         m.d.comb += self.busy.eq(v1 | v2 | v3 | v4 | self.o_valid)
 
-        ecp5 = ecp5_dsp(platform)
+        ecp5 = self.opts.ecp5_dsp
         p = self.params
         mult = Signal(MULT_BITS)
-        if pipeline_regs(platform):
+        if self.opts.pipeline_regs:
             # ECP5 timing: the descriptor's fan-out through this mux into 2 * lanes DSP
             # inputs did not fit 10 ns; registered, the parameters lead the rows by a cycle
             m.d.sync += mult.eq(Mux(p.enable, p.mult, 1))

@@ -8,13 +8,14 @@ from amaranth.lib.wiring import In, Out
 
 from . import isa
 from .accel import SushiAccel
+from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
 from .sim_memory import SimMemory
 
 
 class SushiSim(wiring.Component):
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
+        self.cfg, self.opts = cfg, opts
         words = cfg.mem_bytes // cfg.mem_width
         beat = 8 * cfg.mem_width
         super().__init__(
@@ -42,7 +43,7 @@ class SushiSim(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.accel = accel = SushiAccel(self.cfg)
+        m.submodules.accel = accel = SushiAccel(self.cfg, self.opts)
         m.submodules.memory = mem = SimMemory(self.cfg)
         wiring.connect(m, accel.mem, mem.port)
         m.d.comb += [

@@ -2,9 +2,9 @@
 
 One address for reads and writes; read data arrives one cycle after ``en`` (and holds while
 ``en`` and ``we`` are low). In simulation and on other devices it is an Amaranth ``Memory``
-with a read and a write port on the same address, which behaves the same. A build platform
-selects SPRAM per RAM name through the attribute :data:`SPRAM_ATTR` (a set of names, set by
-the FPGA flow from the fit plan); Yosys does not infer SPRAM for these RAMs by itself.
+with a read and a write port on the same address, which behaves the same. The build options
+select SPRAM per RAM name (``BuildOptions.spram``, a set of names the FPGA flow takes from the
+fit plan); Yosys does not infer SPRAM for these RAMs by itself.
 
 ``registered=True`` adds a register on the read data (read data two cycles after ``en``),
 built from :class:`sushi_hw.bram.RegisteredRam`, whose ECP5 form keeps it in the block RAM's
@@ -20,9 +20,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .bram import RegisteredRam
+from .build_options import SIMULATION, BuildOptions
 
-#: platform attribute: names of the SinglePortRam instances to build from SB_SPRAM256KA
-SPRAM_ATTR = "sushi_spram"
 SPRAM_WIDTH, SPRAM_DEPTH = 16, 16384
 
 
@@ -35,8 +34,9 @@ class SinglePortRam(wiring.Component):
         *,
         registered: bool = False,
         ports_registered: bool = False,
+        opts: BuildOptions = SIMULATION,
     ):
-        self.ram_name, self.width, self.depth = name, width, depth
+        self.ram_name, self.width, self.depth, self.opts = name, width, depth, opts
         self.registered, self.ports_registered = registered, ports_registered
         #: cycles from ``en`` to the word on ``rdata``
         self.read_latency = RegisteredRam.latency_for(registered, ports_registered)
@@ -50,14 +50,13 @@ class SinglePortRam(wiring.Component):
             }
         )
 
-    def use_spram(self, platform) -> bool:
-        names = getattr(platform, SPRAM_ATTR, None) or ()
+    def use_spram(self) -> bool:
         plain = not (self.registered or self.ports_registered)
-        return self.ram_name in names and self.depth <= SPRAM_DEPTH and plain
+        return self.ram_name in self.opts.spram and self.depth <= SPRAM_DEPTH and plain
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        if self.use_spram(platform):
+        if self.use_spram():
             addr = Signal(14)
             m.d.comb += addr.eq(self.addr)
             for i in range(-(-self.width // SPRAM_WIDTH)):
@@ -86,6 +85,7 @@ class SinglePortRam(wiring.Component):
                 registered=self.registered,
                 write_registered=self.ports_registered,
                 addr_registered=self.ports_registered,
+                opts=self.opts,
             )
             m.d.comb += [
                 ram.write.addr.eq(self.addr),

@@ -8,7 +8,7 @@ A generated section sits between ``<!-- generated: NAME ... -->`` and ``<!-- end
 * ``builds`` (README.md, docs/fpga.md): the FPGA builds in ``docs/builds/``
   (:mod:`sushi_hw.fpga.report_table`);
 * ``tops`` (README.md): what each top of ``sushi verilog`` is for, and for which presets
-  (:data:`sushi_hw.generate.TOP_USES`, :func:`sushi_hw.generate.top_skip_reason`).
+  (:data:`sushi_hw.generate.TOPS`, :func:`sushi_hw.generate.top_skip_reason`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from sushi_hw.array import array_latency
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.report_table import load_builds, render_table
-from sushi_hw.generate import TOP_USES, top_skip_reason
+from sushi_hw.generate import TOPS, top_skip_reason
 from sushi_hw.isa import CMD_BYTES
 from sushi_hw.requant import Requantizer
 
@@ -84,7 +84,8 @@ def render_builds() -> str:
 def render_tops() -> str:
     """What each generated top is for, and the presets ``sushi verilog`` generates it for."""
     lines = ["| top | what it is for | presets |", "|---|---|---|"]
-    for top, use in TOP_USES.items():
+    for top, spec in TOPS.items():
+        use = spec.use
         presets = [n for n, cfg in PRESETS.items() if top_skip_reason(top, cfg) is None]
         lines.append(f"| `{top}` | {use} | {', '.join(f'`{n}`' for n in presets)} |")
     return "\n".join(lines)

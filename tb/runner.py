@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import AccelConfig
 from sushi_sched.runtime import simbuild
 from sushi_sched.runtime.simbuild import (  # noqa: F401 - re-exported for tests and tb/
@@ -45,6 +46,7 @@ def run(
     env: Mapping[str, str] | None = None,
     testcase: str | None = None,
     test_dir: Path | None = None,
+    opts: BuildOptions | None = None,
     quiet: bool = True,
 ) -> tuple[int, int, Path]:
     """Run testbench ``test_module`` (a module in ``tb/``) against ``top``."""
@@ -56,6 +58,7 @@ def run(
         env=env,
         testcase=testcase,
         test_dir=test_dir,
+        opts=opts,
         quiet=quiet,
         module_dir=TB_DIR,
     )

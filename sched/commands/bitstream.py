@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from sushi_hw.fpga.flow import build_bitstream
 
     out = args.out / board.name
-    top = BoardTop(board, cfg, ram_bytes=board.ram_bytes, baud=args.baud)
+    top = BoardTop(board, cfg, fit.build_options(), ram_bytes=board.ram_bytes, baud=args.baud)
     try:
         rep = build_bitstream(
             board,
@@ -147,7 +147,7 @@ def _estimate(board, cfg, args: argparse.Namespace) -> int:
     for problem in p.problems:
         print(f"  does not fit: {problem}")
     out = args.out / board.name
-    top = BoardTop(board, cfg, ram_bytes=board.ram_bytes, baud=args.baud)
+    top = BoardTop(board, cfg, p.build_options(), ram_bytes=board.ram_bytes, baud=args.baud)
     try:
         est = estimate(
             board,

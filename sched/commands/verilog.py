@@ -19,7 +19,6 @@ _TOP_WEIGHT = {
     "sushi_gemm": 3,
     "sushi_accel": 4,
     "sushi_sim": 4,
-    "sushi_sim_ice40": 4,
     "sushi_board": 4,
 }
 

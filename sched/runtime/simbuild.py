@@ -21,8 +21,9 @@ from pathlib import Path
 
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import AccelConfig
-from sushi_hw.generate import _design_hash, generate_verilog
+from sushi_hw.generate import TOPS, design_hash, generate_verilog
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_BUILD = ROOT / "sim_build"
@@ -105,8 +106,11 @@ def _icarus_time0_fix(verilog: Path) -> Path:
     return out
 
 
-def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
-    """Generate Verilog and build the simulator model; returns the build directory."""
+def build(
+    sim: str, top: str, cfg: AccelConfig, *, opts: BuildOptions | None = None, quiet: bool = True
+) -> Path:
+    """Generate Verilog of ``top`` built with ``opts`` (default: the top's own) and build the
+    simulator model; returns the build directory."""
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
     if not simulator_available(sim):
@@ -114,16 +118,27 @@ def build(sim: str, top: str, cfg: AccelConfig, *, quiet: bool = True) -> Path:
             f"simulator {sim!r} not found"
             + (" (install Icarus: apt-get install iverilog)" if sim == "icarus" else "")
         )
-    build_dir = SIM_BUILD / sim / top / f"{cfg.name}-{_design_hash(cfg, top)}"
+    opts = TOPS[top].default_options(cfg) if opts is None else opts
+    # one directory per (config, options): the cleanup below only replaces older builds of it
+    variant = f"{cfg.name}-{opts.digest()}"
+    build_dir = SIM_BUILD / sim / top / f"{variant}-{design_hash(cfg, top, opts)}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     # parallel pytest workers may ask for the same model: one builds, the others wait for it
     with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(sim, top, cfg, build_dir, quiet)
+        return _build_locked(sim, top, cfg, opts, variant, build_dir, quiet)
 
 
-def _build_locked(sim: str, top: str, cfg: AccelConfig, build_dir: Path, quiet: bool) -> Path:
-    verilog = generate_verilog(cfg, top, build_dir / "rtl")
+def _build_locked(
+    sim: str,
+    top: str,
+    cfg: AccelConfig,
+    opts: BuildOptions,
+    variant: str,
+    build_dir: Path,
+    quiet: bool,
+) -> Path:
+    verilog = generate_verilog(cfg, top, build_dir / "rtl", opts)
     if sim == "icarus":
         verilog = _icarus_time0_fix(verilog)
     stamp = build_dir / "built.json"
@@ -132,7 +147,7 @@ def _build_locked(sim: str, top: str, cfg: AccelConfig, build_dir: Path, quiet: 
     built = json.loads(stamp.read_text()) if stamp.exists() else {}
     if built.get("source") != source_id:
         # builds of older versions of the same design only take disk space
-        for old in build_dir.parent.glob(f"{cfg.name}-*"):
+        for old in build_dir.parent.glob(f"{variant}-*"):
             if old != build_dir and (old / "built.json").exists():
                 shutil.rmtree(old, ignore_errors=True)
         build_args: list[str] = []
@@ -158,7 +173,15 @@ def _build_locked(sim: str, top: str, cfg: AccelConfig, build_dir: Path, quiet: 
             log_file=log if quiet else None,
         )
         stamp.write_text(
-            json.dumps({"sim": sim, "top": top, "config": cfg.to_dict(), "source": source_id})
+            json.dumps(
+                {
+                    "sim": sim,
+                    "top": top,
+                    "config": cfg.to_dict(),
+                    "build_options": opts.to_dict(),
+                    "source": source_id,
+                }
+            )
         )
     return build_dir
 
@@ -172,6 +195,7 @@ def run(
     env: Mapping[str, str] | None = None,
     testcase: str | None = None,
     test_dir: Path | None = None,
+    opts: BuildOptions | None = None,
     quiet: bool = True,
     log_file: Path | None = None,
     module_dir: Path | None = None,
@@ -182,7 +206,7 @@ def run(
     directory of a testbench module that is not part of an installed package. ``log_file``
     receives the simulator's output (default with ``quiet``: ``<test_dir>/<module>.<case>.log``;
     without ``quiet`` it goes to the terminal)."""
-    build_dir = build(sim, top, cfg, quiet=quiet)
+    build_dir = build(sim, top, cfg, opts=opts, quiet=quiet)
     test_dir = test_dir or build_dir
     test_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(sim)

@@ -10,7 +10,9 @@ import json
 import shutil
 
 import pytest
+from sushi_hw.config import PRESETS
 from sushi_hw.fpga.boards import BOARDS
+from sushi_hw.fpga.fit import plan
 from sushi_hw.fpga.flow import REPORT_KEYS, check_report, missing_tools, tool_env
 from sushi_sched.cli import main
 
@@ -33,7 +35,10 @@ def test_icebreaker_bitstream_and_report(tmp_path):
     assert 0 < rep["luts"] <= 5280 and rep["sprams"] <= 4 and rep["dsps"] <= 8
     assert (out / "sushi_icebreaker.bin").stat().st_size > 100_000
     # the placement-independent logic depth of the same netlist is in the detail report
-    depth = json.loads((out / "report_detail.json").read_text())["logic_depth"]
+    detail = json.loads((out / "report_detail.json").read_text())
+    # the build names exactly the options it was built with: the fit plan's
+    assert detail["build_options"] == plan(board, PRESETS["tiny"]).build_options().to_dict()
+    depth = detail["logic_depth"]
     assert sum(depth["histogram"].values()) > rep["ffs"]  # every register input is an end
     assert depth["max_levels"] == max(int(k) for k in depth["histogram"]) > 0
     shutil.rmtree(out / "work", ignore_errors=True)
@@ -43,8 +48,6 @@ def test_icebreaker_estimate_matches_the_fit_plan(tmp_path):
     """``sushi bitstream --estimate``: synthesis + packing without the fit check (about 30 s).
     The DSP, block RAM and SPRAM counts nextpnr packs must be the ones the fit plan promises
     (the PB and host RAM really land in SPRAM, the requantiser on the DSPs)."""
-    from sushi_hw.config import PRESETS
-    from sushi_hw.fpga.fit import plan
 
     board = BOARDS["icebreaker"]
     missing = missing_tools(board, tool_env())

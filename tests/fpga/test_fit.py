@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
-from sushi_hw.array import DSP_PES_ATTR, SystolicArray, lut_mul_s8
+from sushi_hw.array import SystolicArray, lut_mul_s8
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import PRESETS, make_config
 from sushi_hw.fpga.boards import BOARDS, BoardError, get_board
 from sushi_hw.fpga.fit import FitError, bram_blocks, check_fit, plan
 from sushi_hw.fpga.flow import REPORT_KEYS, check_report, make_report, parse_nextpnr_report
-from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 from sushi_sched.cli import main
 
 
@@ -125,10 +124,9 @@ def test_array_with_lut_pes_matches_numpy(pipe):
     """A 4x4 array where 11 of 16 PEs use LUT multipliers computes the same tile, with and
     without pipeline registers (3 * w is then a register per copy of the weight bus, or logic
     per column)."""
-    from amaranth.hdl import Fragment
 
     R = C = 4
-    dut = SystolicArray(R, C, 19)
+    dut = SystolicArray(R, C, 19, BuildOptions(dsp_pes=5, pipeline_regs=pipe))
     rng = np.random.default_rng(5)
     w = rng.integers(-128, 128, (R, C))
     a = rng.integers(-128, 128, (6, R))
@@ -153,8 +151,7 @@ def test_array_with_lut_pes_matches_numpy(pipe):
                 got.append(list(ctx.get(dut.out_data)))
             await ctx.tick()
 
-    frag = Fragment.get(dut, SimpleNamespace(**{DSP_PES_ATTR: 5, PIPELINE_REGS_ATTR: pipe}))
-    sim = Simulator(frag)
+    sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
@@ -172,17 +169,14 @@ def test_tiny_on_icebreaker_fits():
     assert p.est_luts <= BOARDS["icebreaker"].resources.luts
 
 
-class _Spram:
-    sushi_spram = frozenset({"pb"})
-
-
 def test_single_port_ram_becomes_spram_only_when_named():
     from amaranth.back import rtlil
     from sushi_hw.spram import SinglePortRam
 
-    pb = rtlil.convert(SinglePortRam("pb", 32, 4096), platform=_Spram())
+    opts = BuildOptions(spram=frozenset({"pb"}))
+    pb = rtlil.convert(SinglePortRam("pb", 32, 4096, opts=opts))
     assert pb.count("SB_SPRAM256KA") == 2
-    other = rtlil.convert(SinglePortRam("act0", 32, 1024), platform=_Spram())
+    other = rtlil.convert(SinglePortRam("act0", 32, 1024, opts=opts))
     assert "SB_SPRAM256KA" not in other
 
 

@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 
 import pytest
-from amaranth.hdl import Fragment, Module
+from amaranth.hdl import Module
 from amaranth.sim import Simulator
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.board import BoardCore, LinkParams
 from sushi_hw.fpga.host import encode_request, flash_base, flash_window, parse_response
 from sushi_hw.fpga.host_link import MAX_WRITE, Cmd, Status, crc8, crc8_update
 from sushi_hw.fpga.memsys import MemInterconnect
 from sushi_hw.fpga.uart import UARTRx, UARTTx, uart_divisor
-from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 
 DIV = 4
 
@@ -220,8 +219,8 @@ def _run_board(
     pipe_regs: bool = True,
 ):
     cfg = CFG
-    dut = BoardCore(cfg, lp, ram_bytes=1024, with_accel=False)
-    platform = SimpleNamespace(**{PIPELINE_REGS_ATTR: pipe_regs})
+    opts = BuildOptions(pipeline_regs=pipe_regs)
+    dut = BoardCore(cfg, lp, ram_bytes=1024, with_accel=False, opts=opts)
     flash = FlashModel(flash_data)
     host = UartHost(dut, DIV)
 
@@ -230,7 +229,7 @@ def _run_board(
         await ctx.tick().repeat(50)
         await bench_body(ctx, host, dut, flash)
 
-    sim = Simulator(Fragment.get(dut, platform))
+    sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
 

@@ -6,15 +6,14 @@ slices per master and MemRam's registered reads; the iCE40's direct streams and 
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 
 import pytest
-from amaranth.hdl import Fragment, Module
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.memsys import MemInterconnect, MemRam
-from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 
 CFG = PRESETS["tiny"]  # 16-bit beats
 W = CFG.mem_width
@@ -65,11 +64,11 @@ async def _master(ctx, port, base: int, rng: random.Random, done: list) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_two_masters_random_bursts_and_backpressure(pipe_regs: bool, seed: int) -> None:
     m = Module()
-    m.submodules.ic = ic = MemInterconnect(CFG, 2, RAM_BYTES)
-    m.submodules.ram = ram = MemRam(CFG, RAM_BYTES)
+    opts = BuildOptions(pipeline_regs=pipe_regs)
+    m.submodules.ic = ic = MemInterconnect(CFG, 2, RAM_BYTES, opts)
+    m.submodules.ram = ram = MemRam(CFG, RAM_BYTES, opts)
     wiring.connect(m, ic.ram, ram.bus)
-    platform = SimpleNamespace(**{PIPELINE_REGS_ATTR: pipe_regs})
-    sim = Simulator(Fragment.get(m, platform))
+    sim = Simulator(m)
     sim.add_clock(1e-8)
     done: list[int] = []
     for i, port in enumerate((ic.m0, ic.m1)):

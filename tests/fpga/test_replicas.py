@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from types import SimpleNamespace
 
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from sushi_hw.bram import BLOCKS_PER_COPY, ECP5_BRAM_ATTR, RegisteredRam, dp16kd_mode
+from sushi_hw.bram import BLOCKS_PER_COPY, RegisteredRam, dp16kd_mode
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.fpga.boards import KEEP_REPLICAS
 from sushi_hw.fpga.flow import tool_env
 
@@ -23,7 +23,13 @@ WIDTH, DEPTH = 20, 8192  # 2-bit blocks: 10 DP16KD, so two copies
 
 class _Top(wiring.Component):
     def __init__(self):
-        self.ram = RegisteredRam(WIDTH, DEPTH, write_registered=True, addr_registered=True)
+        self.ram = RegisteredRam(
+            WIDTH,
+            DEPTH,
+            write_registered=True,
+            addr_registered=True,
+            opts=BuildOptions(ecp5_bram=True),
+        )
         port = {"en": Out(1), "addr": Out(range(DEPTH))}
         write = wiring.Signature({**port, "data": Out(WIDTH)})
         super().__init__({"w": In(write), "r": In(wiring.Signature(port)), "q": Out(WIDTH)})
@@ -43,8 +49,7 @@ class _Top(wiring.Component):
 
 
 def _ffs_after_synth(tmp_path, script: tuple[str, ...]) -> int:
-    ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
-    (tmp_path / "top.il").write_text(rtlil.convert(_Top(), name="top", platform=ecp5))
+    (tmp_path / "top.il").write_text(rtlil.convert(_Top(), name="top"))
     cmds = ["read_rtlil top.il", *script, "synth_ecp5 -top top -json out.json"]
     yosys = tool_env()["YOSYS"]
     try:

@@ -63,7 +63,7 @@ endmodule
 def run_side_by_side(
     tmp: Path, dut, ref, stim: list[int], models: Sequence[Path], undefined_cycles: int = 0
 ) -> tuple[list[int], list[int], str]:
-    """Simulate ``dut`` and ``ref`` (each ``(elaboratable, platform)`` wrapped in :class:`Flat`)
+    """Simulate ``dut`` and ``ref`` (each an elaboratable wrapped in :class:`Flat`)
     on ``stim`` (one packed input word per cycle) under Icarus, with the Verilog ``models``
     of the vendor primitives they instantiate; returns both designs' packed
     outputs per cycle (sampled at the end of the cycle, before the clock edge) and the
@@ -72,8 +72,8 @@ def run_side_by_side(
     require_simulator("icarus")
     files, widths = [], None
     texts = {}
-    for name, (top, platform) in (("dut_top", dut), ("ref_top", ref)):
-        text = verilog.convert(top, name=name, platform=platform)
+    for name, top in (("dut_top", dut), ("ref_top", ref)):
+        text = verilog.convert(top, name=name)
         texts[name] = text
         path = tmp / f"{name}.v"
         path.write_text(text)

@@ -8,14 +8,14 @@ import os
 import random
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from icarus_harness import Flat, run_side_by_side
-from sushi_hw.bram import BLOCKS_PER_COPY, ECP5_BRAM_ATTR, RegisteredRam, dp16kd_mode
+from sushi_hw.bram import BLOCKS_PER_COPY, RegisteredRam, dp16kd_mode
+from sushi_hw.build_options import SIMULATION, BuildOptions
 
 MODEL = Path(__file__).with_name("dp16kd_model.v")
 SEED = int(os.environ.get("SUSHI_BRAM_SEED", "0")) or None
@@ -24,9 +24,20 @@ SEED = int(os.environ.get("SUSHI_BRAM_SEED", "0")) or None
 class _Ports(wiring.Component):
     """RegisteredRam with flat ports, for :class:`Flat`."""
 
-    def __init__(self, width: int, depth: int, write_registered: bool, addr_registered: bool):
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        write_registered: bool,
+        addr_registered: bool,
+        opts: BuildOptions = SIMULATION,
+    ):
         self.ram = RegisteredRam(
-            width, depth, write_registered=write_registered, addr_registered=addr_registered
+            width,
+            depth,
+            write_registered=write_registered,
+            addr_registered=addr_registered,
+            opts=opts,
         )
         super().__init__(
             {
@@ -80,8 +91,8 @@ def test_dp16kd_outreg_matches_the_plain_ram(
     rng = random.Random(seed)
     ports = ["w_en", "w_addr", "w_data", "r_en", "r_addr"]
     dut, ref = (
-        Flat(_Ports(width, depth, write_registered, addr_registered), ports, ["r_data"])
-        for _ in range(2)
+        Flat(_Ports(width, depth, write_registered, addr_registered, opts), ports, ["r_data"])
+        for opts in (BuildOptions(ecp5_bram=True), SIMULATION)
     )
     abits = (depth - 1).bit_length()
     # a small address window, so that reads hit written words often
@@ -113,11 +124,8 @@ def test_dp16kd_outreg_matches_the_plain_ram(
         if w_en:
             mem[w_addr] = w_data
     # the plain RAM's read port register has no power-up value in Verilog: cycle 1 is undefined
-    ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
     skip = 2 + rl
-    got, want, text = run_side_by_side(
-        tmp_path, (dut, ecp5), (ref, None), stim, [MODEL], undefined_cycles=skip
-    )
+    got, want, text = run_side_by_side(tmp_path, dut, ref, stim, [MODEL], undefined_cycles=skip)
     bits = dp16kd_mode(depth)[0]
     blocks = -(-width // bits)
     instances = re.findall(r"DP16KD #\((.*?)\n\s*\)", text, re.S)
@@ -140,9 +148,9 @@ def test_dp16kd_outreg_matches_the_plain_ram(
 
 
 def test_plain_when_not_registered_or_too_deep():
-    ecp5 = SimpleNamespace(**{ECP5_BRAM_ATTR: True})
-    assert RegisteredRam(8, 2048).use_dp16kd(ecp5)
-    assert not RegisteredRam(8, 2048).use_dp16kd(None)
-    assert not RegisteredRam(8, 2048, registered=False).use_dp16kd(ecp5)
-    assert not RegisteredRam(8, 16385).use_dp16kd(ecp5)
+    ecp5 = BuildOptions(ecp5_bram=True)
+    assert RegisteredRam(8, 2048, opts=ecp5).use_dp16kd()
+    assert not RegisteredRam(8, 2048).use_dp16kd()
+    assert not RegisteredRam(8, 2048, registered=False, opts=ecp5).use_dp16kd()
+    assert not RegisteredRam(8, 16385, opts=ecp5).use_dp16kd()
     assert dp16kd_mode(1024) == (18, 1024, 4) and dp16kd_mode(1025) == (9, 2048, 3)

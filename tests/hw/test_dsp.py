@@ -19,7 +19,8 @@ from amaranth.hdl import Const, Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from icarus_harness import Flat, run_side_by_side
 from sushi_hw.array import SystolicArray, lut_mul_s8_halves, lut_mul_s8_join, times3
-from sushi_hw.dsp import ECP5_DSP_ATTR, RegisteredMul
+from sushi_hw.build_options import BuildOptions
+from sushi_hw.dsp import RegisteredMul
 from sushi_hw.reference import requantize
 from sushi_hw.requant import Requantizer
 
@@ -27,13 +28,9 @@ MODEL = Path(__file__).with_name("mult18x18d_model.v")
 SEED = int(os.environ.get("SUSHI_DSP_SEED", "0")) or None
 
 
-class _Ecp5:
-    """Stand-in for the ULX3S platform: only the attributes the design reads."""
-
-    def __init__(self, dsp_pes: int | None = None):
-        setattr(self, ECP5_DSP_ATTR, True)
-        if dsp_pes is not None:
-            self.sushi_dsp_pes = dsp_pes
+def ECP5(dsp_pes: int | None = None) -> BuildOptions:  # noqa: N802 - reads as a constant
+    """The multiplier choices of the ULX3S build (MULT18X18D instances)."""
+    return BuildOptions(ecp5_dsp=True, dsp_pes=dsp_pes)
 
 
 def _field(word: int, lo: int, shape: Shape) -> int:
@@ -106,7 +103,7 @@ def test_registered_mul_instance_matches_plain(tmp_path, request, a_shape, b_sha
     rng.shuffle(av)
     rng.shuffle(bv)
     stim = [_pack([(a, a_shape.width), (b, b_shape.width)]) for a, b in zip(av, bv, strict=True)]
-    dut, ref, text = run_side_by_side(tmp_path, (tops[0], None), (tops[1], None), stim, [MODEL])
+    dut, ref, text = run_side_by_side(tmp_path, tops[0], tops[1], stim, [MODEL])
 
     lat = tops[0].dut.latency
     p_shape = tops[0].dut.p_shape
@@ -145,7 +142,7 @@ def test_harness_sees_a_latency_difference(tmp_path):
     stim = [
         _pack([(a, 8), (b, 8)]) for a, b in zip(range(-50, 50), range(40, -60, -1), strict=True)
     ]
-    dut, ref, _ = run_side_by_side(tmp_path, (tops[0], None), (tops[1], None), stim, [MODEL])
+    dut, ref, _ = run_side_by_side(tmp_path, tops[0], tops[1], stim, [MODEL])
     assert dut != ref
 
 
@@ -234,7 +231,7 @@ def test_array_ecp5_matches_plain_and_numpy(tmp_path, request, R, C, dsp_pes):
     psum_bits = 19
     ins = ["a_valid", "a_bank", "a_data", "w_we", "w_bank", "w_row", "w_data"]
     outs = ["out_valid", "out_data"]
-    ecp5 = Flat(SystolicArray(R, C, psum_bits), ins, outs)
+    ecp5 = Flat(SystolicArray(R, C, psum_bits, ECP5(dsp_pes)), ins, outs)
     plain = Flat(SystolicArray(R, C, psum_bits), ins, outs)
     rows, expect = _array_stimulus(rng, R, C, 400)
     row_bits = len(ecp5.dut.w_row)
@@ -243,9 +240,7 @@ def test_array_ecp5_matches_plain_and_numpy(tmp_path, request, R, C, dsp_pes):
         fields = [(a_valid, 1), (a_bank, 1), *((x, 8) for x in a)]
         fields += [(w_we, 1), (w_bank, 1), (w_row, row_bits), *((x, 8) for x in w_data)]
         stim.append(_pack(fields))
-    dut, ref, text = run_side_by_side(
-        tmp_path, (ecp5, _Ecp5(dsp_pes)), (plain, None), stim, [MODEL]
-    )
+    dut, ref, text = run_side_by_side(tmp_path, ecp5, plain, stim, [MODEL])
 
     lat = ecp5.dut.latency
     ps = signed(psum_bits)
@@ -285,7 +280,7 @@ def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
     lanes = 2
     ins = ["i_valid", "i_data", "params"]
     outs = ["o_valid", "o_data"]
-    ecp5 = Flat(Requantizer(lanes), ins, outs)
+    ecp5 = Flat(Requantizer(lanes, opts=ECP5()), ins, outs)
     plain = Flat(Requantizer(lanes), ins, outs)
     stim, sent = [], []  # sent[t]: (x, mult, shift, relu) for a valid row presented at t
     for burst in range(12):
@@ -302,7 +297,7 @@ def test_requantizer_ecp5_matches_plain_and_reference(tmp_path, request):
             fields += [(1, 1), (int(relu), 1), (mult, 16), (shift, 5)]  # enable, relu, ...
             stim.append(_pack(fields))
             sent.append((x, mult, shift, relu) if valid else None)
-    dut, ref, text = run_side_by_side(tmp_path, (ecp5, _Ecp5()), (plain, None), stim, [MODEL])
+    dut, ref, text = run_side_by_side(tmp_path, ecp5, plain, stim, [MODEL])
 
     msg = f"seed {seed} (rerun with SUSHI_DSP_SEED={seed})"
     first = next(t for t, d in enumerate(dut) if d != ref[t]) if dut != ref else None

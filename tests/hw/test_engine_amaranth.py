@@ -6,8 +6,8 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
+from sushi_hw.build_options import SIMULATION, BuildOptions
 from sushi_hw.config import make_config
 from sushi_hw.gemm_engine import GemmEngine
 from sushi_hw.gemm_host import (
@@ -32,9 +32,9 @@ async def _put(ctx, port, words, rng, stall):
         ctx.set(port.valid, 0)
 
 
-def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000, platform=None):
-    dut = GemmEngine(cfg)
-    sim = Simulator(Fragment.get(dut, platform))
+def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000, opts=SIMULATION):
+    dut = GemmEngine(cfg, opts)
+    sim = Simulator(dut)
     sim.add_clock(1e-8)
     results = []
 
@@ -81,17 +81,15 @@ def run_engine(cfg, jobs, seed=0, stall=0.0, timeout=200000, platform=None):
     return results
 
 
-class _NoAccReadReg:
-    """A platform as the iCE40 flow configures it: no register after the accumulator read."""
-
-    sushi_pipeline_regs = False
+#: as the iCE40 flow builds it: no register after the accumulator read
+NO_PIPELINE_REGS = BuildOptions(pipeline_regs=False)
 
 
 @pytest.mark.parametrize(
-    ("stall", "platform"),
-    [(0.0, None), (0.3, None), (0.0, _NoAccReadReg()), (0.3, _NoAccReadReg())],
+    ("stall", "opts"),
+    [(0.0, SIMULATION), (0.3, SIMULATION), (0.0, NO_PIPELINE_REGS), (0.3, NO_PIPELINE_REGS)],
 )
-def test_engine_random(stall, platform):
+def test_engine_random(stall, opts):
     cfg = make_config("tiny", acc_depth=8, act_bytes=1024)
     rng = np.random.default_rng(1)
     jobs = []
@@ -104,7 +102,7 @@ def test_engine_random(stall, platform):
         w = rng.integers(-128, 128, (k, n), dtype=np.int8)
         c = rng.integers(-(2**20), 2**20, (m, n)).astype(np.int32) if acc else None
         jobs.append((spec, a, w, c))
-    res = run_engine(cfg, jobs, stall=stall, platform=platform)
+    res = run_engine(cfg, jobs, stall=stall, opts=opts)
     assert len(res) == len(jobs)
     for (spec, a, w, c), words in zip(jobs, res, strict=True):
         got = out_matrix(cfg, words, spec.m, spec.n)

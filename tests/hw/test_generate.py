@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 from sushi_hw.config import PRESETS
-from sushi_hw.generate import TOPS, _top_platform, convert, top_skip_reason
+from sushi_hw.generate import TOPS, convert, top_skip_reason
 from sushi_sched.cli import main
 
 
@@ -20,8 +20,9 @@ def _lines(text: str) -> Counter:
 @pytest.mark.parametrize("top", ["sushi_gemm", "sushi_board"])
 def test_fast_conversion_writes_the_same_verilog(top: str) -> None:
     cfg = PRESETS["tiny"]
-    fast = convert(TOPS[top](cfg), top, _top_platform(top, cfg), fast=True)
-    slow = convert(TOPS[top](cfg), top, _top_platform(top, cfg), fast=False)
+    spec = TOPS[top]
+    fast = convert(spec.make(cfg, spec.default_options(cfg)), top, fast=True)
+    slow = convert(spec.make(cfg, spec.default_options(cfg)), top, fast=False)
     assert "__init_i" in fast  # its memories are zero-filled by a loop
     assert _lines(fast) == _lines(slow)
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Fragment, Module
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 from sushi_hw.array import ProcessingElement, SystolicArray
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import PRESETS, ConfigError, make_config, parse_overrides
-from sushi_hw.pipeline import PIPELINE_REGS_ATTR
 from sushi_hw.reference import SHIFT_BITS, requantize
 from sushi_hw.requant import Requantizer
 
@@ -131,7 +129,7 @@ def test_array_contract_edges(seed, pipe):
     wrows = {w_at[k] + r: (k, r) for k in range(len(ms)) for r in range(R)}
     arows = {t_at[k] + i: (k, i) for k in range(len(ms)) for i in range(ms[k])}
     assert len(wrows) == R * len(ms) and len(arows) == sum(ms)  # ports used once per cycle
-    dut = SystolicArray(R, C, 19)
+    dut = SystolicArray(R, C, 19, BuildOptions(pipeline_regs=pipe))
     got = []
 
     async def feeder(ctx):
@@ -158,7 +156,7 @@ def test_array_contract_edges(seed, pipe):
                 got.append(list(ctx.get(dut.out_data)))
 
     # without pipeline registers: as the iCE40 flow builds it
-    sim = Simulator(Fragment.get(dut, SimpleNamespace(**{PIPELINE_REGS_ATTR: pipe})))
+    sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(feeder)
     sim.add_testbench(sink)

@@ -1,0 +1,65 @@
+"""How a configuration is built: the implementation choices that a target's timing and
+resources call for. They never change a result; :attr:`BuildOptions.pipeline_regs` changes
+latencies (and so cycle counts), nothing else does.
+
+The board flow's fit plan produces one value (:meth:`sushi_hw.fpga.fit.FitPlan.build_options`),
+constructors take it, and it is part of the design hash (:func:`sushi_hw.generate.design_hash`),
+so a cached build names exactly what was built. Simulation builds use :data:`SIMULATION`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    #: registers that exist for the ECP5's 100 MHz: after block RAM reads, stream register
+    #: slices, registered compares. At the iCE40's 30 MHz they are logic cells the UP5K does
+    #: not have, so its flow turns them off.
+    pipeline_regs: bool = True
+    #: PEs (row-major) allowed a hardware multiplier; the rest get LUT multipliers
+    #: (``sushi_hw.array.lut_mul_s8``). None: every PE writes ``a * w`` and the synthesis
+    #: tool decides.
+    dsp_pes: int | None = None
+    #: registered multiplies as MULT18X18D instances with their own registers (ECP5)
+    ecp5_dsp: bool = False
+    #: registered RAM reads in the DP16KD output registers (ECP5)
+    ecp5_bram: bool = False
+    #: names of the single-port RAMs to build from SB_SPRAM256KA (iCE40UP)
+    spram: frozenset[str] = frozenset()
+    #: the command check's products from one shift-add multiplier instead of four parallel
+    #: ones (when the requantiser and the PEs take every DSP)
+    shared_check_mul: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dsp_pes is not None and self.dsp_pes < 0:
+            raise ValueError(f"dsp_pes must be >= 0 or None, got {self.dsp_pes}")
+        object.__setattr__(self, "spram", frozenset(self.spram))
+
+    def dsp_pe_count(self, n_pes: int) -> int:
+        """PEs of an array of ``n_pes`` that may use a hardware multiplier."""
+        return n_pes if self.dsp_pes is None else min(n_pes, self.dsp_pes)
+
+    def without_vendor_primitives(self) -> BuildOptions:
+        """The same design with generic RAMs and multipliers: what a simulator can run of a
+        board build (its logic, latencies and registers are unchanged)."""
+        return dataclasses.replace(self, spram=frozenset(), ecp5_dsp=False, ecp5_bram=False)
+
+    def digest(self) -> str:
+        """A short name for these options (build directories)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["spram"] = sorted(self.spram)
+        return d
+
+
+#: simulation and generic Verilog: every register, no vendor primitive
+SIMULATION = BuildOptions()
