@@ -83,23 +83,25 @@ class SushiAccel(wiring.Component):
         )
 
         # ---- the resources units take turns on, one of each -----------------------------
+        # the sequencer's states that own them
+        cache, load, store, gemm = seq.dma.cache, seq.dma.load, seq.dma.store, seq.feed.run
         # memory requests: the issuer (commands, CACHE, LOAD/STORE) or, during a GEMM, the
         # weight feed's off-chip walker
         m.submodules.issuer = issuer = RequestIssuer(cfg)
         share(m, issuer.cmd, [(fetch.issue.start, fetch.issue), (1, dma.issue)])
-        share(m, self.mem.req, [(seq.gemm, feed.req), (1, issuer.req)], gate=False)
+        share(m, self.mem.req, [(gemm, feed.req), (1, issuer.req)], gate=False)
         # read data: the command's beats, CACHE/LOAD/GEMM data through the rows-wide
         # converter, or (HALT) drained
         m.submodules.conv_in = conv_in = WidthConverter(W, R)
         drain = stream.Signature(unsigned(8 * W)).flip().create(path=("drain",))
         m.d.comb += drain.ready.eq(1)
-        via_conv = seq.cache | seq.load | seq.gemm
+        via_conv = cache | load | gemm
         share(
             m,
             self.mem.rdata,
             [(seq.fetch_data, fetch.rdata), (seq.halt, drain), (via_conv, conv_in.i)],
         )
-        share(m, conv_in.o, [(seq.cache | seq.load, dma.words), (seq.gemm, feed.words)])
+        share(m, conv_in.o, [(cache | load, dma.words), (gemm, feed.words)])
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
         # their words through this queue; never both at once, so one queue serves both. With
         # the read data registered, two words are in flight and the queue is twice as deep, so
@@ -108,8 +110,8 @@ class SushiAccel(wiring.Component):
         m.submodules.readq = readq = CreditedReadQueue(
             word, depth=8 if pipe_regs else 4, latency=act_read_latency(pipe_regs)
         )
-        share(m, readq, [(seq.store, dma.rd), (seq.gemm, feed.pb_rd)])
-        share(m, readq.o, [(~feed.done, feed.pb_words), (seq.store, dma.rd_words)], gate=False)
+        share(m, readq, [(store, dma.rd), (gemm, feed.pb_rd)])
+        share(m, readq.o, [(~feed.ctl.done, feed.pb_words), (store, dma.rd_words)], gate=False)
 
         # ---- the data path ----------------------------------------------------------------
         wiring.connect(m, dma.pb_w, feed.pb_w)
@@ -121,7 +123,7 @@ class SushiAccel(wiring.Component):
         wiring.connect(m, writer.w, acts.out)
         g = data.View(isa.GEMM, fetch.cmd[: isa.GEMM.size])
         m.d.comb += [
-            acts.gemm.eq(seq.gemm),
+            acts.gemm.eq(gemm),
             acts.a.en.eq(core.a_en),
             acts.a.addr.eq(core.a_addr),
             acts.a.buf.eq(g.a_buf),
@@ -145,45 +147,29 @@ class SushiAccel(wiring.Component):
 
         # ---- sequencing ---------------------------------------------------------------------
         ctrl = self.ctrl
+        wiring.connect(m, seq.fetch, fetch.ctl)
+        wiring.connect(m, seq.check, check.ctl)
+        wiring.connect(m, seq.dma, dma.ctl)
+        wiring.connect(m, seq.feed, feed.ctl)
+        wiring.connect(m, seq.writer, writer.ctl)
         m.d.comb += [
             seq.doorbell.eq(ctrl.doorbell),
+            fetch.prog_addr.eq(ctrl.prog_addr),
             ctrl.busy.eq(seq.busy),
             ctrl.done.eq(seq.done),
             ctrl.error.eq(seq.error_code != 0),
             ctrl.error_code.eq(seq.error_code),
             seq.op.eq(fetch.cmd[:4]),
-            # command fetch
-            fetch.load.eq(seq.ring),
-            fetch.prog_addr.eq(ctrl.prog_addr),
-            seq.fetch_error.eq(fetch.error),
-            fetch.start.eq(seq.fetch_start),
-            seq.fetch_done.eq(fetch.done),
-            fetch.advance.eq(seq.next),
-            # command check
+            # every unit sees the fetched command; the check decodes its geometry
             check.cmd.eq(fetch.cmd),
-            check.start.eq(seq.decode),
-            seq.check_ready.eq(check.ready),
-            seq.check_error.eq(check.error),
-            # DMA
             dma.cmd.eq(fetch.cmd),
-            dma.act_bytes.eq(check.act_bytes),
-            dma.start.eq(seq.dma_start),
-            dma.cache.eq(seq.cache),
-            dma.load.eq(seq.load),
-            dma.store.eq(seq.store),
-            seq.dma_done.eq(dma.done),
-            # GEMM
             feed.cmd.eq(fetch.cmd),
-            feed.geom.eq(check.geom),
-            feed.start.eq(seq.gemm_start),
-            feed.run.eq(seq.gemm),
             writer.cmd.eq(fetch.cmd),
-            writer.start.eq(seq.gemm_start),
-            writer.run.eq(seq.gemm),
+            dma.act_bytes.eq(check.act_bytes),
+            feed.geom.eq(check.geom),
             core.cmd.valid.eq(seq.core_valid),
             seq.core_ready.eq(core.cmd.ready),
             seq.core_idle.eq(core.idle),
-            seq.feed_done.eq(feed.done),
             seq.issuer_busy.eq(issuer.busy),
         ]
 
@@ -191,15 +177,15 @@ class SushiAccel(wiring.Component):
         C = isa.Counter
         beat_in = self.mem.rdata.valid & self.mem.rdata.ready
         m.d.comb += [
-            ctrs.clear.eq(seq.ring),
+            ctrs.clear.eq(seq.fetch.load),
             ctrs.sel.eq(ctrl.ctr_sel),
             ctrl.ctr_value.eq(ctrs.value),
             ctrs.inc[C.CYCLES].eq(seq.busy),
             ctrs.inc[C.MAC_ACTIVE].eq(core.issue),
-            ctrs.inc[C.RD_WEIGHT_BYTES].eq(beat_in & (seq.cache | seq.gemm)),
-            ctrs.inc[C.RD_ACT_BYTES].eq(beat_in & seq.load),
+            ctrs.inc[C.RD_WEIGHT_BYTES].eq(beat_in & (cache | gemm)),
+            ctrs.inc[C.RD_ACT_BYTES].eq(beat_in & load),
             ctrs.inc[C.WR_BYTES].eq(self.mem.wdata.valid & self.mem.wdata.ready),
             ctrs.inc[C.PB_READ_BYTES].eq(feed.pb_word),
-            ctrs.inc[C.COMMANDS].eq(seq.decode),
+            ctrs.inc[C.COMMANDS].eq(seq.check.start),
         ]
         return m

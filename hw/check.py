@@ -15,9 +15,7 @@ from amaranth.lib.wiring import In, Out
 from . import isa
 from .config import AccelConfig, clog2
 from .pipeline import pipeline_regs
-
-#: the error register's shape
-ERR_SHAPE = range(max(isa.ErrorCode) + 1)
+from .ports import ERR_SHAPE, check_control
 
 
 def exceeds(v: Value, limit: int) -> Value:
@@ -172,7 +170,7 @@ def geometry_layout(cfg: AccelConfig) -> data.StructLayout:
 
 
 class CommandCheck(wiring.Component):
-    """Checks the command on ``cmd`` (held from ``start`` until the sequencer moves on).
+    """Checks the command on ``cmd`` (held from ``ctl.start`` until the sequencer moves on).
 
     ``start`` (DECODE) registers the command's geometry and starts :class:`CheckProducts`;
     ``ready`` says the products are in (at once unless a GEMM on the shared multiplier), and
@@ -187,9 +185,7 @@ class CommandCheck(wiring.Component):
         super().__init__(
             {
                 "cmd": In(isa.CMD_BITS),
-                "start": In(1),
-                "ready": Out(1),
-                "error": Out(ERR_SHAPE),
+                "ctl": In(check_control()),
                 "geom": Out(geometry_layout(cfg)),
                 "act_bytes": Out(isa.INDEX_BITS + lr),
             }
@@ -216,7 +212,7 @@ class CommandCheck(wiring.Component):
         # GEMM geometry, registered in DECODE
         kt_n, nt_n, mt_n = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
         act_xfer_bytes = Signal.like(self.act_bytes)
-        with m.If(self.start):
+        with m.If(self.ctl.start):
             m.d.sync += [
                 kt_n.eq((g.k + (R - 1)) >> lr),
                 nt_n.eq((g.n + (R - 1)) >> lr),
@@ -227,7 +223,7 @@ class CommandCheck(wiring.Component):
         prod_bits = max(cfg.act_words, cfg.mem_bytes >> lt, cfg.pb_tiles).bit_length()
         m.submodules.prods = prods = CheckProducts(prod_bits, shared=shared, tile_bits=tile_w)
         m.d.comb += [
-            prods.start.eq(self.start),
+            prods.start.eq(self.ctl.start),
             prods.m.eq(g.m),
             prods.kt_n.eq(kt_n),
             prods.nt_n.eq(nt_n),
@@ -244,7 +240,7 @@ class CommandCheck(wiring.Component):
         off_used = (g.pb_kt < kt_n) | (g.pb_nt < nt_n)
         # only a GEMM needs the products (the shared multiplier takes some cycles)
         m.d.comb += [
-            self.ready.eq(prods.done | (op != isa.Op.GEMM)),
+            self.ctl.ready.eq(prods.done | (op != isa.Op.GEMM)),
             self.geom.kt_n.eq(kt_n),
             self.geom.nt_n.eq(nt_n),
             self.geom.mt_n.eq(mt_n),
@@ -267,7 +263,7 @@ class CommandCheck(wiring.Component):
         # registers: they are constants per opcode, one LUT behind ``cmd`` (iCE40 cells).
         E = isa.ErrorCode
         check_err = Signal(ERR_SHAPE)
-        m.d.sync += self.error.eq(check_err)
+        m.d.sync += self.ctl.error.eq(check_err)
         misaligned = lambda a: a[:lw] != 0 if lw else Const(0)  # noqa: E731
 
         def sum_over(a: Value, b: Value, limit: int) -> Value:

@@ -18,7 +18,7 @@ from .act_buffers import BANKS
 from .check import exceeds
 from .config import AccelConfig, clog2
 from .mem_port import MEM_BEATS_BITS, mem_port_signature
-from .ports import buffer_read, buffer_write, issue_signature, read_issue_signature
+from .ports import buffer_read, buffer_write, dma_control, issue_signature, read_issue_signature
 from .width import WidthConverter
 
 MAX_BURST = 256  # beats per memory request
@@ -74,9 +74,9 @@ class RequestIssuer(wiring.Component):
 class Dma(wiring.Component):
     """CACHE, LOAD_ACT and STORE_ACT for the command on ``cmd`` (checked, held until done).
 
-    ``start`` (the cycle the sequencer enters the command's state) issues the memory request
-    and sets up the counts; ``cache``/``load``/``store`` are the sequencer's states; ``done``
-    is high in the command's last cycle. ``act_bytes``: LOAD/STORE's byte count (decoded by
+    ``ctl.start`` (the cycle before the command runs) issues the memory request and sets up the
+    counts; ``ctl.cache``/``load``/``store`` are the sequencer's states; ``ctl.done`` is high in
+    the command's last cycle. ``act_bytes``: LOAD/STORE's byte count (decoded by
     the check). ``words`` are the converted read beats (CACHE/LOAD) to ``pb_w``/``act_w``;
     STORE reads ``act_r`` through the read queue (``rd`` and its output ``rd_words``) and
     writes ``wdata``.
@@ -91,11 +91,7 @@ class Dma(wiring.Component):
             {
                 "cmd": In(isa.CMD_BITS),
                 "act_bytes": In(isa.INDEX_BITS + R.bit_length() - 1),
-                "start": In(1),
-                "cache": In(1),
-                "load": In(1),
-                "store": In(1),
-                "done": Out(1),
+                "ctl": In(dma_control()),
                 "issue": Out(issue_signature(addr_bits, beat_bits)),
                 "words": In(stream.Signature(unsigned(word))),
                 "pb_w": Out(buffer_write(max(1, cfg.pb_bytes // R), word)),
@@ -138,7 +134,7 @@ class Dma(wiring.Component):
 
         # ---- start: the memory request and the counts ----------------------------------
         act_beats = self.act_bytes >> lw
-        with m.If(self.start):
+        with m.If(self.ctl.start):
             with m.If(op == isa.Op.CACHE):
                 m.d.comb += [
                     self.issue.start.eq(1),
@@ -172,24 +168,24 @@ class Dma(wiring.Component):
         # ---- CACHE, LOAD: one converted word lands per valid; done after last_word ------
         m.d.comb += [
             self.words.ready.eq(1),
-            self.pb_w.en.eq(self.cache & self.words.valid),
-            self.act_w.en.eq(self.load & self.words.valid),
+            self.pb_w.en.eq(self.ctl.cache & self.words.valid),
+            self.act_w.en.eq(self.ctl.load & self.words.valid),
             self.act_w.buf.eq(c_act.buf),
         ]
         for port in (self.pb_w, self.act_w):
             m.d.comb += [port.addr.eq(xfer_addr), port.data.eq(self.words.payload)]
-        with m.If((self.cache | self.load) & self.words.valid):
+        with m.If((self.ctl.cache | self.ctl.load) & self.words.valid):
             m.d.sync += [
                 cnt.eq(cnt + 1),
                 xfer_addr.eq(xfer_addr + 1),
                 cnt_last.eq(cnt + 1 == last_word),
             ]
-            m.d.comb += self.done.eq(cnt_last)
+            m.d.comb += self.ctl.done.eq(cnt_last)
 
         # ---- STORE: buffer -> (read stage) -> read queue -> conv_out -> wdata -----------
         m.d.comb += [self.act_r.buf.eq(c_act.buf), self.act_r.addr.eq(xfer_addr)]
         m.d.comb += self.rd.data.eq(self.act_r.data)
-        with m.If(self.store):
+        with m.If(self.ctl.store):
             issue_rd = store_more & self.rd.room
             m.d.comb += [self.rd.issue.eq(issue_rd), self.act_r.en.eq(1)]
             wiring.connect(m, wiring.flipped(self.rd_words), conv_out.i)
@@ -203,5 +199,5 @@ class Dma(wiring.Component):
                 ]
             with m.If(self.wdata.valid & self.wdata.ready):
                 m.d.sync += [wleft.eq(wleft - 1), wlast.eq(wleft == 2)]
-                m.d.comb += self.done.eq(wlast)
+                m.d.comb += self.ctl.done.eq(wlast)
         return m

@@ -8,17 +8,17 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import isa
-from .check import ERR_SHAPE
 from .config import AccelConfig, clog2
 from .dma import issue_widths
-from .ports import issue_signature
+from .ports import fetch_control, issue_signature
 
 
 class CommandFetch(wiring.Component):
-    """``load`` (the doorbell) sets the program counter to ``prog_addr``; ``advance`` moves it
-    to the next command. ``error`` says whether a fetch at the program counter may start
-    (BAD_ALIGN, MEM_RANGE past the end of memory, or 0); ``start`` issues it, and ``done`` is
-    high in the cycle its last beat arrives on ``rdata``. ``cmd`` then holds the command."""
+    """``ctl.load`` (the doorbell) sets the program counter to ``prog_addr``; ``ctl.advance``
+    moves it to the next command. ``ctl.error`` says whether a fetch at the program counter may
+    start (BAD_ALIGN, MEM_RANGE past the end of memory, or 0); ``ctl.start`` issues it, and
+    ``ctl.done`` is high in the cycle its last beat arrives on ``rdata`` (SushiAccel routes only
+    the fetch's beats here). ``cmd`` then holds the command."""
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
@@ -26,10 +26,7 @@ class CommandFetch(wiring.Component):
         super().__init__(
             {
                 "prog_addr": In(32),
-                "load": In(1),
-                "advance": In(1),
-                "error": Out(ERR_SHAPE),
-                "start": In(1),
+                "ctl": In(fetch_control()),
                 "issue": Out(issue_signature(addr_bits, beat_bits)),
                 "rdata": In(stream.Signature(unsigned(8 * cfg.mem_width))),
                 "done": Out(1),
@@ -51,21 +48,21 @@ class CommandFetch(wiring.Component):
         fetch_keep = Signal(max(1, (cmd_words - 1).bit_length()))
         m.d.comb += self.cmd.eq(cmd)
 
-        with m.If(self.load):
+        with m.If(self.ctl.load):
             m.d.sync += [
                 pc.eq(self.prog_addr[:AW]),
                 pc_outside.eq((self.prog_addr[AW:] != 0) if AW < isa.ADDR_BITS else 0),
             ]
-        with m.If(self.advance):
+        with m.If(self.ctl.advance):
             m.d.sync += pc.eq(pc + isa.CMD_BYTES)
 
         with m.If(pc[:5] != 0):
-            m.d.comb += self.error.eq(isa.ErrorCode.BAD_ALIGN)
+            m.d.comb += self.ctl.error.eq(isa.ErrorCode.BAD_ALIGN)
         # pc is aligned here: "past the last command" is "at or past the end"
         with m.Elif(pc_outside | pc[AW]):
-            m.d.comb += self.error.eq(isa.ErrorCode.MEM_RANGE)
+            m.d.comb += self.ctl.error.eq(isa.ErrorCode.MEM_RANGE)
 
-        with m.If(self.start):
+        with m.If(self.ctl.start):
             m.d.comb += [
                 self.issue.start.eq(1),
                 self.issue.addr.eq(Cat(Const(0, lw), pc[lw:AW])),
@@ -80,11 +77,11 @@ class CommandFetch(wiring.Component):
         with m.If(self.rdata.valid):
             if cmd_words > 1:  # one beat holds several commands: take the one at pc
                 m.d.sync += cmd.eq(self.rdata.payload.word_select(fetch_keep, isa.CMD_BITS))
-                m.d.comb += self.done.eq(1)
+                m.d.comb += self.ctl.done.eq(1)
             else:  # beats shift in from the top: the first ends up in the low bytes
                 m.d.sync += [
                     cmd.eq(Cat(cmd[8 * W :], self.rdata.payload)),
                     fetch_idx.eq(fetch_idx + 1),
                 ]
-                m.d.comb += self.done.eq(fetch_idx == isa.CMD_BYTES // W - 1)
+                m.d.comb += self.ctl.done.eq(fetch_idx == isa.CMD_BYTES // W - 1)
         return m

@@ -9,14 +9,14 @@ from amaranth.lib.wiring import In, Out
 from . import isa
 from .act_buffers import BANKS
 from .config import AccelConfig
-from .ports import buffer_write
+from .ports import buffer_write, run_control
 
 
 class OutputWriter(wiring.Component):
     """Writes the GEMM's (``cmd``) output rows from ``rows`` to buffer ``o_buf`` from word
     ``o_word`` on: one word per row with requantisation (int8 lanes), else four words per row
-    (int32 lanes, little-endian bytes). ``start``: the GEMM's first cycle is next; ``run``:
-    the GEMM runs."""
+    (int32 lanes, little-endian bytes). ``ctl.start``: the GEMM's first cycle is next;
+    ``ctl.run``: the GEMM runs."""
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
@@ -24,8 +24,7 @@ class OutputWriter(wiring.Component):
         super().__init__(
             {
                 "cmd": In(isa.CMD_BITS),
-                "start": In(1),
-                "run": In(1),
+                "ctl": In(run_control()),
                 "rows": In(stream.Signature(data.ArrayLayout(signed(32), cfg.cols))),
                 "w": Out(buffer_write(cfg.act_words, 8 * R, banks=BANKS)),
             }
@@ -39,12 +38,12 @@ class OutputWriter(wiring.Component):
         rows = self.rows
         o_addr = self.w.addr  # a register: the buffer's next word
         o_part = Signal(2)  # int32: the row's next word
-        with m.If(self.start):
+        with m.If(self.ctl.start):
             m.d.sync += [o_addr.eq(g.o_word), o_part.eq(0)]
         m.d.comb += self.w.buf.eq(g.o_buf)
         out_row = data.ArrayLayout(signed(32), R)(rows.payload.as_value())
         int8_word = Cat(*(out_row[i][:8] for i in range(R)))
-        with m.If(self.run):
+        with m.If(self.ctl.run):
             with m.If(g.requant):
                 m.d.comb += [rows.ready.eq(1), self.w.en.eq(rows.valid), self.w.data.eq(int8_word)]
                 with m.If(rows.valid):

@@ -12,6 +12,7 @@ from amaranth.hdl import Module, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import isa
 from .mem_port import MemReq
 
 
@@ -75,3 +76,46 @@ def share(m: Module, resource, users: list[tuple[Value, object]], *, gate: bool 
             handshake = gate and path[-1] in ("valid", "ready")
             for sel, user in users:
                 m.d.comb += _at(user, path).eq(res & sel if handshake else res)
+
+
+# ---- the sequencer's handshakes with the units (the sequencer's side) ----------------------
+#: an error code register (:class:`~.isa.ErrorCode`)
+ERR_SHAPE = range(max(isa.ErrorCode) + 1)
+
+
+def fetch_control() -> wiring.Signature:
+    """``load``: the doorbell rang (the program counter takes its address); ``start`` a fetch
+    (when ``error`` is 0), ``done`` in the cycle its last beat arrives; ``advance`` to the next
+    command."""
+    return wiring.Signature(
+        {
+            "load": Out(1),
+            "start": Out(1),
+            "advance": Out(1),
+            "error": In(ERR_SHAPE),
+            "done": In(1),
+        }
+    )
+
+
+def check_control() -> wiring.Signature:
+    """``start`` (DECODE) the checks of the fetched command; ``ready`` when its products are
+    in; ``error`` two cycles after the first ``ready`` cycle."""
+    return wiring.Signature({"start": Out(1), "ready": In(1), "error": In(ERR_SHAPE)})
+
+
+def dma_control() -> wiring.Signature:
+    """``start`` a CACHE/LOAD_ACT/STORE_ACT, then the one of ``cache``/``load``/``store`` that
+    runs, until ``done`` (its last cycle)."""
+    return wiring.Signature(
+        {"start": Out(1), "cache": Out(1), "load": Out(1), "store": Out(1), "done": In(1)}
+    )
+
+
+def run_control(*, done: bool = False) -> wiring.Signature:
+    """``start`` (the cycle before) and ``run`` (while it runs) a GEMM; with ``done``: the
+    unit's part of it is over."""
+    members = {"start": Out(1), "run": Out(1)}
+    if done:
+        members["done"] = In(1)
+    return wiring.Signature(members)

@@ -2,7 +2,7 @@
 
 One command at a time: FETCH it, DECODE and CHECK it, then run it (CACHE, LOAD, STORE or
 GEMM) and move on (NEXT), or halt: done at DONE, error at the first failing check. After an
-error it waits in HALT until the failed fetch's memory traffic has drained.
+error it waits in HALT until the failed command's memory requests have drained.
 """
 
 from __future__ import annotations
@@ -12,45 +12,33 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import isa
-from .check import ERR_SHAPE
+from .ports import ERR_SHAPE, check_control, dma_control, fetch_control, run_control
 
 
 class Sequencer(wiring.Component):
-    """Outputs named after a state are high in that state (the owner of the shared data
-    paths); ``*_start`` are high in the cycle before the unit runs."""
+    """The units' handshakes (:mod:`.ports`) and the states that own the shared data paths:
+    ``fetch_data`` (the fetch's beats arrive), ``halt``, and the DMA's and the GEMM's run
+    levels (``dma.cache``/``load``/``store``, ``feed.run``)."""
 
     def __init__(self):
         super().__init__(
             {
                 "doorbell": In(1),
-                "ring": Out(1),  # the doorbell rang in IDLE: a program starts
                 "busy": Out(1),
                 "done": Out(1),
                 "error_code": Out(ERR_SHAPE),
                 "op": In(4),  # the fetched command's opcode
-                # command fetch
-                "fetch_error": In(ERR_SHAPE),
-                "fetch_start": Out(1),
+                "fetch": Out(fetch_control()),
                 "fetch_data": Out(1),
-                "fetch_done": In(1),
-                "next": Out(1),
-                # command check
-                "decode": Out(1),
-                "check_ready": In(1),
-                "check_error": In(ERR_SHAPE),
-                # DMA
-                "dma_start": Out(1),
-                "cache": Out(1),
-                "load": Out(1),
-                "store": Out(1),
-                "dma_done": In(1),
-                # GEMM: the descriptor to the core, then the weight feed and the core finish
-                "gemm_start": Out(1),
-                "gemm": Out(1),
+                "check": Out(check_control()),
+                "dma": Out(dma_control()),
+                # a GEMM: the weight feed and the output writer run; the descriptor goes to the
+                # core, and the GEMM is over when the core is idle and every weight was fed
+                "feed": Out(run_control(done=True)),
+                "writer": Out(run_control()),
                 "core_valid": Out(1),
                 "core_ready": In(1),
                 "core_idle": In(1),
-                "feed_done": In(1),
                 # halt after an error: wait for the memory requests to drain
                 "halt": Out(1),
                 "issuer_busy": In(1),
@@ -60,34 +48,42 @@ class Sequencer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         err = self.error_code
+        fetch, check, dma = self.fetch, self.check, self.dma
         core_started = Signal()  # the GEMM's descriptor has been taken
+        gemm_start, gemm = Signal(), Signal()
+        m.d.comb += [
+            self.feed.start.eq(gemm_start),
+            self.writer.start.eq(gemm_start),
+            self.feed.run.eq(gemm),
+            self.writer.run.eq(gemm),
+        ]
 
         with m.FSM(name="cp"):
             with m.State("IDLE"):
                 with m.If(self.doorbell):
-                    m.d.comb += self.ring.eq(1)
+                    m.d.comb += fetch.load.eq(1)
                     m.d.sync += [err.eq(0), self.done.eq(0), self.busy.eq(1)]
                     m.next = "FETCH"
 
             with m.State("FETCH"):
-                with m.If(self.fetch_error != 0):
-                    m.d.sync += err.eq(self.fetch_error)
+                with m.If(fetch.error != 0):
+                    m.d.sync += err.eq(fetch.error)
                     m.next = "HALT"
                 with m.Else():
-                    m.d.comb += self.fetch_start.eq(1)
+                    m.d.comb += fetch.start.eq(1)
                     m.next = "FETCH_DATA"
 
             with m.State("FETCH_DATA"):
                 m.d.comb += self.fetch_data.eq(1)
-                with m.If(self.fetch_done):
+                with m.If(fetch.done):
                     m.next = "DECODE"
 
             with m.State("DECODE"):
-                m.d.comb += self.decode.eq(1)
+                m.d.comb += check.start.eq(1)
                 m.next = "CHECK_PREP"
 
             with m.State("CHECK_PREP"):
-                with m.If(self.check_ready):
+                with m.If(check.ready):
                     m.next = "CHECK_WAIT"
 
             with m.State("CHECK_WAIT"):  # the checks' second register stage
@@ -95,41 +91,41 @@ class Sequencer(wiring.Component):
 
             with m.State("CHECK"):
                 op = self.op
-                with m.If(self.check_error != 0):
-                    m.d.sync += err.eq(self.check_error)
+                with m.If(check.error != 0):
+                    m.d.sync += err.eq(check.error)
                     m.next = "HALT"
                 with m.Elif(op == isa.Op.DONE):
                     m.d.sync += [self.done.eq(1), self.busy.eq(0)]
                     m.next = "IDLE"
                 with m.Elif(op == isa.Op.CACHE):
-                    m.d.comb += self.dma_start.eq(1)
+                    m.d.comb += dma.start.eq(1)
                     m.next = "CACHE"
                 with m.Elif(op == isa.Op.LOAD_ACT):
-                    m.d.comb += self.dma_start.eq(1)
+                    m.d.comb += dma.start.eq(1)
                     m.next = "LOAD"
                 with m.Elif(op == isa.Op.STORE_ACT):
-                    m.d.comb += self.dma_start.eq(1)
+                    m.d.comb += dma.start.eq(1)
                     m.next = "STORE"
                 with m.Else():  # GEMM: any other opcode failed its checks as ILLEGAL_OPCODE
-                    m.d.comb += self.gemm_start.eq(1)
+                    m.d.comb += gemm_start.eq(1)
                     m.d.sync += core_started.eq(0)
                     m.next = "GEMM"
 
             for state in ("CACHE", "LOAD", "STORE"):
                 with m.State(state):
-                    m.d.comb += getattr(self, state.lower()).eq(1)
-                    with m.If(self.dma_done):
+                    m.d.comb += getattr(dma, state.lower()).eq(1)
+                    with m.If(dma.done):
                         m.next = "NEXT"
 
             with m.State("GEMM"):
-                m.d.comb += [self.gemm.eq(1), self.core_valid.eq(~core_started)]
+                m.d.comb += [gemm.eq(1), self.core_valid.eq(~core_started)]
                 with m.If(self.core_valid & self.core_ready):
                     m.d.sync += core_started.eq(1)
-                with m.If(core_started & self.core_idle & self.feed_done):
+                with m.If(core_started & self.core_idle & self.feed.done):
                     m.next = "NEXT"
 
             with m.State("NEXT"):
-                m.d.comb += self.next.eq(1)
+                m.d.comb += fetch.advance.eq(1)
                 m.next = "FETCH"
 
             with m.State("HALT"):

@@ -25,7 +25,7 @@ from .act_buffers import act_read_latency
 from .check import geometry_layout, tile_widths
 from .config import AccelConfig, clog2
 from .pipeline import StreamRegister, pipeline_regs
-from .ports import buffer_write, mem_req_signature, read_issue_signature
+from .ports import buffer_write, mem_req_signature, read_issue_signature, run_control
 from .spram import SinglePortRam
 
 
@@ -143,10 +143,10 @@ class TileCursor:
 class WeightFeed(wiring.Component):
     """A GEMM's weights, tile by tile, to the array's ``w`` stream; and the PB.
 
-    ``start`` (the cycle before the GEMM runs, ``cmd`` and ``geom`` valid) puts the cursors at
-    the first tile; ``run`` is high while the GEMM runs; ``done`` says every tile has been fed
-    (and, outside a GEMM, is high). ``pb_w`` writes the PB (CACHE); ``req`` asks for off-chip
-    tiles, whose words arrive on ``words``; ``pb_rd`` issues PB reads into the shared read
+    ``ctl.start`` (the cycle before the GEMM runs, ``cmd`` and ``geom`` valid) puts the cursors
+    at the first tile; ``ctl.run`` is high while the GEMM runs; ``ctl.done`` says every tile has
+    been fed (and, outside a GEMM, is high). ``pb_w`` writes the PB (CACHE); ``req`` asks for
+    off-chip tiles, whose words arrive on ``words``; ``pb_rd`` issues PB reads into the shared read
     queue and ``pb_words`` takes its words. ``pb_word`` is high for each PB word fed.
     """
 
@@ -158,9 +158,7 @@ class WeightFeed(wiring.Component):
             {
                 "cmd": In(isa.CMD_BITS),
                 "geom": In(geometry_layout(cfg)),
-                "start": In(1),
-                "run": In(1),
-                "done": Out(1),
+                "ctl": In(run_control(done=True)),
                 "pb_w": In(buffer_write(self.pb_depth, word.width)),
                 "req": Out(mem_req_signature()),
                 "words": In(stream.Signature(word)),
@@ -246,7 +244,7 @@ class WeightFeed(wiring.Component):
         pb_r = Signal(range(R))
         pb_tile_row = Signal(pb_t)  # PB tile index of (pcur.nt, 0)
 
-        with m.If(self.start):
+        with m.If(self.ctl.start):
             m.d.sync += [
                 w_idx.eq(0),
                 w_row_start.eq(0),
@@ -266,7 +264,7 @@ class WeightFeed(wiring.Component):
             self.req.payload.beats.eq(cfg.tile_bytes // W),
             self.req.payload.write.eq(0),
         ]
-        with m.If(self.run & ~wcur.done & (wcur.in_pb | self.req.ready)):
+        with m.If(self.ctl.run & ~wcur.done & (wcur.in_pb | self.req.ready)):
             wcur.step()
             m.d.sync += w_idx.eq(w_idx + 1)
             with m.If(wcur.kt_last):
@@ -276,9 +274,9 @@ class WeightFeed(wiring.Component):
                     m.d.sync += [w_idx.eq(0), w_row_start.eq(0)]
 
         # ---- PB tiles -> read queue, in feed order (a pass per M-tile) -------------------
-        pb_issue = self.run & ~pcur.done & self.pb_rd.room
+        pb_issue = self.ctl.run & ~pcur.done & self.pb_rd.room
         m.d.comb += [self.pb_rd.issue.eq(pb_issue), self.pb_rd.data.eq(pb.rdata)]
-        with m.If(self.run):
+        with m.If(self.ctl.run):
             m.d.comb += [pb.en.eq(1), pb.addr.eq(Cat(pb_r, pb_tile_row + pcur.kt))]
         with m.Else():  # CACHE
             m.d.comb += [pb.we.eq(self.pb_w.en), pb.addr.eq(self.pb_w.addr)]
@@ -298,7 +296,7 @@ class WeightFeed(wiring.Component):
         # sequencer's state: the state decode in front of the handshake and the cursor's
         # enables was an ECP5 critical path.
         from_pb = fcur.in_pb
-        m.d.comb += self.done.eq(fcur.done)
+        m.d.comb += self.ctl.done.eq(fcur.done)
         with m.If(~fcur.done):
             m.d.comb += [
                 w_feed.valid.eq(Mux(from_pb, self.pb_words.valid, dyn_out.valid)),

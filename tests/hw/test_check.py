@@ -201,14 +201,14 @@ def test_check_matches_golden_model(preset: str, pipe: bool, shared: bool) -> No
     async def bench(ctx) -> None:
         for _, value, _ in cmds:
             ctx.set(dut.cmd, value)  # DECODE
-            ctx.set(dut.start, 1)
+            ctx.set(dut.ctl.start, 1)
             await ctx.tick()
-            ctx.set(dut.start, 0)
-            while not ctx.get(dut.ready):  # CHECK_PREP
+            ctx.set(dut.ctl.start, 0)
+            while not ctx.get(dut.ctl.ready):  # CHECK_PREP
                 await ctx.tick()
             await ctx.tick()  # CHECK_WAIT
             await ctx.tick()  # CHECK
-            got.append(ctx.get(dut.error))
+            got.append(ctx.get(dut.ctl.error))
 
     sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-8)

@@ -52,11 +52,11 @@ def test_dma_cache_load_store(preset: str, pipe: bool) -> None:
     async def run(ctx, raw: bytes, state: str, *, act_bytes: int = 0) -> dict:
         ctx.set(dma.cmd, _cmd(raw))
         ctx.set(dma.act_bytes, act_bytes)
-        ctx.set(dma.start, 1)
+        ctx.set(dma.ctl.start, 1)
         issue = {k: ctx.get(getattr(dma.issue, k)) for k in ("start", "addr", "beats", "write")}
         await ctx.tick()
-        ctx.set(dma.start, 0)
-        ctx.set(getattr(dma, state), 1)
+        ctx.set(dma.ctl.start, 0)
+        ctx.set(getattr(dma.ctl, state), 1)
         todo = list(words[:n])
         for _ in range(2000):
             if state != "store":
@@ -74,12 +74,12 @@ def test_dma_cache_load_store(preset: str, pipe: bool) -> None:
                 ctx.set(dma.wdata.ready, rng.random() < 0.7)
                 if ctx.get(dma.wdata.valid) and ctx.get(dma.wdata.ready):
                     got["beats"].append(ctx.get(dma.wdata.payload))
-            done = ctx.get(dma.done)
+            done = ctx.get(dma.ctl.done)
             await ctx.tick()
             if done:
                 break
         ctx.set(dma.words.valid, 0)
-        ctx.set(getattr(dma, state), 0)
+        ctx.set(getattr(dma.ctl, state), 0)
         assert not todo or state == "store", f"{state}: words left"
         await ctx.tick()
         return issue

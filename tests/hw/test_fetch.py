@@ -30,10 +30,10 @@ def test_fetch_checks_and_assembles_commands(preset: str, mem_width: int) -> Non
     async def bench(ctx) -> None:
         for addr, code in cases:
             ctx.set(dut.prog_addr, addr)
-            ctx.set(dut.load, 1)
+            ctx.set(dut.ctl.load, 1)
             await ctx.tick()
-            ctx.set(dut.load, 0)
-            assert ctx.get(dut.error) == code, f"pc {addr:#x}"
+            ctx.set(dut.ctl.load, 0)
+            assert ctx.get(dut.ctl.error) == code, f"pc {addr:#x}"
             if code:
                 continue
             for step in range(2):  # this command, then (advance) the next one
@@ -41,31 +41,31 @@ def test_fetch_checks_and_assembles_commands(preset: str, mem_width: int) -> Non
                 if pc >= len(mem):
                     break
                 beat_at = pc // W * W  # a beat holds the command, or a command its beats
-                ctx.set(dut.start, 1)
+                ctx.set(dut.ctl.start, 1)
                 assert ctx.get(dut.issue.start)
                 assert ctx.get(dut.issue.addr) == beat_at
                 assert ctx.get(dut.issue.beats) == max(1, 32 // W)
                 assert not ctx.get(dut.issue.write)
                 await ctx.tick()
-                ctx.set(dut.start, 0)
+                ctx.set(dut.ctl.start, 0)
                 beats = max(1, 32 // W)
                 for b in range(beats):
                     for _ in range(rng.randrange(3)):  # gaps between beats
                         ctx.set(dut.rdata.valid, 0)
-                        assert not ctx.get(dut.done)
+                        assert not ctx.get(dut.ctl.done)
                         await ctx.tick()
                     chunk = mem[beat_at + b * W : beat_at + (b + 1) * W]
                     ctx.set(dut.rdata.valid, 1)
                     ctx.set(dut.rdata.payload, int.from_bytes(chunk, "little"))
                     assert ctx.get(dut.rdata.ready)
-                    assert ctx.get(dut.done) == (b == beats - 1)
+                    assert ctx.get(dut.ctl.done) == (b == beats - 1)
                     await ctx.tick()
                 ctx.set(dut.rdata.valid, 0)
                 want = int.from_bytes(mem[pc : pc + 32], "little")
                 assert ctx.get(dut.cmd) == want, f"command at {pc:#x}, width {W}"
-                ctx.set(dut.advance, 1)
+                ctx.set(dut.ctl.advance, 1)
                 await ctx.tick()
-                ctx.set(dut.advance, 0)
+                ctx.set(dut.ctl.advance, 0)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

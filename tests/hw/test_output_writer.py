@@ -26,10 +26,10 @@ def test_output_writer_words(preset: str, requant: int) -> None:
 
     async def bench(ctx) -> None:
         ctx.set(dut.cmd, isa.GEMM.const({"opcode": isa.Op.GEMM, **fields}).as_value().value)
-        ctx.set(dut.start, 1)
+        ctx.set(dut.ctl.start, 1)
         await ctx.tick()
-        ctx.set(dut.start, 0)
-        ctx.set(dut.run, 1)
+        ctx.set(dut.ctl.start, 0)
+        ctx.set(dut.ctl.run, 1)
         for row in rows:
             taken = False
             while not taken:

@@ -9,9 +9,24 @@ from sushi_hw import isa
 from sushi_hw.sequencer import Sequencer
 
 E = isa.ErrorCode
-#: outputs that name what the sequencer does in a cycle, in priority order
-PHASES = ("fetch_start", "fetch_data", "decode", "dma_start", "gemm_start", "cache", "load")
-PHASES += ("store", "gemm", "next", "halt", "ring")
+
+
+def _phases(dut: Sequencer) -> list:
+    """Outputs that name what the sequencer does in a cycle, in priority order."""
+    return [
+        ("fetch_start", dut.fetch.start),
+        ("fetch_data", dut.fetch_data),
+        ("decode", dut.check.start),
+        ("dma_start", dut.dma.start),
+        ("gemm_start", dut.feed.start),
+        ("cache", dut.dma.cache),
+        ("load", dut.dma.load),
+        ("store", dut.dma.store),
+        ("gemm", dut.feed.run),
+        ("next", dut.fetch.advance),
+        ("halt", dut.halt),
+        ("ring", dut.fetch.load),
+    ]
 
 
 def _run(program: list[dict], *, fetch_error: int = 0, cycles: int = 60) -> tuple[list, dict]:
@@ -23,28 +38,30 @@ def _run(program: list[dict], *, fetch_error: int = 0, cycles: int = 60) -> tupl
 
     async def bench(ctx) -> None:
         ctx.set(dut.doorbell, 1)
-        ctx.set(dut.fetch_error, fetch_error)
+        ctx.set(dut.fetch.error, fetch_error)
         ctx.set(dut.issuer_busy, 1)
-        ctx.set(dut.feed_done, 1)
+        ctx.set(dut.feed.done, 1)
         await ctx.tick()
         ctx.set(dut.doorbell, 0)
         pc, unit_cycles, halt_cycles = 0, 0, 0
         for _ in range(cycles):
             cmd = program[min(pc, len(program) - 1)]
             ctx.set(dut.op, cmd["op"])
-            ctx.set(dut.check_error, cmd.get("error", 0))
-            ctx.set(dut.fetch_done, ctx.get(dut.fetch_data))  # one beat
-            ctx.set(dut.check_ready, 1)
-            running = any(ctx.get(getattr(dut, s)) for s in ("cache", "load", "store", "gemm"))
+            ctx.set(dut.check.error, cmd.get("error", 0))
+            ctx.set(dut.fetch.done, ctx.get(dut.fetch_data))  # one beat
+            ctx.set(dut.check.ready, 1)
+            running = any(
+                ctx.get(s) for s in (dut.dma.cache, dut.dma.load, dut.dma.store, dut.feed.run)
+            )
             unit_cycles = unit_cycles + 1 if running else 0
-            ctx.set(dut.dma_done, unit_cycles == cmd.get("run", 1))
+            ctx.set(dut.dma.done, unit_cycles == cmd.get("run", 1))
             ctx.set(dut.core_ready, unit_cycles == 2)
             ctx.set(dut.core_idle, unit_cycles >= cmd.get("run", 1))
             halt_cycles += ctx.get(dut.halt)
             ctx.set(dut.issuer_busy, halt_cycles < 3)
-            phase = [p for p in PHASES if ctx.get(getattr(dut, p))]
+            phase = [p for p, s in _phases(dut) if ctx.get(s)]
             trace.append(phase[0] if phase else "-")
-            if ctx.get(dut.next):
+            if ctx.get(dut.fetch.advance):
                 pc += 1
             await ctx.tick()
             if not ctx.get(dut.busy):

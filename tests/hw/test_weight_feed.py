@@ -86,12 +86,12 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
             for name, v in geom.items():
                 ctx.set(getattr(feed.geom, name), v)
             await ctx.tick().repeat(2)  # DECODE, CHECK_PREP/WAIT: the counts settle
-            ctx.set(feed.start, 1)
+            ctx.set(feed.ctl.start, 1)
             await ctx.tick()
-            ctx.set(feed.start, 0)
-            ctx.set(feed.run, 1)
+            ctx.set(feed.ctl.start, 0)
+            ctx.set(feed.ctl.run, 1)
             cycles = 0
-            while not ctx.get(feed.done) or pending or ctx.get(feed.w.valid):
+            while not ctx.get(feed.ctl.done) or pending or ctx.get(feed.w.valid):
                 ctx.set(feed.req.ready, rng.random() < 0.7)
                 ctx.set(feed.words.valid, bool(pending) and rng.random() < 0.8)
                 ctx.set(feed.words.payload, pending[0] if pending else 0)
@@ -113,7 +113,7 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
                     words_out.append(word)
                 cycles += 1
                 assert cycles < 20000, f"seed={seed}: GEMM {g} hangs"
-            ctx.set(feed.run, 0)
+            ctx.set(feed.ctl.run, 0)
             await ctx.tick()
 
     sim = Simulator(Fragment.get(m, SimpleNamespace(**{PIPELINE_REGS_ATTR: pipe})))
