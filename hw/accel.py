@@ -105,8 +105,10 @@ class SushiAccel(wiring.Component):
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
         # their words through this queue; never both at once, so one queue serves both. With
         # the read data registered, two words are in flight and the queue is twice as deep, so
-        # it still takes a word every cycle. Its output goes to the weight feed while that
-        # feeds (keyed on the feed's own cursor, as in sushi_hw.weight_feed), else to STORE.
+        # it still takes a word every cycle. A read is issued (readq.issue, its word on
+        # readq.data a cycle later, three with the read and address registers) only while
+        # readq.room. Its output goes to the weight feed while that feeds (keyed on the feed's
+        # own cursor, as in sushi_hw.weight_feed: only during a GEMM), else to STORE.
         m.submodules.readq = readq = CreditedReadQueue(
             word, depth=8 if pipe_regs else 4, latency=act_read_latency(pipe_regs)
         )

@@ -209,7 +209,9 @@ class CommandCheck(wiring.Component):
         c_act = data.View(isa.ACT_MOVE, cmd[: isa.ACT_MOVE.size])
         g = data.View(isa.GEMM, cmd[: isa.GEMM.size])
 
-        # GEMM geometry, registered in DECODE
+        # GEMM geometry, registered in DECODE. Internal widths follow the configuration; each
+        # value is narrowed only after the checks that bound it have passed (docs/isa.md keeps
+        # the 32-bit fields)
         kt_n, nt_n, mt_n = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
         act_xfer_bytes = Signal.like(self.act_bytes)
         with m.If(self.ctl.start):

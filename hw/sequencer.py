@@ -90,6 +90,8 @@ class Sequencer(wiring.Component):
                 m.next = "CHECK"
 
             with m.State("CHECK"):
+                # check.error holds this command's checks: conditions registered in the last
+                # CHECK_PREP cycle, the choice in CHECK_WAIT
                 op = self.op
                 with m.If(check.error != 0):
                     m.d.sync += err.eq(check.error)
@@ -129,6 +131,8 @@ class Sequencer(wiring.Component):
                 m.next = "FETCH"
 
             with m.State("HALT"):
+                # wait for outstanding memory traffic of the failed command to drain (the read
+                # data goes nowhere meanwhile)
                 m.d.comb += self.halt.eq(1)
                 with m.If(~self.issuer_busy):
                     m.d.sync += self.busy.eq(0)
