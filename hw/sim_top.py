@@ -1,4 +1,7 @@
-"""Simulation top ``sushi_sim``: SushiAccel with the HDL memory model behind its memory port."""
+"""Simulation top ``sushi_sim``: SushiAccel with the HDL memory model behind its memory port.
+
+The control port's Verilog ports are ``ctrl__doorbell``, ``ctrl__busy``, ... (tb/accel_host.py).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import isa
 from .accel import SushiAccel
 from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
+from .control import ControlSignature
 from .sim_memory import SimMemory
 
 
@@ -20,14 +23,7 @@ class SushiSim(wiring.Component):
         beat = 8 * cfg.mem_width
         super().__init__(
             {
-                "doorbell": In(1),
-                "prog_addr": In(32),
-                "busy": Out(1),
-                "done": Out(1),
-                "error": Out(1),
-                "error_code": Out(8),
-                "ctr_sel": In(range(isa.NUM_COUNTERS)),
-                "ctr_value": Out(64),
+                "ctrl": In(ControlSignature()),
                 "mem_latency": In(16),
                 "mem_bytes_per_cycle": In(range(cfg.mem_width + 1)),
                 "mem_stall_prob": In(8),
@@ -46,15 +42,8 @@ class SushiSim(wiring.Component):
         m.submodules.accel = accel = SushiAccel(self.cfg, self.opts)
         m.submodules.memory = mem = SimMemory(self.cfg)
         wiring.connect(m, accel.mem, mem.port)
+        wiring.connect(m, wiring.flipped(self.ctrl), accel.ctrl)
         m.d.comb += [
-            accel.doorbell.eq(self.doorbell),
-            accel.prog_addr.eq(self.prog_addr),
-            self.busy.eq(accel.busy),
-            self.done.eq(accel.done),
-            self.error.eq(accel.error),
-            self.error_code.eq(accel.error_code),
-            accel.ctr_sel.eq(self.ctr_sel),
-            self.ctr_value.eq(accel.ctr_value),
             mem.latency.eq(self.mem_latency),
             mem.bytes_per_cycle.eq(self.mem_bytes_per_cycle),
             mem.stall_prob.eq(self.mem_stall_prob),

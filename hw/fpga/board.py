@@ -82,14 +82,11 @@ class BoardCore(wiring.Component):
         cfg, lp = self.cfg, self.link
         m.submodules.urx = urx = UARTRx(lp.divisor)
         m.submodules.utx = utx = UARTTx(lp.divisor)
-        from sushi_hw import isa
-
         m.submodules.link = link = HostLink(
             cfg,
             timeout=lp.timeout,
             idle_cycles=lp.idle_cycles,
             ram_bytes=self.ram_bytes,
-            ctr_bits=max(1, (isa.NUM_COUNTERS - 1).bit_length()),
         )
         m.submodules.ic = ic = MemInterconnect(cfg, 2, self.ram_bytes, self.opts)
         m.submodules.ram = ram = MemRam(cfg, self.ram_bytes, self.opts)
@@ -134,20 +131,11 @@ class BoardCore(wiring.Component):
                 # buffer halves only the rate of on-chip RAM reads (commands, activations),
                 # not of the SPI flash's weights, which come a beat per 32+ cycles.
                 _connect_read_buffered(m, "accel_rbuf", accel.mem, ic.m1, cfg)
-            m.d.comb += [
-                accel.doorbell.eq(link.doorbell),
-                accel.prog_addr.eq(link.prog_addr),
-                accel.ctr_sel.eq(link.ctr_sel),
-                link.busy.eq(accel.busy),
-                link.done.eq(accel.done),
-                link.error.eq(accel.error),
-                link.error_code.eq(accel.error_code),
-                link.ctr_value.eq(accel.ctr_value),
-            ]
+            wiring.connect(m, link.ctrl, accel.ctrl)
         m.d.comb += [
-            self.led_busy.eq(link.busy),
-            self.led_done.eq(link.done),
-            self.led_error.eq(link.error),
+            self.led_busy.eq(link.ctrl.busy),
+            self.led_done.eq(link.ctrl.done),
+            self.led_error.eq(link.ctrl.error),
         ]
         return m
 

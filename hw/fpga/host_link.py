@@ -20,6 +20,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from sushi_hw.config import AccelConfig, clog2
+from sushi_hw.control import ControlSignature
 from sushi_hw.mem_port import MEM_ADDR_BITS, mem_port_signature
 
 SYNC_REQ = 0xA5
@@ -87,7 +88,6 @@ class HostLink(wiring.Component):
         timeout: int,
         idle_cycles: int,
         ram_bytes: int = 0,
-        ctr_bits: int = 8,
     ):
         if timeout < 2 or idle_cycles < 2:
             raise ValueError("timeout and idle_cycles must be >= 2 cycles")
@@ -101,15 +101,8 @@ class HostLink(wiring.Component):
                 "rx_error": In(1),  # the UART saw a framing error
                 "tx": Out(stream.Signature(8)),
                 "mem": Out(mem_port_signature(cfg)),
-                "doorbell": Out(1),
-                "prog_addr": Out(32),
-                "busy": In(1),
-                "done": In(1),
-                "error": In(1),
-                "error_code": In(8),
+                "ctrl": Out(ControlSignature()),  # the accelerator's doorbell and status
                 "flash_write_error": In(1),
-                "ctr_sel": Out(ctr_bits),
-                "ctr_value": In(64),
                 "bad_frames": Out(16),
             }
         )
@@ -129,7 +122,7 @@ class HostLink(wiring.Component):
         lmw = mw.bit_length() - 1
         # The interconnect and the accelerator only look at the address below clog2(mem_bytes)
         # and at whether anything above is set: keep those bits and one sticky "above" bit.
-        abits = min(MEM_ADDR_BITS, max(clog2(self.cfg.mem_bytes), len(self.ctr_sel)))
+        abits = min(MEM_ADDR_BITS, max(clog2(self.cfg.mem_bytes), len(self.ctrl.ctr_sel)))
 
         # write payload buffer, one memory-port beat per word, filled from the highest word
         # down (see PAYLOAD) so that one down-counter addresses it while filling and draining
@@ -242,7 +235,7 @@ class HostLink(wiring.Component):
             len_over_r.eq(length > MAX_READ),
             len_aligned.eq(aligned),
         ]
-        m.d.comb += [self.prog_addr.eq(Cat(addr, addr_above)), self.ctr_sel.eq(addr)]
+        m.d.comb += [self.ctrl.prog_addr.eq(Cat(addr, addr_above)), self.ctrl.ctr_sel.eq(addr)]
         m.d.comb += [
             self.mem.req.payload.addr.eq(Cat(addr, addr_above)),
             self.mem.req.payload.beats.eq(length >> lmw),
@@ -277,19 +270,19 @@ class HostLink(wiring.Component):
                 m.next = "RESPOND_ERR"
 
         status_word = Cat(
-            self.busy,
-            self.done,
-            self.error,
+            self.ctrl.busy,
+            self.ctrl.done,
+            self.ctrl.error,
             self.flash_write_error,
             Const(0, 4),
-            self.error_code,
+            self.ctrl.error_code,
             Const(0, 16),
             self.bad_frames,
             Const(0, 16),
         )
         assert Cmd.STATUS & 1 == 0 and Cmd.COUNTER & 1 == 1
         with m.If(sr_load):
-            m.d.sync += sr.eq(Mux(cmd[0], self.ctr_value, status_word))
+            m.d.sync += sr.eq(Mux(cmd[0], self.ctrl.ctr_value, status_word))
         with m.Elif(sr_shift):
             m.d.sync += sr.eq(sr >> 8)
 
@@ -387,10 +380,10 @@ class HostLink(wiring.Component):
                 m.next = "TX"
                 with m.Switch(cmd):
                     with m.Case(Cmd.WRITE, Cmd.RUN):
-                        with m.If(self.busy):
+                        with m.If(self.ctrl.busy):
                             set_status(Status.BUSY)
                         with m.Elif(cmd == Cmd.RUN):
-                            m.d.comb += self.doorbell.eq(1)
+                            m.d.comb += self.ctrl.doorbell.eq(1)
                         with m.Else():
                             m.d.comb += rem_len.eq(1)
                             m.next = "REQ"

@@ -56,12 +56,12 @@ class AccelHost:
         # drive every input before the first reset: an X left on the memory model's settings
         # would poison its token bucket under Icarus
         for name, value in (
-            ("doorbell", 0),
+            ("ctrl__doorbell", 0),
             ("bd_we", 0),
             ("bd_addr", 0),
             ("bd_wdata", 0),
-            ("prog_addr", 0),
-            ("ctr_sel", 0),
+            ("ctrl__prog_addr", 0),
+            ("ctrl__ctr_sel", 0),
             ("mem_seed_load", 0),
             ("mem_latency", cfg.mem_latency),
             ("mem_bytes_per_cycle", cfg.mem_bytes_per_cycle),
@@ -79,7 +79,7 @@ class AccelHost:
     async def reset(self, cycles: int = 3) -> None:
         from cocotb.triggers import ClockCycles, RisingEdge
 
-        self.dut.doorbell.value = 0
+        self.dut.ctrl__doorbell.value = 0
         self.dut.bd_we.value = 0
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, cycles)
@@ -146,11 +146,11 @@ class AccelHost:
         d = self.dut
         out = {}
         for c in isa.Counter:
-            d.ctr_sel.value = int(c)
+            d.ctrl__ctr_sel.value = int(c)
             for _ in range(2):
                 await RisingEdge(d.clk)
             await ReadOnly()
-            out[c.name.lower()] = int(d.ctr_value.value)
+            out[c.name.lower()] = int(d.ctrl__ctr_value.value)
             await RisingEdge(d.clk)
         return out
 
@@ -158,10 +158,10 @@ class AccelHost:
         from cocotb.triggers import RisingEdge
 
         d = self.dut
-        d.prog_addr.value = prog_addr
-        d.doorbell.value = 1
+        d.ctrl__prog_addr.value = prog_addr
+        d.ctrl__doorbell.value = 1
         await RisingEdge(d.clk)
-        d.doorbell.value = 0
+        d.ctrl__doorbell.value = 0
         await RisingEdge(d.clk)
 
     async def run(
@@ -172,18 +172,18 @@ class AccelHost:
 
         d = self.dut
         await self.start(prog_addr)
-        if int(d.busy.value):
+        if int(d.ctrl__busy.value):
             try:
-                await with_timeout(FallingEdge(d.busy), timeout_cycles * CLOCK_NS, "ns")
+                await with_timeout(FallingEdge(d.ctrl__busy), timeout_cycles * CLOCK_NS, "ns")
             except SimTimeoutError:
-                state = int(d.accel.cp_state.value)
+                state = int(d.accel.seq.cp_state.value)
                 raise AssertionError(
                     f"program at {prog_addr:#x} still busy after {timeout_cycles} cycles "
                     f"(command processor state {state}, counters {await self.counters()})"
                 ) from None
         await RisingEdge(d.clk)
         await ReadOnly()
-        done, code = bool(d.done.value), int(d.error_code.value)
+        done, code = bool(d.ctrl__done.value), int(d.ctrl__error_code.value)
         await RisingEdge(d.clk)
         return RunResult(done, code, await self.counters(), what)
 

@@ -1,0 +1,140 @@
+"""The sequencer: which unit runs, their start/done handshakes, and the halt on an error.
+
+One command at a time: FETCH it, DECODE and CHECK it, then run it (CACHE, LOAD, STORE or
+GEMM) and move on (NEXT), or halt: done at DONE, error at the first failing check. After an
+error it waits in HALT until the failed command's memory requests have drained.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from . import isa
+from .ports import ERR_SHAPE, check_control, dma_control, fetch_control, run_control
+
+
+class Sequencer(wiring.Component):
+    """The units' handshakes (:mod:`.ports`) and the states that own the shared data paths:
+    ``fetch_data`` (the fetch's beats arrive), ``halt``, and the DMA's and the GEMM's run
+    levels (``dma.cache``/``load``/``store``, ``feed.run``)."""
+
+    def __init__(self):
+        super().__init__(
+            {
+                "doorbell": In(1),
+                "busy": Out(1),
+                "done": Out(1),
+                "error_code": Out(ERR_SHAPE),
+                "op": In(4),  # the fetched command's opcode
+                "fetch": Out(fetch_control()),
+                "fetch_data": Out(1),
+                "check": Out(check_control()),
+                "dma": Out(dma_control()),
+                # a GEMM: the weight feed and the output writer run; the descriptor goes to the
+                # core, and the GEMM is over when the core is idle and every weight was fed
+                "feed": Out(run_control(done=True)),
+                "writer": Out(run_control()),
+                "core_valid": Out(1),
+                "core_ready": In(1),
+                "core_idle": In(1),
+                # halt after an error: wait for the memory requests to drain
+                "halt": Out(1),
+                "issuer_busy": In(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        err = self.error_code
+        fetch, check, dma = self.fetch, self.check, self.dma
+        core_started = Signal()  # the GEMM's descriptor has been taken
+        gemm_start, gemm = Signal(), Signal()
+        m.d.comb += [
+            self.feed.start.eq(gemm_start),
+            self.writer.start.eq(gemm_start),
+            self.feed.run.eq(gemm),
+            self.writer.run.eq(gemm),
+        ]
+
+        with m.FSM(name="cp"):
+            with m.State("IDLE"):
+                with m.If(self.doorbell):
+                    m.d.comb += fetch.load.eq(1)
+                    m.d.sync += [err.eq(0), self.done.eq(0), self.busy.eq(1)]
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):
+                with m.If(fetch.error != 0):
+                    m.d.sync += err.eq(fetch.error)
+                    m.next = "HALT"
+                with m.Else():
+                    m.d.comb += fetch.start.eq(1)
+                    m.next = "FETCH_DATA"
+
+            with m.State("FETCH_DATA"):
+                m.d.comb += self.fetch_data.eq(1)
+                with m.If(fetch.done):
+                    m.next = "DECODE"
+
+            with m.State("DECODE"):
+                m.d.comb += check.start.eq(1)
+                m.next = "CHECK_PREP"
+
+            with m.State("CHECK_PREP"):
+                with m.If(check.ready):
+                    m.next = "CHECK_WAIT"
+
+            with m.State("CHECK_WAIT"):  # the checks' second register stage
+                m.next = "CHECK"
+
+            with m.State("CHECK"):
+                # check.error holds this command's checks: conditions registered in the last
+                # CHECK_PREP cycle, the choice in CHECK_WAIT
+                op = self.op
+                with m.If(check.error != 0):
+                    m.d.sync += err.eq(check.error)
+                    m.next = "HALT"
+                with m.Elif(op == isa.Op.DONE):
+                    m.d.sync += [self.done.eq(1), self.busy.eq(0)]
+                    m.next = "IDLE"
+                with m.Elif(op == isa.Op.CACHE):
+                    m.d.comb += dma.start.eq(1)
+                    m.next = "CACHE"
+                with m.Elif(op == isa.Op.LOAD_ACT):
+                    m.d.comb += dma.start.eq(1)
+                    m.next = "LOAD"
+                with m.Elif(op == isa.Op.STORE_ACT):
+                    m.d.comb += dma.start.eq(1)
+                    m.next = "STORE"
+                with m.Else():  # GEMM: any other opcode failed its checks as ILLEGAL_OPCODE
+                    m.d.comb += gemm_start.eq(1)
+                    m.d.sync += core_started.eq(0)
+                    m.next = "GEMM"
+
+            for state in ("CACHE", "LOAD", "STORE"):
+                with m.State(state):
+                    m.d.comb += getattr(dma, state.lower()).eq(1)
+                    with m.If(dma.done):
+                        m.next = "NEXT"
+
+            with m.State("GEMM"):
+                m.d.comb += [gemm.eq(1), self.core_valid.eq(~core_started)]
+                with m.If(self.core_valid & self.core_ready):
+                    m.d.sync += core_started.eq(1)
+                with m.If(core_started & self.core_idle & self.feed.done):
+                    m.next = "NEXT"
+
+            with m.State("NEXT"):
+                m.d.comb += fetch.advance.eq(1)
+                m.next = "FETCH"
+
+            with m.State("HALT"):
+                # wait for outstanding memory traffic of the failed command to drain (the read
+                # data goes nowhere meanwhile)
+                m.d.comb += self.halt.eq(1)
+                with m.If(~self.issuer_busy):
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
+        return m
