@@ -22,12 +22,12 @@ from amaranth.lib.wiring import In, Out
 
 from . import isa
 from .accel_counters import AccelCounters
-from .act_buffers import ActBuffers, act_ram_options, act_read_latency
+from .act_buffers import ActBuffers, act_read_latency
 from .build_options import SIMULATION, BuildOptions
-from .check import CheckProducts, CommandCheck, exceeds, sum_exceeds
+from .check import CommandCheck
 from .config import AccelConfig
 from .control import ControlSignature
-from .dma import MAX_BURST, Dma, RequestIssuer
+from .dma import Dma, RequestIssuer
 from .fetch import CommandFetch
 from .gemm_core import GemmCore
 from .mem_port import mem_port_signature
@@ -35,20 +35,8 @@ from .output_writer import OutputWriter
 from .pipeline import CreditedReadQueue
 from .ports import share
 from .sequencer import Sequencer
-from .weight_feed import TileCursor, WeightFeed
+from .weight_feed import WeightFeed
 from .width import WidthConverter
-
-__all__ = [  # the accelerator, and names other modules and tests import from here
-    "MAX_BURST",
-    "CheckProducts",
-    "RequestIssuer",
-    "SushiAccel",
-    "TileCursor",
-    "act_ram_options",
-    "act_read_latency",
-    "exceeds",
-    "sum_exceeds",
-]
 
 
 class SushiAccel(wiring.Component):

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sushi_hw.accel import act_read_latency
+from sushi_hw.act_buffers import act_read_latency
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
 from sushi_hw.gemm_core import GemmCore

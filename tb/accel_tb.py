@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig
-from sushi_hw.program import act_bytes, in_words, int32_from_bytes
+from sushi_hw.program import act_bytes, int32_from_bytes
 from sushi_hw.reference import gemm_ref
 from sushi_sched.compiler import (
     LayerCall,
@@ -344,80 +344,3 @@ async def reset_in_the_middle(dut):
         raw = await host.read(OUT_ADDR, m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4)
         out = int32_from_bytes(cfg, raw, m, calls[-1].n)
         assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s} trial {trial}"
-
-
-@cocotb.test(skip="SUSHI_BENCH_OUT" not in os.environ)
-async def bench_memory(dut):
-    """`make bench`: one GEMM per weight source, measured by the cycle counter."""
-    host, cfg = await setup(dut)
-    rng = np.random.default_rng(0)
-    records = []
-    big = 16 * cfg.rows
-    for m, k, n in ((big, big, big), (1, big, big)):
-        w = rng.integers(-128, 128, (k, n), dtype=np.int8)
-        x = rng.integers(-128, 128, (m, k), dtype=np.int8)
-        kt, nt = -(-k // cfg.rows), -(-n // cfg.cols)
-        image = WeightImage.build(cfg, {"w": w}, W_ADDR)
-        await host.write(W_ADDR, image.blobs["w"])
-        await host.write(IN_ADDR, act_bytes(cfg, x))
-        await write_program(
-            host, PROG_ADDR, [isa.load_act(IN_ADDR, 0, 0, in_words(cfg, m, k)), isa.done()]
-        )
-        assert_ok(await host.run(PROG_ADDR), "load", 0)
-        for source in ("pb", "offchip", "split"):
-            kc, nc = {"pb": (kt, nt), "offchip": (0, 0), "split": (kt // 2, nt // 2)}[source]
-            if kc * nc > cfg.pb_tiles:  # the PB holds what it can: the leading tile rows
-                nc = cfg.pb_tiles // kc
-            layout = PBLayout.allocate(cfg, {"w": (kc, nc)})
-            if layout.blocks:
-                await write_program(
-                    host, CACHE_PROG_ADDR, [*cache_program(cfg, image, layout), isa.done()]
-                )
-                assert_ok(await host.run(CACHE_PROG_ADDR), "cache", 0)
-            pb_tile, pb_stride, pb_kt, pb_nt = (0, 0, 0, 0)
-            if layout.blocks:
-                pb_tile, kc2, nc2 = layout.blocks["w"]
-                pb_stride, pb_kt, pb_nt = kc2, kc2, nc2
-            cmd = isa.gemm(
-                m=m,
-                k=k,
-                n=n,
-                a_buf=0,
-                a_word=0,
-                o_buf=1,
-                o_word=0,
-                w_addr=W_ADDR,
-                w_stride=kt,
-                pb_tile=pb_tile,
-                pb_stride=pb_stride,
-                pb_kt=pb_kt,
-                pb_nt=pb_nt,
-                requant=(1 << 8, 16),
-            )
-            await write_program(host, PROG_ADDR, [cmd, isa.done()])
-            res = await host.run(PROG_ADDR)
-            assert_ok(res, f"bench {source}", 0)
-            c = res.counters
-            expected = (kt * nt - pb_kt * pb_nt) * cfg.tile_bytes * -(-m // cfg.acc_depth)
-            compute = -(-(m * k * n) // (cfg.rows * cfg.cols))
-            memory = -(-expected // cfg.mem_bytes_per_cycle)
-            roof = max(compute, memory)
-            records.append(
-                {
-                    "preset": cfg.name,
-                    "M": m,
-                    "K": k,
-                    "N": n,
-                    "weight_source": source,
-                    "cycles": c["cycles"],
-                    "roofline_cycles": roof,
-                    "efficiency": round(roof / c["cycles"], 4),
-                    "offchip_weight_bytes": c["rd_weight_bytes"],
-                    "expected_offchip_weight_bytes": expected,
-                    "pb_bytes": c["pb_read_bytes"],
-                    "pb_tiles_cached": pb_kt * pb_nt,
-                    "pb_bytes_config": cfg.pb_bytes,
-                }
-            )
-    with open(os.environ["SUSHI_BENCH_OUT"], "w") as f:
-        json.dump(records, f)

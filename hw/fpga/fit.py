@@ -108,7 +108,7 @@ class FitPlan:
             # single-port RAMs the plan puts in SPRAM are instantiated as SB_SPRAM256KA
             spram=frozenset(mu.name for mu in self.memories if mu.where == "spram"),
             # the requantiser and the PEs take every DSP: the command check's products share
-            # one shift-add multiplier (sushi_hw.accel.CheckProducts)
+            # one shift-add multiplier (sushi_hw.check.CheckProducts)
             shared_check_mul=True,
         )
 

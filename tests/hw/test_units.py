@@ -366,7 +366,7 @@ def test_check_products_shared_multiplier_matches_parallel():
     """CheckProducts(shared=True) (one shift-add multiplier, FPGA builds) gives the same
     products as the parallel multipliers the simulations use: exact below 2**bits, at least
     2**bits above (the checks compare them with smaller limits)."""
-    from sushi_hw.accel import CheckProducts
+    from sushi_hw.check import CheckProducts
 
     rng = np.random.default_rng(7)
     names = ("m", "kt_n", "nt_n", "pb_kt", "pb_nt", "w_stride", "pb_stride")

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
-from sushi_hw.accel import exceeds, sum_exceeds
+from sushi_hw.check import exceeds, sum_exceeds
 
 
 def _truth(width_a: int, width_b: int, fn) -> list[tuple[int, int, int]]:
