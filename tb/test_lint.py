@@ -8,20 +8,22 @@ from __future__ import annotations
 import pytest
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.boards import BOARDS
-from sushi_hw.generate import BOARD_SIM_BOARD, TOPS, board_sim_options, generate_verilog
+from sushi_hw.generate import (
+    BOARD_SIM_BOARD,
+    TOPS,
+    board_sim_options,
+    generate_verilog,
+    top_skip_reason,
+)
 from sushi_tb.runner import SIM_BUILD, lint_verilog, require_simulator
 
 
 @pytest.mark.parametrize("top", sorted(TOPS))
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_verilator_lint(preset: str, top: str) -> None:
-    if top == "sushi_sim" and PRESETS[preset].mem_bytes > (16 << 20):
-        pytest.skip(
-            f"{preset} models {PRESETS[preset].mem_bytes >> 20} MiB of off-chip memory: "
-            "an analytical preset, not simulated (its sushi_accel top is linted)"
-        )
-    if top == "sushi_board" and preset not in {b.preset for b in BOARDS.values()}:
-        pytest.skip(f"no board carries preset {preset}: its board top is never built")
+    why = top_skip_reason(top, PRESETS[preset])  # the tops `make verilog` generates
+    if why:
+        pytest.skip(f"{preset}/{top}: {why}")
     require_simulator("verilator")
     v = generate_verilog(PRESETS[preset], top, SIM_BUILD / "lint" / preset)
     res = lint_verilog(v)
