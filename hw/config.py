@@ -67,6 +67,9 @@ class AccelConfig:
     #: Width of each hardware counter (cycles, bytes, ...; reset by every doorbell). 32 bits
     #: count 143 s at 30 MHz, more than one program ever runs; the host reads 64 either way.
     counter_bits: int = 48
+    #: Convolutions on chip (CONV, ADD and POOL; docs/isa.md). Without: those opcodes are illegal
+    #: (the iCE40UP5K has no room for the address generator and the vector unit).
+    conv: bool = True
     #: Free-text note on where the numbers come from.
     note: str = field(default="", compare=False)
 
@@ -140,6 +143,7 @@ class AccelConfig:
             "clock_mhz",
             "must be > 0",
         )
+        need(isinstance(self.conv, bool), "conv", "must be true or false")
         need(16 <= self.counter_bits <= 64, "counter_bits", "must be between 16 and 64")
         need(self.max_dim >= max(self.rows, self.cols), "max_dim", "must be >= rows and cols")
         need(self.max_dim < (1 << 16), "max_dim", "must fit the 16-bit GEMM fields of the ISA")
@@ -221,6 +225,7 @@ PRESETS: dict[str, AccelConfig] = {
             max_dim=256,
             mem_bytes=1 << 18,
             counter_bits=32,
+            conv=False,
             note="Fits an iCE40UP5K (5,280 LCs, 8 DSPs, 4x32 KiB SPRAM: Lattice iCE40 UltraPlus "
             "family data sheet): 4 PEs and 2 requantiser lanes on its 8 DSPs; PB and host RAM in "
             "SPRAM; 30 MHz is the build target (docs/builds/icebreaker-tiny.json).",
@@ -293,6 +298,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         k, v = item.split("=", 1)
         if k not in types:
             raise ConfigError(f"unknown config field {k!r}")
+        if types[k] == "bool":
+            if v.lower() not in ("0", "1", "true", "false"):
+                raise ConfigError(f"override {item!r}: {v!r} is not true or false")
+            out[k] = v.lower() in ("1", "true")
+            continue
         try:
             out[k] = float(v) if types[k] == "float" else (v if types[k] == "str" else int(v, 0))
         except ValueError:

@@ -24,6 +24,9 @@ class Op(enum.IntEnum):
     LOAD_ACT = 2  # off-chip -> activation buffer
     STORE_ACT = 3  # activation buffer -> off-chip
     GEMM = 4
+    CONV = 5  # implicit-GEMM convolution (configurations with ``conv``)
+    ADD = 6  # residual add of two int8 tensors (configurations with ``conv``)
+    POOL = 7  # global average pooling (configurations with ``conv``)
     DONE = 15
 
 
@@ -36,6 +39,7 @@ class ErrorCode(enum.IntEnum):
     BAD_SHAPE = 5  # zero or oversized dimension, or a PB block larger than the GEMM
     BAD_ALIGN = 6  # off-chip address or length not a multiple of the memory width
     BAD_ACCUMULATE = 7  # accumulate/hold with more than one M-tile
+    BAD_CONV = 8  # a kernel, stride or padding the convolution does not support
 
 
 class Counter(enum.IntEnum):
@@ -94,7 +98,72 @@ GEMM = data.StructLayout(
         "hold": 1,  # keep the int32 result in the accumulator, write nothing
     }
 )
-for _layout in (CACHE, ACT_MOVE, GEMM):
+# A feature map is stored as rows-byte words, one channel tile (``rows`` channels) of one pixel
+# each, in [channel tile][y][x] order: word ``base + (ct*H + y)*W + x``. Conv weights are tiles of
+# rows input channels x cols output channels of one kernel tap, stored [nt][ct][tap] with the taps
+# in ring order (:func:`ring_taps`), so a SubNet's leading output channels, leading input channels
+# and centre k' x k' crop are leading tile indices on each of the three axes.
+CONV = data.StructLayout(
+    {
+        **_OP,
+        "h": unsigned(8),  # input feature map height ...
+        "w": unsigned(8),  # ... and width
+        "c_in": unsigned(12),  # input channels used (the SubNet's leading slice)
+        "c_out": unsigned(12),  # output channels
+        "k": unsigned(3),  # kernel used: 1, 3, 5 or 7 (the centre crop of the stored tensor)
+        "stride": unsigned(2),  # 1 or 2
+        "pad": unsigned(2),  # zero padding, at most k // 2
+        "a_buf": 1,  # input feature map: buffer ...
+        "a_word": unsigned(INDEX_BITS),  # ... from this word
+        "o_buf": 1,  # output feature map
+        "o_word": unsigned(INDEX_BITS),
+        "w_addr": unsigned(ADDR_BITS),  # off-chip tile (nt, ct, t) at index
+        "w_cstride": unsigned(8),  # nt*w_nstride + ct*w_cstride + t
+        "w_nstride": unsigned(DIM_BITS),
+        "pb_tile": unsigned(INDEX_BITS),  # PB tile (nt, ct, t) of the cached block at
+        "pb_cstride": unsigned(8),  # pb_tile + nt*pb_nstride + ct*pb_cstride + t
+        "pb_nstride": unsigned(DIM_BITS),
+        "pb_nt": unsigned(10),  # the cached block: nt < pb_nt, ct < pb_ct, t < pb_t
+        "pb_ct": unsigned(10),
+        "pb_t": unsigned(6),
+        "mult": unsigned(MULT_BITS),
+        "shift": unsigned(SHIFT_BITS),
+        "relu": 1,
+        "requant": 1,  # 0: int32 output, 4 words per pixel and channel tile
+    }
+)
+ADD = data.StructLayout(  # OUT = sat8(relu((A*mult_a + B*mult_b + round) >> shift)), lane-wise
+    {
+        **_OP,
+        "a_buf": 1,
+        "a_word": unsigned(INDEX_BITS),
+        "b_buf": 1,
+        "b_word": unsigned(INDEX_BITS),
+        "o_buf": 1,
+        "o_word": unsigned(INDEX_BITS),
+        "words": unsigned(INDEX_BITS),
+        "mult_a": unsigned(MULT_BITS),
+        "mult_b": unsigned(MULT_BITS),
+        "shift": unsigned(SHIFT_BITS),
+        "relu": 1,
+    }
+)
+POOL = data.StructLayout(  # OUT[ct] = sat8((sum_p A[ct][p] * mult + round) >> shift)
+    {
+        **_OP,
+        "a_buf": 1,
+        "a_word": unsigned(INDEX_BITS),
+        "o_buf": 1,
+        "o_word": unsigned(INDEX_BITS),
+        "pixels": unsigned(DIM_BITS),  # H*W of the feature map
+        "tiles": unsigned(12),  # channel tiles
+        "mult": unsigned(MULT_BITS),
+        "shift": unsigned(SHIFT_BITS),
+    }
+)
+KERNELS = (1, 3, 5, 7)
+STRIDES = (1, 2)
+for _layout in (CACHE, ACT_MOVE, GEMM, CONV, ADD, POOL):
     assert _layout.size <= CMD_BITS
 
 
@@ -206,6 +275,118 @@ def gemm(
     )
 
 
+def ring_taps(k: int) -> list[tuple[int, int]]:
+    """The taps of a k x k kernel as (dy, dx) offsets from its centre, in the order weights are
+    stored: ring by ring from the centre out (ring r = max(|dy|, |dx|)), row-major within a ring.
+    The first k'*k' taps of a k x k kernel are its centre k' x k' crop."""
+    if k not in KERNELS:
+        raise ValueError(f"kernel {k} not supported; choose one of {KERNELS}")
+    r = k // 2
+    taps = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    return sorted(taps, key=lambda t: max(abs(t[0]), abs(t[1])))  # stable: row-major in a ring
+
+
+def conv_out_size(size: int, k: int, stride: int, pad: int) -> int:
+    """Output height (or width) of a convolution; below 1 when the kernel does not fit."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+def conv(
+    *,
+    h: int,
+    w: int,
+    c_in: int,
+    c_out: int,
+    k: int,
+    stride: int,
+    pad: int,
+    a_buf: int,
+    a_word: int,
+    o_buf: int,
+    o_word: int,
+    w_addr: int,
+    w_cstride: int,
+    w_nstride: int,
+    pb_tile: int = 0,
+    pb_cstride: int = 0,
+    pb_nstride: int = 0,
+    pb_nt: int = 0,
+    pb_ct: int = 0,
+    pb_t: int = 0,
+    requant: tuple[int, int] | None = None,
+    relu: bool = False,
+) -> bytes:
+    """One convolution (docs/isa.md, CONV). Fields are packed as given: the accelerator checks
+    kernel, stride, padding and ranges (so illegal commands can be assembled for tests)."""
+    fields = dict(
+        h=h, w=w, c_in=c_in, c_out=c_out, k=k, stride=stride, pad=pad, a_buf=a_buf,
+        a_word=a_word, o_buf=o_buf, o_word=o_word, w_addr=w_addr, w_cstride=w_cstride,
+        w_nstride=w_nstride, pb_tile=pb_tile, pb_cstride=pb_cstride, pb_nstride=pb_nstride,
+        pb_nt=pb_nt, pb_ct=pb_ct, pb_t=pb_t,
+    )  # fmt: skip
+    for name, v in fields.items():
+        _fits(v, CONV[name].width, name)
+    mult, shift = requant if requant is not None else (1, 0)
+    if requant is not None:
+        check_requant(mult, shift)
+    return _pack(
+        CONV,
+        {
+            "opcode": Op.CONV,
+            **fields,
+            "mult": mult,
+            "shift": shift,
+            "relu": int(relu),
+            "requant": int(requant is not None),
+        },
+    )
+
+
+def add(
+    *,
+    a_buf: int,
+    a_word: int,
+    b_buf: int,
+    b_word: int,
+    o_buf: int,
+    o_word: int,
+    words: int,
+    mult_a: int,
+    mult_b: int,
+    shift: int,
+    relu: bool = False,
+) -> bytes:
+    """Residual add of ``words`` words (docs/isa.md, ADD)."""
+    fields = dict(
+        a_buf=a_buf, a_word=a_word, b_buf=b_buf, b_word=b_word, o_buf=o_buf, o_word=o_word,
+        words=words, mult_a=mult_a, mult_b=mult_b, shift=shift,
+    )  # fmt: skip
+    for name, v in fields.items():
+        _fits(v, ADD[name].width, name)
+    return _pack(ADD, {"opcode": Op.ADD, **fields, "relu": int(relu)})
+
+
+def pool(
+    *,
+    a_buf: int,
+    a_word: int,
+    o_buf: int,
+    o_word: int,
+    pixels: int,
+    tiles: int,
+    mult: int,
+    shift: int,
+) -> bytes:
+    """Global average pooling of ``tiles`` channel tiles of ``pixels`` words each (docs/isa.md)."""
+    fields = dict(
+        a_buf=a_buf, a_word=a_word, o_buf=o_buf, o_word=o_word, pixels=pixels, tiles=tiles,
+        mult=mult, shift=shift,
+    )  # fmt: skip
+    for name, v in fields.items():
+        _fits(v, POOL[name].width, name)
+    return _pack(POOL, {"opcode": Op.POOL, **fields})
+
+
 def done() -> bytes:
     return (int(Op.DONE)).to_bytes(CMD_BYTES, "little")
 
@@ -220,6 +401,9 @@ LAYOUTS = {
     Op.LOAD_ACT: ACT_MOVE,
     Op.STORE_ACT: ACT_MOVE,
     Op.GEMM: GEMM,
+    Op.CONV: CONV,
+    Op.ADD: ADD,
+    Op.POOL: POOL,
     Op.DONE: data.StructLayout(_OP),
 }
 

@@ -226,7 +226,7 @@ async def illegal_commands_halt(dut):
     s = seed() + 2
     end = cfg.mem_bytes
     good = isa.cache(W_ADDR, 0, 1)
-    await expect_error(host, cfg, [good, isa.raw(7)], isa.ErrorCode.ILLEGAL_OPCODE, s)
+    await expect_error(host, cfg, [good, isa.raw(9)], isa.ErrorCode.ILLEGAL_OPCODE, s)
     await expect_error(host, cfg, [isa.raw(0)], isa.ErrorCode.ILLEGAL_OPCODE, s)
     await expect_error(host, cfg, [isa.cache(W_ADDR, cfg.pb_tiles, 1)], isa.ErrorCode.PB_RANGE, s)
     await expect_error(

@@ -325,7 +325,7 @@ def error_cases(cfg: AccelConfig) -> list[tuple[str, list[bytes], E, int]]:
     pb1 = dict(pb_kt=1, pb_nt=1, pb_stride=1)
     cases = [
         # as tb/accel_tb.py::illegal_commands_halt
-        ("opcode 7 after a good command", [good, isa.raw(7)], E.ILLEGAL_OPCODE, PROG),
+        ("opcode 9 after a good command", [good, isa.raw(9)], E.ILLEGAL_OPCODE, PROG),
         ("opcode 0 (zeroed memory)", [isa.raw(0)], E.ILLEGAL_OPCODE, PROG),
         ("CACHE at the PB end", [isa.cache(W_ADDR, cfg.pb_tiles, 1)], E.PB_RANGE, PROG),
         ("CACHE across the PB end", [isa.cache(W_ADDR, cfg.pb_tiles - 1, 2)], E.PB_RANGE, PROG),
@@ -340,7 +340,7 @@ def error_cases(cfg: AccelConfig) -> list[tuple[str, list[bytes], E, int]]:
         ("runs off memory", [good, good], E.MEM_RANGE, end - 2 * isa.CMD_BYTES),
         # the rest of the checks
         ("fetch misaligned", [isa.done()], E.BAD_ALIGN, PROG + 16),
-        ("opcode 5", [isa.raw(5)], E.ILLEGAL_OPCODE, PROG),
+        ("opcode 12", [isa.raw(12)], E.ILLEGAL_OPCODE, PROG),
         ("CACHE 0 tiles", [isa.cache(W_ADDR, 0, 0)], E.BAD_SHAPE, PROG),
         ("CACHE misaligned", [isa.cache(W_ADDR + half, 0, 1)], E.BAD_ALIGN, PROG),
         ("CACHE past memory", [isa.cache(end - tb, 0, 2)], E.MEM_RANGE, PROG),
