@@ -16,7 +16,7 @@ buffers and the read queue.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Const, Module, Mux, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,7 @@ from .accel_counters import AccelCounters
 from .act_buffers import ActBuffers, act_read_latency
 from .build_options import SIMULATION, BuildOptions
 from .check import CommandCheck
-from .config import AccelConfig
+from .config import AccelConfig, clog2
 from .control import ControlSignature
 from .dma import Dma, RequestIssuer
 from .fetch import CommandFetch
@@ -117,29 +117,39 @@ class SushiAccel(wiring.Component):
         wiring.connect(m, feed.w, core.w)
         wiring.connect(m, core.out, writer.rows)
         wiring.connect(m, writer.w, acts.out)
+        # the GEMM's or the CONV's descriptor to the core (a CONV is an implicit GEMM: M output
+        # pixels, K = channel tiles x taps x rows, N output channels; CHECK decoded its sizes)
         g = data.View(isa.GEMM, fetch.cmd[: isa.GEMM.size])
+        cv = data.View(isa.CONV, fetch.cmd[: isa.CONV.size])
+        is_conv = Const(0, 1)
+        if cfg.conv:
+            is_conv = fetch.cmd[:4] == isa.Op.CONV
+        geom = check.geom
         m.d.comb += [
             acts.gemm.eq(gemm),
             acts.a.en.eq(core.a_en),
             acts.a.addr.eq(core.a_addr),
-            acts.a.buf.eq(g.a_buf),
+            acts.a.buf.eq(Mux(is_conv, cv.a_buf, g.a_buf)),
             core.a_data.eq(acts.a.data),
             core.a_avail.eq(-1),
         ]
-        desc = core.cmd.payload  # the GEMM's descriptor to the core
+        desc = core.cmd.payload
+        rq = desc.requant
         m.d.comb += [
-            desc.m.eq(g.m),
-            desc.k.eq(g.k),
-            desc.n.eq(g.n),
+            desc.m.eq(Mux(is_conv, geom.out.pixels, g.m)),
+            desc.k.eq(Mux(is_conv, geom.kt_n << clog2(R), g.k)),
+            desc.n.eq(Mux(is_conv, cv.c_out, g.n)),
             desc.accumulate.eq(0),
-            desc.acc_keep.eq(g.accumulate),
-            desc.hold.eq(g.hold),
-            desc.requant.enable.eq(g.requant),
-            desc.requant.relu.eq(g.relu),
-            desc.requant.mult.eq(g.mult),
-            desc.requant.shift.eq(g.shift),
-            desc.a_base.eq(g.a_word),
+            desc.acc_keep.eq(g.accumulate & ~is_conv),
+            desc.hold.eq(g.hold & ~is_conv),
+            rq.enable.eq(Mux(is_conv, cv.requant, g.requant)),
+            rq.relu.eq(Mux(is_conv, cv.relu, g.relu)),
+            rq.mult.eq(Mux(is_conv, cv.mult, g.mult)),
+            rq.shift.eq(Mux(is_conv, cv.shift, g.shift)),
+            desc.a_base.eq(Mux(is_conv, cv.a_word, g.a_word)),
         ]
+        if cfg.conv:
+            m.d.comb += [desc.conv.eq(is_conv), desc.im2col.eq(check.im2col)]
 
         # ---- sequencing ---------------------------------------------------------------------
         ctrl = self.ctrl
@@ -159,8 +169,7 @@ class SushiAccel(wiring.Component):
             # every unit sees the fetched command; the check decodes its geometry
             check.cmd.eq(fetch.cmd),
             dma.cmd.eq(fetch.cmd),
-            feed.cmd.eq(fetch.cmd),
-            writer.cmd.eq(fetch.cmd),
+            writer.geom.eq(check.geom),
             dma.act_bytes.eq(check.act_bytes),
             feed.geom.eq(check.geom),
             core.cmd.valid.eq(seq.core_valid),

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 from . import isa
 from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig, clog2
+from .im2col import im2col_layout
 from .ports import ERR_SHAPE, check_control
 
 
@@ -153,10 +154,48 @@ def tile_widths(cfg: AccelConfig) -> tuple[int, int]:
 
 
 def geometry_layout(cfg: AccelConfig) -> data.StructLayout:
-    """A GEMM's tile counts and which weight sources it uses (valid from CHECK_PREP on)."""
+    """A GEMM's or a CONV's decoded geometry (valid from CHECK_PREP on), the same for both.
+
+    The weight tiles are walked (M-tile, N-tile, channel tile ``ct``, tap ``t``): a GEMM is a
+    convolution with one tap (``ct`` is its K-tile). ``walk`` says where tile (nt, ct, t) lies:
+    off-chip tile ``nt*w_nstride + ct*w_cstride + t`` after ``w_addr``, or PB tile
+    ``pb_tile + nt*pb_nstride + ct*pb_cstride + t`` if ``nt < pb_nt``, ``ct < pb_ct`` and
+    ``t < pb_t``. ``out`` says where the output rows go."""
     tile_w, mtile_w = tile_widths(cfg)
+    walk = data.StructLayout(
+        {
+            "w_addr": isa.ADDR_BITS,
+            "w_cstride": 8,
+            "w_nstride": isa.DIM_BITS,
+            "pb_tile": isa.INDEX_BITS,
+            "pb_cstride": 8,
+            "pb_nstride": isa.DIM_BITS,
+            "pb_nt": tile_w,
+            "pb_ct": tile_w,
+            "pb_t": 6,
+        }
+    )
+    out = data.StructLayout(
+        {
+            "o_buf": 1,
+            "o_word": isa.INDEX_BITS,
+            "requant": 1,
+            "conv": 1,  # written [channel tile][pixel] (a feature map), not [mt][nt][m]
+            "pixels": isa.DIM_BITS,  # output pixels of a CONV
+        }
+    )
     return data.StructLayout(
-        {"kt_n": tile_w, "nt_n": tile_w, "mt_n": mtile_w, "pb_used": 1, "off_used": 1}
+        {
+            "kt_n": tile_w,
+            "nt_n": tile_w,
+            "mt_n": mtile_w,
+            "ct_n": tile_w,
+            "t_n": 6,
+            "pb_used": 1,
+            "off_used": 1,
+            "walk": walk,
+            "out": out,
+        }
     )
 
 
@@ -179,6 +218,8 @@ class CommandCheck(wiring.Component):
                 "ctl": In(check_control()),
                 "geom": Out(geometry_layout(cfg)),
                 "act_bytes": Out(isa.INDEX_BITS + lr),
+                # a CONV's input geometry, for the core's address generator
+                **({"im2col": Out(im2col_layout(cfg))} if cfg.conv else {}),
             }
         )
 
@@ -233,13 +274,42 @@ class CommandCheck(wiring.Component):
         # only a GEMM needs the products (the shared multiplier takes some cycles)
         m.d.comb += [
             self.ctl.ready.eq(prods.done | (op != isa.Op.GEMM)),
-            self.geom.kt_n.eq(kt_n),
-            self.geom.nt_n.eq(nt_n),
-            self.geom.mt_n.eq(mt_n),
-            self.geom.pb_used.eq(pb_used),
-            self.geom.off_used.eq(off_used),
             self.act_bytes.eq(act_xfer_bytes),
         ]
+        # a GEMM's weight walk: a convolution with one tap, its K-tiles the channel tiles
+        geom, walk = self.geom, self.geom.walk
+        m.d.comb += [
+            geom.kt_n.eq(kt_n),
+            geom.nt_n.eq(nt_n),
+            geom.mt_n.eq(mt_n),
+            geom.ct_n.eq(kt_n),
+            geom.t_n.eq(1),
+            geom.pb_used.eq(pb_used),
+            geom.off_used.eq(off_used),
+            walk.w_addr.eq(g.w_addr),
+            walk.w_cstride.eq(1),
+            walk.w_nstride.eq(g.w_stride),
+            walk.pb_tile.eq(g.pb_tile),
+            walk.pb_cstride.eq(1),
+            walk.pb_nstride.eq(g.pb_stride),
+            walk.pb_nt.eq(g.pb_nt),
+            walk.pb_ct.eq(g.pb_kt),
+            walk.pb_t.eq(1),
+            geom.out.o_buf.eq(g.o_buf),
+            geom.out.o_word.eq(g.o_word),
+            geom.out.requant.eq(g.requant),
+        ]
+        if cfg.conv:
+            from .conv_check import CODES, ConvCheck  # it builds on this module's helpers
+
+            m.submodules.conv = conv = ConvCheck(cfg)
+            m.d.comb += [conv.cmd.eq(cmd), conv.start.eq(self.ctl.start)]
+            conv_op = (op == isa.Op.CONV) | (op == isa.Op.ADD) | (op == isa.Op.POOL)
+            with m.If(conv_op):
+                m.d.comb += self.ctl.ready.eq(conv.ready)
+            with m.If(op == isa.Op.CONV):
+                m.d.comb += geom.eq(conv.geom)
+            m.d.comb += self.im2col.eq(conv.im2col)
         # a GEMM's output must not overwrite its own A: A is re-read for every N-tile
         # (only consulted once both ranges are known to lie inside the buffer: act_w bits do)
         overlap = Signal()
@@ -339,6 +409,10 @@ class CommandCheck(wiring.Component):
                         ),
                     ]
                 )
+            if cfg.conv:
+                for conv_opcode, codes_of in CODES.items():
+                    with m.Case(conv_opcode):
+                        first_failing([(conv.conds[i], c) for i, c in enumerate(codes_of)])
             with m.Case(isa.Op.DONE):
                 pass
             with m.Default():

@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from .array import SystolicArray, array_latency
 from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig, clog2
+from .im2col import Im2col, im2col_layout
 from .requant import Requantizer, RequantParams
 
 
@@ -32,6 +33,9 @@ def gemm_desc_layout(cfg: AccelConfig) -> data.StructLayout:
             "hold": 1,  # leave the int32 result in the accumulator; emit nothing
             "requant": RequantParams,
             "a_base": unsigned(clog2(cfg.act_words)),
+            # a convolution (configurations with conv): A's rows come from the im2col address
+            # generator instead of consecutive words
+            **({"conv": 1, "im2col": im2col_layout(cfg)} if cfg.conv else {}),
         }
     )
 
@@ -218,9 +222,25 @@ class GemmCore(wiring.Component):
             self.running.eq(running),
             self.issue.eq(fire),
             self.a_en.eq(fire),
-            self.a_addr.eq(a_ptr),
             tile_started.eq(fire & tile_start),
         ]
+        setup = Signal()  # the cycle after a descriptor is taken (see below)
+        a_zero = Const(0, 1)  # the row is a convolution's zero padding
+        if cfg.conv:
+            m.submodules.im2col = im2col = Im2col(cfg)
+            m.d.comb += [
+                im2col.geo.eq(desc.im2col),
+                im2col.base.eq(desc.a_base),
+                im2col.begin.eq(setup),
+                im2col.fire.eq(fire),
+                im2col.m_last.eq(m_last),
+                im2col.kt_last.eq(last),
+                im2col.nt_last.eq(nt_last),
+                self.a_addr.eq(Mux(desc.conv, im2col.addr, a_ptr)),
+            ]
+            a_zero = desc.conv & im2col.pad
+        else:
+            m.d.comb += self.a_addr.eq(a_ptr)
 
         # pipeline bookkeeping, defined below
         out_valid_stage = Signal()
@@ -231,7 +251,6 @@ class GemmCore(wiring.Component):
         # A descriptor is taken in one cycle and the sequencer set up from its registers in
         # the next (``setup``): the tile counts' adders and the row counts' compares in one
         # cycle behind the command processor's state were an ECP5 critical path.
-        setup = Signal()
         m.d.comb += self.cmd.ready.eq(~running & ~setup & ~busy_pipe)
         out_held = Signal()  # int32_gap mode: the requantiser's output register holds a row
         out_left = out_fifo.level != 0 if gap is None else out_held
@@ -341,7 +360,7 @@ class GemmCore(wiring.Component):
         # buffer select ran straight into PE(0,0)'s DSP input register; the ULX3S's critical
         # path. With a_latency >= 2 the register sits at each RAM instead, before the select.
         meta_layout = data.StructLayout(
-            {"valid": 1, "first": 1, "emit": 1, "idx": unsigned(max(1, ld))}
+            {"valid": 1, "first": 1, "emit": 1, "zero": 1, "idx": unsigned(max(1, ld))}
         )
         F = self.feed_latency
 
@@ -360,6 +379,7 @@ class GemmCore(wiring.Component):
             metas[0].valid.eq(fire),
             metas[0].first.eq(first),
             metas[0].emit.eq(emit),
+            metas[0].zero.eq(a_zero),
             metas[0].idx.eq(m_cnt),
             # issue_bank flips as a tile starts: the first row uses it, later rows its inverse
             banks[0].eq(Mux(tile_start, issue_bank, ~issue_bank)),
@@ -374,7 +394,7 @@ class GemmCore(wiring.Component):
         m.d.comb += [
             array.a_valid.eq(meta_in.valid),
             array.a_bank.eq(Mux(meta_in.valid, banks[F - 1], 0)),
-            array.a_data.eq(a_q),
+            array.a_data.eq(Mux(meta_in.zero, 0, a_q) if cfg.conv else a_q),
         ]
 
         # metadata rides alongside the array

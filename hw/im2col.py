@@ -42,9 +42,9 @@ def im2col_layout(cfg: AccelConfig) -> data.StructLayout:
 
 class Im2col(wiring.Component):
     """``begin``: the cycle before a convolution's first row may issue (``geo`` and ``base``
-    valid from then on, and held); ``fire``: the core issues the row at ``addr`` (zero if ``pad``) this cycle,
-    with its loop flags: ``m_last`` (the row ends its M-tile), ``kt_last`` (in the last K-tile)
-    and ``nt_last`` (in the last N-tile)."""
+    valid from then on, and held); ``fire``: the core issues the row at ``addr`` (zero if
+    ``pad``) this cycle, with its loop flags: ``m_last`` (the row ends its M-tile),
+    ``kt_last`` (in the last K-tile) and ``nt_last`` (in the last N-tile)."""
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
@@ -76,7 +76,10 @@ class Im2col(wiring.Component):
         row_off = [Signal(lin, name=f"row_off{i}") for i in range(-MAX_RING, 2 * MAX_RING + 1)]
         w_out_m1 = Signal(8)
         m.d.comb += [s_w.eq(Mux(geo.stride == 2, geo.w << 1, geo.w)), w_out_m1.eq(geo.w_out - 1)]
-        m.d.comb += [r.eq(i * geo.w) for i, r in zip(range(-MAX_RING, 2 * MAX_RING + 1), row_off)]
+        m.d.comb += [
+            r.eq(i * geo.w)
+            for i, r in zip(range(-MAX_RING, 2 * MAX_RING + 1), row_off, strict=True)
+        ]
 
         # the tap table (constants): dy, dx of tap t
         dys = Array(Const(dy, signed(4)) for dy, _ in TAPS)

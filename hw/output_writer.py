@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import isa
 from .act_buffers import BANKS
+from .check import geometry_layout
 from .config import AccelConfig
 from .ports import buffer_write, run_control
 
 
 class OutputWriter(wiring.Component):
-    """Writes the GEMM's (``cmd``) output rows from ``rows`` to buffer ``o_buf`` from word
-    ``o_word`` on: one word per row with requantisation (int8 lanes), else four words per row
-    (int32 lanes, little-endian bytes). ``ctl.start``: the GEMM's first cycle is next;
-    ``ctl.run``: the GEMM runs."""
+    """Writes a GEMM's or a CONV's output rows from ``rows`` to buffer ``out.o_buf`` from word
+    ``out.o_word`` on (``geom``: :func:`~.check.geometry_layout`): one word per row with
+    requantisation (int8 lanes), else four words per row (int32 lanes, little-endian bytes).
+    A GEMM's rows go to consecutive words ([mt][nt][m]); a CONV's to its output feature map
+    ([channel tile][pixel]), N-tile by N-tile within each M-tile of pixels.
+    ``ctl.start``: the first cycle is next; ``ctl.run``: the command runs."""
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         R = cfg.rows
         super().__init__(
             {
-                "cmd": In(isa.CMD_BITS),
+                "geom": In(geometry_layout(cfg)),
                 "ctl": In(run_control()),
                 "rows": In(stream.Signature(data.ArrayLayout(signed(32), cfg.cols))),
                 "w": Out(buffer_write(cfg.act_words, 8 * R, banks=BANKS)),
@@ -32,21 +34,44 @@ class OutputWriter(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        R = self.cfg.rows
+        cfg = self.cfg
+        R, D = cfg.rows, cfg.acc_depth
         word_bits = 8 * R
-        g = data.View(isa.GEMM, self.cmd[: isa.GEMM.size])
+        geom, out = self.geom, self.geom.out
         rows = self.rows
         o_addr = self.w.addr  # a register: the buffer's next word
         o_part = Signal(2)  # int32: the row's next word
+        m.d.comb += self.w.buf.eq(out.o_buf)
+
+        # a CONV's feature map: the group of rows of one (M-tile, N-tile) starts at grp
+        group = Signal.like(o_addr)  # its first word
+        mtile = Signal.like(o_addr)  # the M-tile's first group
+        row, rows_m1 = Signal(range(D)), Signal(range(D))  # row in the group, rows less one
+        nt, mt = Signal.like(geom.nt_n), Signal.like(geom.mt_n)
+        last_m1 = Signal(range(D))  # rows of the last M-tile, less one
+        m.d.comb += last_m1.eq((out.pixels - 1) & (D - 1))
+        mtile_words = Mux(out.requant, D, 4 * D)  # an M-tile of one channel tile
+        plane_words = Mux(out.requant, out.pixels, out.pixels << 2)  # a whole channel tile
         with m.If(self.ctl.start):
-            m.d.sync += [o_addr.eq(g.o_word), o_part.eq(0)]
-        m.d.comb += self.w.buf.eq(g.o_buf)
+            m.d.sync += [
+                o_addr.eq(out.o_word),
+                o_part.eq(0),
+                group.eq(out.o_word),
+                mtile.eq(out.o_word),
+                row.eq(0),
+                rows_m1.eq(Mux(geom.mt_n == 1, last_m1, D - 1)),
+                nt.eq(0),
+                mt.eq(0),
+            ]
+
         out_row = data.ArrayLayout(signed(32), R)(rows.payload.as_value())
         int8_word = Cat(*(out_row[i][:8] for i in range(R)))
+        row_done = Signal()
         with m.If(self.ctl.run):
-            with m.If(g.requant):
+            with m.If(out.requant):
                 m.d.comb += [rows.ready.eq(1), self.w.en.eq(rows.valid), self.w.data.eq(int8_word)]
                 with m.If(rows.valid):
+                    m.d.comb += row_done.eq(1)
                     m.d.sync += o_addr.eq(o_addr + 1)
             with m.Else():
                 # int32 rows: 4 words each, lane bytes little-endian
@@ -56,5 +81,23 @@ class OutputWriter(wiring.Component):
                     self.w.data.eq(rows.payload.as_value().word_select(o_part, word_bits)),
                 ]
                 with m.If(rows.valid):
+                    m.d.comb += row_done.eq(o_part == 3)
                     m.d.sync += [o_part.eq(o_part + 1), o_addr.eq(o_addr + 1)]
+        with m.If(row_done & out.conv):
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == rows_m1):  # the group ends: the next N-tile, or the next M-tile
+                m.d.sync += row.eq(0)
+                with m.If(nt == geom.nt_n - 1):
+                    nxt = mtile + mtile_words
+                    m.d.sync += [
+                        nt.eq(0),
+                        mt.eq(mt + 1),
+                        o_addr.eq(nxt),
+                        group.eq(nxt),
+                        mtile.eq(nxt),
+                        rows_m1.eq(Mux(mt + 2 == geom.mt_n, last_m1, D - 1)),
+                    ]
+                with m.Else():
+                    nxt = group + plane_words
+                    m.d.sync += [nt.eq(nt + 1), o_addr.eq(nxt), group.eq(nxt)]
         return m

@@ -20,7 +20,6 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import isa
 from .act_buffers import act_read_latency
 from .build_options import SIMULATION, BuildOptions
 from .check import geometry_layout, tile_widths
@@ -29,11 +28,14 @@ from .pipeline import StreamRegister
 from .ports import buffer_write, mem_req_signature, read_issue_signature, run_control
 from .spram import SinglePortRam
 
+TAP_BITS = 6  # kernel taps: up to 7 x 7
+
 
 class TileCursor:
-    """Walks a GEMM's weight tiles in feed order (M-tile, then N-tile, then K-tile), keeping
-    "last K/N/M tile" and "in the cached block" in registers: the compares that decide them
-    run one tile ahead, off the valid/ready paths that advance the cursor.
+    """Walks a GEMM's or a CONV's weight tiles in feed order (M-tile, N-tile, channel tile,
+    tap; a GEMM has one tap and its K-tiles are the channel tiles), keeping "last tap / K-tile /
+    N-tile / M-tile" and "in the cached block" in registers: the compares that decide them run
+    one tile ahead, off the valid/ready paths that advance the cursor.
 
     With ``lookahead`` the whole next state is computed from the current one and registered
     every cycle, so a step only loads registers (the handshake that steps is their enable, not
@@ -51,21 +53,23 @@ class TileCursor:
         lookahead: bool = False,
         track_pb: bool = True,
     ):
-        """``g``: the GEMM's tile counts, the counts less two (``kt_m2``, ...: never all ones
-        for a legal GEMM, as the counts stay below half the width) and the cached block
-        (``kt_n``, ``nt_n``, ``mt_n``, ``pb_kt``, ``pb_nt``, ``pb_used``), valid from ``start``
-        on. ``track_pb=False``: no ``in_pb`` (a walk over the cached block itself)."""
+        """``g``: the tile counts (``t_n``, ``ct_n``, ``nt_n``, ``mt_n``), the counts less two
+        (``t_m2``, ...: never all ones for a legal command, as the counts stay below half the
+        width) and the cached block (``pb_t``, ``pb_ct``, ``pb_nt``, ``pb_used``), valid from
+        ``start`` on. ``track_pb=False``: no ``in_pb`` (a walk over the cached block itself)."""
         self.m, self.g, self.track_pb = m, g, track_pb
-        self.kt, self.nt = Signal(tile_w, name=f"{name}_kt"), Signal(tile_w, name=f"{name}_nt")
+        self.t = Signal(TAP_BITS, name=f"{name}_t")
+        self.ct, self.nt = Signal(tile_w, name=f"{name}_ct"), Signal(tile_w, name=f"{name}_nt")
         self.mt = Signal(mtile_w, name=f"{name}_mt")
-        self.kt_last, self.nt_last = Signal(name=f"{name}_kt_last"), Signal(name=f"{name}_nt_last")
-        self.mt_last = Signal(name=f"{name}_mt_last")
-        self.kn_last = Signal(name=f"{name}_kn_last")  # last K-tile of the last N-tile
-        self.all_last = Signal(name=f"{name}_all_last")  # the GEMM's last tile
-        self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, kt) comes from the PB
+        self.t_last, self.ct_last = Signal(name=f"{name}_t_last"), Signal(name=f"{name}_ct_last")
+        self.nt_last, self.mt_last = Signal(name=f"{name}_nt_last"), Signal(name=f"{name}_mt_last")
+        self.kt_last = Signal(name=f"{name}_kt_last")  # last tap of the last channel tile
+        self.kn_last = Signal(name=f"{name}_kn_last")  # ... of the last N-tile
+        self.all_last = Signal(name=f"{name}_all_last")  # the command's last tile
+        self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, ct, t) comes from the PB
         # every tile has been stepped over (and outside a GEMM: set by reset)
         self.done = Signal(name=f"{name}_done", init=1)
-        names = "kt nt mt kt_last nt_last mt_last kn_last all_last done".split()
+        names = "t ct nt mt t_last ct_last nt_last mt_last kt_last kn_last all_last done".split()
         names += ["in_pb"] if track_pb else []
         self._state = {k: getattr(self, k) for k in names}
         self._next = self._next_state()
@@ -79,58 +83,75 @@ class TileCursor:
         m, g = self.m, self.g
         nxt = {k: Signal.like(s, name=f"{s.name}_next") for k, s in self._state.items()}
         m.d.comb += [nxt[k].eq(s) for k, s in self._state.items()]
-        # the next tile's flags; "K and N last" and "all last" are kept too, so the conditions
-        # that enable the counters are one register each
-        kt_last, nt_last, mt_last = nxt["kt_last"], nxt["nt_last"], nxt["mt_last"]
+        t_last, ct_last, nt_last = nxt["t_last"], nxt["ct_last"], nxt["nt_last"]
+        mt_last = nxt["mt_last"]
 
         def in_pb(v: Value) -> list:
             return [nxt["in_pb"].eq(v)] if self.track_pb else []
 
-        with m.If(~self.kt_last):
+        nt_in, ct_in = self.nt < g["pb_nt"], self.ct < g["pb_ct"]
+        with m.If(~self.t_last):
             m.d.comb += [
-                kt_last.eq(self.kt == g["kt_m2"]),
-                nxt["kt"].eq(self.kt + 1),
-                *in_pb((self.nt < g["pb_nt"]) & (self.kt + 1 < g["pb_kt"])),
+                t_last.eq(self.t == g["t_m2"]),
+                nxt["t"].eq(self.t + 1),
+                *in_pb(nt_in & ct_in & (self.t + 1 < g["pb_t"])),
+            ]
+        with m.Elif(~self.kt_last):
+            m.d.comb += [
+                t_last.eq(g["t_n"] == 1),
+                ct_last.eq(self.ct == g["ct_m2"]),
+                nxt["t"].eq(0),
+                nxt["ct"].eq(self.ct + 1),
+                *in_pb(nt_in & (self.ct + 1 < g["pb_ct"]) & (g["pb_t"] != 0)),
             ]
         with m.Elif(~self.kn_last):
             m.d.comb += [
-                kt_last.eq(g["kt_n"] == 1),
+                t_last.eq(g["t_n"] == 1),
+                ct_last.eq(g["ct_n"] == 1),
                 nt_last.eq(self.nt == g["nt_m2"]),
-                nxt["kt"].eq(0),
+                nxt["t"].eq(0),
+                nxt["ct"].eq(0),
                 nxt["nt"].eq(self.nt + 1),
-                *in_pb((self.nt + 1 < g["pb_nt"]) & (g["pb_kt"] != 0)),
+                *in_pb((self.nt + 1 < g["pb_nt"]) & (g["pb_ct"] != 0) & (g["pb_t"] != 0)),
             ]
         with m.Else():
             m.d.comb += [
-                kt_last.eq(g["kt_n"] == 1),
+                t_last.eq(g["t_n"] == 1),
+                ct_last.eq(g["ct_n"] == 1),
                 nt_last.eq(g["nt_n"] == 1),
                 mt_last.eq(self.mt == g["mt_m2"]),
-                nxt["kt"].eq(0),
+                nxt["t"].eq(0),
+                nxt["ct"].eq(0),
                 nxt["nt"].eq(0),
                 nxt["mt"].eq(self.mt + 1),
                 *in_pb(g["pb_used"]),
             ]
             with m.If(self.all_last):
                 m.d.comb += nxt["done"].eq(1)
+        kt_last = t_last & ct_last
         m.d.comb += [
+            nxt["kt_last"].eq(kt_last),
             nxt["kn_last"].eq(kt_last & nt_last),
             nxt["all_last"].eq(kt_last & nt_last & mt_last),
         ]
         return nxt
 
     def start(self, done: Value) -> None:
-        """At tile (0, 0, 0)."""
+        """At tile (0, 0, 0, 0)."""
         g = self.g
-        kt1, nt1, mt1 = g["kt_n"] == 1, g["nt_n"] == 1, g["mt_n"] == 1
+        t1, ct1, nt1, mt1 = g["t_n"] == 1, g["ct_n"] == 1, g["nt_n"] == 1, g["mt_n"] == 1
         self.m.d.sync += [
-            self.kt.eq(0),
+            self.t.eq(0),
+            self.ct.eq(0),
             self.nt.eq(0),
             self.mt.eq(0),
-            self.kt_last.eq(kt1),
+            self.t_last.eq(t1),
+            self.ct_last.eq(ct1),
             self.nt_last.eq(nt1),
             self.mt_last.eq(mt1),
-            self.kn_last.eq(kt1 & nt1),
-            self.all_last.eq(kt1 & nt1 & mt1),
+            self.kt_last.eq(t1 & ct1),
+            self.kn_last.eq(t1 & ct1 & nt1),
+            self.all_last.eq(t1 & ct1 & nt1 & mt1),
             self.done.eq(done),
         ]
         if self.track_pb:
@@ -144,7 +165,7 @@ class TileCursor:
 class WeightFeed(wiring.Component):
     """A GEMM's weights, tile by tile, to the array's ``w`` stream; and the PB.
 
-    ``ctl.start`` (the cycle before the GEMM runs, ``cmd`` and ``geom`` valid) puts the cursors
+    ``ctl.start`` (the cycle before the GEMM or CONV runs, ``geom`` valid) puts the cursors
     at the first tile; ``ctl.run`` is high while the GEMM runs; ``ctl.done`` says every tile has
     been fed (and, outside a GEMM, is high). ``pb_w`` writes the PB (CACHE); ``req`` asks for
     off-chip tiles, whose words arrive on ``words``; ``pb_rd`` issues PB reads into the shared read
@@ -157,7 +178,6 @@ class WeightFeed(wiring.Component):
         self.pb_depth = max(1, cfg.pb_bytes // cfg.rows)
         super().__init__(
             {
-                "cmd": In(isa.CMD_BITS),
                 "geom": In(geometry_layout(cfg)),
                 "ctl": In(run_control(done=True)),
                 "pb_w": In(buffer_write(self.pb_depth, word.width)),
@@ -178,9 +198,8 @@ class WeightFeed(wiring.Component):
         lt = cfg.tile_bytes.bit_length() - 1  # tile_bytes = rows * cols is a power of two
         word_bits = 8 * R
         AW = clog2(cfg.mem_bytes)  # off-chip byte address
-        pb_t = max(1, cfg.pb_tiles.bit_length())  # PB tile index, up to pb_tiles
+        pb_t_w = max(1, cfg.pb_tiles.bit_length())  # PB tile index, up to pb_tiles
         tile_w, mtile_w = tile_widths(cfg)
-        g = data.View(isa.GEMM, self.cmd[: isa.GEMM.size])
         geom = self.geom
 
         # ---- storage -------------------------------------------------------------------
@@ -217,47 +236,66 @@ class WeightFeed(wiring.Component):
             dyn_out, w_feed = dynq.r_stream, wiring.flipped(self.w)
 
         # ---- cursors -------------------------------------------------------------------
-        # the cached block's extent once CHECK has bounded it by KT x NT (the walkers' width)
-        pb_kt, pb_nt = g.pb_kt[:tile_w], g.pb_nt[:tile_w]
+        walk = geom.walk
+        # the cached block's extent once CHECK has bounded it by the command's (the walkers'
+        # width)
+        pb_t, pb_ct, pb_nt = walk.pb_t, walk.pb_ct, walk.pb_nt
         # the counts less two, registered (valid two cycles after DECODE, before any GEMM
         # state): a cursor's "next tile is the last" is then an equality with a register
-        kt_m2, nt_m2, mt_m2 = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
-        m.d.sync += [kt_m2.eq(geom.kt_n - 2), nt_m2.eq(geom.nt_n - 2), mt_m2.eq(geom.mt_n - 2)]
-        pb_kt_m2, pb_nt_m2 = Signal(tile_w), Signal(tile_w)  # the same for the cached block
-        m.d.sync += [pb_kt_m2.eq(pb_kt - 2), pb_nt_m2.eq(pb_nt - 2)]
+        t_m2, pb_t_m2 = Signal(TAP_BITS), Signal(TAP_BITS)
+        ct_m2, nt_m2, mt_m2 = Signal(tile_w), Signal(tile_w), Signal(mtile_w)
+        pb_ct_m2, pb_nt_m2 = Signal(tile_w), Signal(tile_w)  # the same for the cached block
+        m.d.sync += [
+            t_m2.eq(geom.t_n - 2),
+            ct_m2.eq(geom.ct_n - 2),
+            nt_m2.eq(geom.nt_n - 2),
+            mt_m2.eq(geom.mt_n - 2),
+            pb_t_m2.eq(pb_t - 2),
+            pb_ct_m2.eq(pb_ct - 2),
+            pb_nt_m2.eq(pb_nt - 2),
+        ]
         tiles = dict(
-            kt_n=geom.kt_n,
+            t_n=geom.t_n,
+            ct_n=geom.ct_n,
             nt_n=geom.nt_n,
             mt_n=geom.mt_n,
-            kt_m2=kt_m2,
+            t_m2=t_m2,
+            ct_m2=ct_m2,
             nt_m2=nt_m2,
             mt_m2=mt_m2,
-            pb_kt=pb_kt,
+            pb_t=pb_t,
+            pb_ct=pb_ct,
             pb_nt=pb_nt,
             pb_used=geom.pb_used,
         )
         # off-chip weight walker: one request per tile outside the cached block
         wcur = TileCursor(m, "w", tiles, tile_w, mtile_w)
-        w_idx, w_row_start = Signal(max(1, AW - lt)), Signal(max(1, AW - lt))  # tile index
+        idx_w = max(1, AW - lt)
+        # tile index of (nt, ct, t), and of (nt, ct, 0) and (nt, 0, 0)
+        w_idx, w_ct_start, w_nt_start = Signal(idx_w), Signal(idx_w), Signal(idx_w)
         # the feed (R >= 2 weight words per tile: never a step in the cycle after another or
         # a start)
         fcur = TileCursor(m, "f", tiles, tile_w, mtile_w, lookahead=True)
         f_row, f_row_last = Signal(range(R)), Signal()
         # PB walker: the cached block's tiles in feed order, a pass per M-tile; steps R >= 2
         # reads apart, like fcur's
-        pb_block = dict(tiles, kt_n=pb_kt, nt_n=pb_nt, kt_m2=pb_kt_m2, nt_m2=pb_nt_m2)
+        pb_block = dict(
+            tiles, t_n=pb_t, ct_n=pb_ct, nt_n=pb_nt, t_m2=pb_t_m2, ct_m2=pb_ct_m2, nt_m2=pb_nt_m2
+        )
         pcur = TileCursor(m, "p", pb_block, tile_w, mtile_w, lookahead=True, track_pb=False)
         pb_r = Signal(range(R))
-        pb_tile_row = Signal(pb_t)  # PB tile index of (pcur.nt, 0)
+        pb_ct_row, pb_nt_row = Signal(pb_t_w), Signal(pb_t_w)  # PB tile of (nt, ct, 0), (nt, 0, 0)
 
         with m.If(self.ctl.start):
             m.d.sync += [
                 w_idx.eq(0),
-                w_row_start.eq(0),
+                w_ct_start.eq(0),
+                w_nt_start.eq(0),
                 f_row.eq(0),
                 f_row_last.eq(0),
                 pb_r.eq(0),
-                pb_tile_row.eq(g.pb_tile),
+                pb_ct_row.eq(walk.pb_tile),
+                pb_nt_row.eq(walk.pb_tile),
             ]
             wcur.start(done=~geom.off_used)  # no off-chip tile at all
             fcur.start(done=0)
@@ -266,24 +304,27 @@ class WeightFeed(wiring.Component):
         # ---- off-chip tiles, in feed order, skipping the cached block --------------------
         m.d.comb += [
             self.req.valid.eq(~wcur.done & ~wcur.in_pb),
-            self.req.payload.addr.eq((g.w_addr[:AW] + (w_idx << lt))[:AW]),
+            self.req.payload.addr.eq((walk.w_addr[:AW] + (w_idx << lt))[:AW]),
             self.req.payload.beats.eq(cfg.tile_bytes // W),
             self.req.payload.write.eq(0),
         ]
         with m.If(self.ctl.run & ~wcur.done & (wcur.in_pb | self.req.ready)):
             wcur.step()
             m.d.sync += w_idx.eq(w_idx + 1)
-            with m.If(wcur.kt_last):
-                nxt = w_row_start + g.w_stride
-                m.d.sync += [w_idx.eq(nxt), w_row_start.eq(nxt)]
-                with m.If(wcur.nt_last):
-                    m.d.sync += [w_idx.eq(0), w_row_start.eq(0)]
+            with m.If(wcur.t_last):
+                nxt_ct = w_ct_start + walk.w_cstride
+                m.d.sync += [w_idx.eq(nxt_ct), w_ct_start.eq(nxt_ct)]
+                with m.If(wcur.kt_last):
+                    nxt_nt = w_nt_start + walk.w_nstride
+                    m.d.sync += [w_idx.eq(nxt_nt), w_ct_start.eq(nxt_nt), w_nt_start.eq(nxt_nt)]
+                    with m.If(wcur.nt_last):
+                        m.d.sync += [w_idx.eq(0), w_ct_start.eq(0), w_nt_start.eq(0)]
 
         # ---- PB tiles -> read queue, in feed order (a pass per M-tile) -------------------
         pb_issue = self.ctl.run & ~pcur.done & self.pb_rd.room
         m.d.comb += [self.pb_rd.issue.eq(pb_issue), self.pb_rd.data.eq(pb.rdata)]
         with m.If(self.ctl.run):
-            m.d.comb += [pb.en.eq(1), pb.addr.eq(Cat(pb_r, pb_tile_row + pcur.kt))]
+            m.d.comb += [pb.en.eq(1), pb.addr.eq(Cat(pb_r, pb_ct_row + pcur.t))]
         with m.Else():  # CACHE
             m.d.comb += [pb.we.eq(self.pb_w.en), pb.addr.eq(self.pb_w.addr)]
         m.d.comb += pb.wdata.eq(self.pb_w.data)
@@ -293,11 +334,14 @@ class WeightFeed(wiring.Component):
                 m.d.sync += pb_r.eq(0)
                 pcur.step()
                 with m.If(pcur.kn_last):  # the next M-tile's pass
-                    m.d.sync += pb_tile_row.eq(g.pb_tile)
+                    m.d.sync += [pb_ct_row.eq(walk.pb_tile), pb_nt_row.eq(walk.pb_tile)]
                 with m.Elif(pcur.kt_last):
-                    m.d.sync += pb_tile_row.eq(pb_tile_row + g.pb_stride)
+                    nxt_pb = pb_nt_row + walk.pb_nstride
+                    m.d.sync += [pb_ct_row.eq(nxt_pb), pb_nt_row.eq(nxt_pb)]
+                with m.Elif(pcur.t_last):
+                    m.d.sync += pb_ct_row.eq(pb_ct_row + walk.pb_cstride)
 
-        # ---- the feed: tile (mt, nt, kt) from the PB iff nt < pb_nt and kt < pb_kt -------
+        # ---- the feed: tile (mt, nt, ct, t) from the PB iff in the cached block ----------
         # Keyed on the cursor alone (done outside a GEMM, and after reset), not on the
         # sequencer's state: the state decode in front of the handshake and the cursor's
         # enables was an ECP5 critical path.

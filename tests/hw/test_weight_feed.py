@@ -1,6 +1,6 @@
-"""WeightFeed alone: every tile of random GEMMs reaches the array in feed order, from the PB
-inside the cached block and from off-chip memory outside it, with the memory and the array
-stalling at random."""
+"""WeightFeed alone: every tile of random GEMM and CONV weight walks reaches the array in feed
+order, from the PB inside the cached block and from off-chip memory outside it, with the memory
+and the array stalling at random."""
 
 from __future__ import annotations
 
@@ -10,16 +10,11 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
-from sushi_hw import isa
 from sushi_hw.act_buffers import act_read_latency
 from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import PRESETS
 from sushi_hw.pipeline import CreditedReadQueue
 from sushi_hw.weight_feed import WeightFeed
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _word(addr: int, bits: int) -> int:
@@ -45,46 +40,66 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
     ]
     wiring.connect(m, readq.o, feed.pb_words)
     gemms = []
-    for _ in range(10):
-        k, n = rng.randrange(1, 4 * R + 1), rng.randrange(1, 3 * R + 1)
-        m_rows = rng.choice([1, cfg.acc_depth + 1, 2 * cfg.acc_depth + 3])
-        kt, nt, mt = _ceil(k, R), _ceil(n, R), _ceil(m_rows, cfg.acc_depth)
-        pb_kt, pb_nt = rng.randrange(kt + 1), rng.randrange(nt + 1)
-        used = pb_kt and pb_nt
+    for i in range(12):
+        conv = i % 2  # a CONV walk (taps) or a GEMM's (one tap, unit strides)
+        t_n = rng.randrange(1, 10) if conv else 1
+        ct_n, nt_n = rng.randrange(1, 5), rng.randrange(1, 4)
+        mt_n = rng.choice([1, 2, 3])
+        pb_t, pb_ct, pb_nt = (
+            rng.randrange(t_n + 1),
+            rng.randrange(ct_n + 1),
+            rng.randrange(nt_n + 1),
+        )
+        used = bool(pb_t and pb_ct and pb_nt)
+        if not used:
+            pb_t = pb_ct = pb_nt = 0
+        w_cstride = t_n + rng.randrange(3) if conv else 1
+        pb_cstride = pb_t + rng.randrange(2) if conv else 1
+        walk = dict(
+            w_addr=rng.randrange(64) * cfg.tile_bytes,
+            w_cstride=w_cstride,
+            w_nstride=(ct_n - 1) * w_cstride + t_n + rng.randrange(3),
+            pb_tile=rng.randrange(4),
+            pb_cstride=pb_cstride,
+            pb_nstride=max(0, pb_ct - 1) * pb_cstride + pb_t + rng.randrange(2),
+            pb_nt=pb_nt,
+            pb_ct=pb_ct,
+            pb_t=pb_t,
+        )
+        off = pb_nt < nt_n or pb_ct < ct_n or pb_t < t_n
         gemms.append(
             dict(
-                m=m_rows,
-                k=k,
-                n=n,
-                w_addr=rng.randrange(64) * cfg.tile_bytes,
-                w_stride=kt + rng.randrange(3),
-                pb_tile=rng.randrange(4),
-                pb_stride=pb_kt + rng.randrange(3),
-                pb_kt=pb_kt if used else 0,
-                pb_nt=pb_nt if used else rng.randrange(nt + 1),
-                geom=dict(kt_n=kt, nt_n=nt, mt_n=mt, pb_used=int(bool(used))),
+                walk=walk,
+                geom=dict(
+                    kt_n=ct_n * t_n,
+                    t_n=t_n,
+                    ct_n=ct_n,
+                    nt_n=nt_n,
+                    mt_n=mt_n,
+                    pb_used=int(used),
+                    off_used=int(off),
+                ),
             )
         )
+    cached = 128  # PB tiles written
+    assert cached <= cfg.pb_tiles
     words_out: list[int] = []
     pb_words = [0]
     reqs: list[int] = []
     pending: list[int] = []  # off-chip words requested, not yet delivered
 
     async def bench(ctx) -> None:
-        for a in range(32 * R):  # CACHE the tiles the GEMMs below may use
+        for a in range(cached * R):  # CACHE the tiles the walks below may use
             ctx.set(feed.pb_w.en, 1)
             ctx.set(feed.pb_w.addr, a)
             ctx.set(feed.pb_w.data, _word(a, bits))
             await ctx.tick()
         ctx.set(feed.pb_w.en, 0)
         for g in gemms:
-            fields = {k: v for k, v in g.items() if k != "geom"}
-            value = isa.GEMM.const({"opcode": isa.Op.GEMM, **fields}).as_value().value
-            ctx.set(feed.cmd, value)
-            kt, nt = g["geom"]["kt_n"], g["geom"]["nt_n"]
-            geom = dict(g["geom"], off_used=int(g["pb_kt"] < kt or g["pb_nt"] < nt))
-            for name, v in geom.items():
+            for name, v in g["geom"].items():
                 ctx.set(getattr(feed.geom, name), v)
+            for name, v in g["walk"].items():
+                ctx.set(getattr(feed.geom.walk, name), v)
             await ctx.tick().repeat(2)  # DECODE, CHECK_PREP/WAIT: the counts settle
             ctx.set(feed.ctl.start, 1)
             await ctx.tick()
@@ -123,18 +138,21 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
 
     want, want_reqs, want_pb = [], [], 0
     for g in gemms:
-        kt, nt, mt = g["geom"]["kt_n"], g["geom"]["nt_n"], g["geom"]["mt_n"]
-        for _ in range(mt):
-            for t_n in range(nt):
-                for t_k in range(kt):
-                    if t_n < g["pb_nt"] and t_k < g["pb_kt"]:
-                        tile = g["pb_tile"] + t_n * g["pb_stride"] + t_k
-                        want += [_word(tile * R + r, bits) for r in range(R)]
-                        want_pb += R
-                    else:
-                        addr = g["w_addr"] + (t_n * g["w_stride"] + t_k) * cfg.tile_bytes
-                        want_reqs.append(addr)
-                        want += [_word((1 << 20) + addr + r * R, bits) for r in range(R)]
+        geo, w = g["geom"], g["walk"]
+        for _ in range(geo["mt_n"]):
+            for nt in range(geo["nt_n"]):
+                for ct in range(geo["ct_n"]):
+                    for t in range(geo["t_n"]):
+                        if nt < w["pb_nt"] and ct < w["pb_ct"] and t < w["pb_t"]:
+                            tile = w["pb_tile"] + nt * w["pb_nstride"] + ct * w["pb_cstride"] + t
+                            assert tile < cached
+                            want += [_word(tile * R + r, bits) for r in range(R)]
+                            want_pb += R
+                        else:
+                            idx = nt * w["w_nstride"] + ct * w["w_cstride"] + t
+                            addr = w["w_addr"] + idx * cfg.tile_bytes
+                            want_reqs.append(addr)
+                            want += [_word((1 << 20) + addr + r * R, bits) for r in range(R)]
     assert reqs == want_reqs, f"seed={seed}: off-chip requests"
     assert words_out == want, f"seed={seed}: fed words"
     assert pb_words[0] == want_pb, f"seed={seed}: PB words counted"
