@@ -18,6 +18,11 @@ survives from one GEMM to the next) only ever carries the sums of a single outpu
 
 A GEMM whose output would overlap its own A in the same buffer is rejected too (ACT_RANGE: the
 RTL re-reads A for every N-tile).
+
+CONV, ADD and POOL (configurations with ``conv``; ILLEGAL_OPCODE without) run as docs/isa.md
+defines them: CONV as an implicit GEMM on whole tiles (padding lanes included), its weight tiles
+from the PB or off-chip per (nt, ct, t), counted once per M-tile like the GEMM's; ADD and POOL
+lane-wise on activation words, moving no off-chip bytes.
 """
 
 from __future__ import annotations
