@@ -18,6 +18,11 @@ survives from one GEMM to the next) only ever carries the sums of a single outpu
 
 A GEMM whose output would overlap its own A in the same buffer is rejected too (ACT_RANGE: the
 RTL re-reads A for every N-tile).
+
+CONV, ADD and POOL (configurations with ``conv``; ILLEGAL_OPCODE without) run as docs/isa.md
+defines them: CONV as an implicit GEMM on whole tiles (padding lanes included), its weight tiles
+from the PB or off-chip per (nt, ct, t), counted once per M-tile like the GEMM's; ADD and POOL
+lane-wise on activation words, moving no off-chip bytes.
 """
 
 from __future__ import annotations
@@ -133,6 +138,130 @@ def _misaligned(cfg: AccelConfig, v: int) -> bool:
     return v % cfg.mem_width != 0
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """What a CONV implies (docs/isa.md, CONV): the implicit GEMM's tiles and word ranges."""
+
+    ct: int  # input channel tiles
+    nt: int  # output channel tiles
+    taps: int  # k*k
+    h_out: int
+    w_out: int
+    m: int  # output pixels = the implicit GEMM's M
+    mt: int  # M-tiles of acc_depth pixels
+    k_dim: int  # the implicit GEMM's K = ct*taps*rows
+    a_words: int
+    o_words: int
+    pb_tiles_used: int
+    off_tiles: int
+    w_span: int  # off-chip tiles from the first to one past the last the CONV may use
+    pb_span: int
+
+    @classmethod
+    def of(cls, cfg: AccelConfig, f: dict[str, int]) -> ConvGeometry:
+        k, s, p = f["k"], max(f["stride"], 1), f["pad"]
+        ct, nt, taps = ceil_div(f["c_in"], cfg.rows), ceil_div(f["c_out"], cfg.cols), k * k
+        h_out, w_out = isa.conv_out_size(f["h"], k, s, p), isa.conv_out_size(f["w"], k, s, p)
+        m = max(h_out, 0) * max(w_out, 0)
+        used = f["pb_nt"] * f["pb_ct"] * f["pb_t"]
+        return cls(
+            ct=ct,
+            nt=nt,
+            taps=taps,
+            h_out=h_out,
+            w_out=w_out,
+            m=m,
+            mt=ceil_div(m, cfg.acc_depth),
+            k_dim=ct * taps * cfg.rows,
+            a_words=ct * f["h"] * f["w"],
+            o_words=nt * m * (1 if f["requant"] else 4),
+            pb_tiles_used=used,
+            off_tiles=nt * ct * taps - used,
+            w_span=(nt - 1) * f["w_nstride"] + (ct - 1) * f["w_cstride"] + taps,
+            pb_span=(f["pb_nt"] - 1) * f["pb_nstride"]
+            + (f["pb_ct"] - 1) * f["pb_cstride"]
+            + f["pb_t"],
+        )
+
+
+def _overlap(buf_a: int, a: int, na: int, buf_b: int, b: int, nb: int) -> bool:
+    return buf_a == buf_b and a < b + nb and b < a + na
+
+
+def check_conv(cfg: AccelConfig, f: dict[str, int]) -> isa.ErrorCode:
+    """CHECK of a CONV, in the documented order (docs/isa.md, CONV)."""
+    k = f["k"]
+    if k not in isa.KERNELS or f["stride"] not in isa.STRIDES or f["pad"] > k // 2:
+        return E.BAD_CONV
+    if min(f["h"], f["w"], f["c_in"], f["c_out"]) == 0:
+        return E.BAD_SHAPE
+    g = ConvGeometry.of(cfg, f)
+    if (
+        g.h_out < 1
+        or g.w_out < 1
+        or f["c_out"] > cfg.max_dim
+        or g.m > cfg.max_dim
+        or g.k_dim > cfg.max_dim
+        or f["w_cstride"] < g.taps
+        or f["w_nstride"] < (g.ct - 1) * f["w_cstride"] + g.taps
+        or f["pb_nt"] > g.nt
+        or f["pb_ct"] > g.ct
+        or f["pb_t"] > g.taps
+        or (
+            g.pb_tiles_used != 0
+            and (
+                f["pb_cstride"] < f["pb_t"]
+                or f["pb_nstride"] < (f["pb_ct"] - 1) * f["pb_cstride"] + f["pb_t"]
+            )
+        )
+        or (f["requant"] and f["mult"] == 0)
+    ):
+        return E.BAD_SHAPE
+    if (
+        f["a_word"] + g.a_words > cfg.act_words
+        or f["o_word"] + g.o_words > cfg.act_words
+        or _overlap(f["a_buf"], f["a_word"], g.a_words, f["o_buf"], f["o_word"], g.o_words)
+    ):
+        return E.ACT_RANGE
+    if g.pb_tiles_used != 0 and f["pb_tile"] + g.pb_span > cfg.pb_tiles:
+        return E.PB_RANGE
+    if g.off_tiles != 0 and _misaligned(cfg, f["w_addr"]):
+        return E.BAD_ALIGN
+    if g.off_tiles != 0 and f["w_addr"] + g.w_span * cfg.tile_bytes > cfg.mem_bytes:
+        return E.MEM_RANGE
+    return E.NONE
+
+
+def check_add(cfg: AccelConfig, f: dict[str, int]) -> isa.ErrorCode:
+    """CHECK of an ADD: zero words; a range beyond its buffer; the output over part of A or B
+    (in place means the same first word)."""
+    n = f["words"]
+    if n == 0:
+        return E.BAD_SHAPE
+    if max(f["a_word"], f["b_word"], f["o_word"]) + n > cfg.act_words:
+        return E.ACT_RANGE
+    for x in ("a", "b"):
+        same = f[f"{x}_buf"] == f["o_buf"] and f[f"{x}_word"] == f["o_word"]
+        if not same and _overlap(f[f"{x}_buf"], f[f"{x}_word"], n, f["o_buf"], f["o_word"], n):
+            return E.ACT_RANGE
+    return E.NONE
+
+
+def check_pool(cfg: AccelConfig, f: dict[str, int]) -> isa.ErrorCode:
+    """CHECK of a POOL: zero pixels, tiles or mult; a range beyond its buffer; in and out
+    overlapping."""
+    if min(f["pixels"], f["tiles"], f["mult"]) == 0:
+        return E.BAD_SHAPE
+    a_words = f["pixels"] * f["tiles"]
+    if (
+        f["a_word"] + a_words > cfg.act_words
+        or f["o_word"] + f["tiles"] > cfg.act_words
+        or _overlap(f["a_buf"], f["a_word"], a_words, f["o_buf"], f["o_word"], f["tiles"])
+    ):
+        return E.ACT_RANGE
+    return E.NONE
+
+
 def check_command(cfg: AccelConfig, op: isa.Op, f: dict[str, int]) -> isa.ErrorCode:
     """The RTL's CHECK state for a decoded command: the first failing check, or NONE."""
     if op == isa.Op.CACHE:
@@ -187,6 +316,10 @@ def check_command(cfg: AccelConfig, op: isa.Op, f: dict[str, int]) -> isa.ErrorC
         if g.off_tiles != 0 and f["w_addr"] + g.w_span * cfg.tile_bytes > cfg.mem_bytes:
             return E.MEM_RANGE
         return E.NONE
+    if op in (isa.Op.CONV, isa.Op.ADD, isa.Op.POOL):
+        if not cfg.conv:
+            return E.ILLEGAL_OPCODE
+        return {isa.Op.CONV: check_conv, isa.Op.ADD: check_add, isa.Op.POOL: check_pool}[op](cfg, f)
     if op == isa.Op.DONE:
         return E.NONE
     return E.ILLEGAL_OPCODE
@@ -257,8 +390,14 @@ class IsaSim:
                 self._load(f)
             elif op == isa.Op.STORE_ACT:
                 self._store(f)
-            else:
+            elif op == isa.Op.GEMM:
                 self._gemm(f)
+            elif op == isa.Op.CONV:
+                self._conv(f)
+            elif op == isa.Op.ADD:
+                self._add(f)
+            else:
+                self._pool(f)
             executed += 1
             if max_commands is not None and executed >= max_commands:
                 raise RuntimeError(f"no DONE after {executed} commands (pc={pc:#x})")
@@ -348,6 +487,87 @@ class IsaSim:
                 words = s32.astype("<i4").view(np.int8).reshape(nt * rows * 4, r)
             o_mem[o_at : o_at + len(words)] = words
             o_at += len(words)
+
+    # ---- CONV, ADD, POOL (docs/isa.md) ----------------------------------------------------------
+    def _conv_weights(self, f: dict[str, int], g: ConvGeometry) -> np.ndarray:
+        """int8 W [taps, CT*rows, NT*cols]: tile (nt, ct, t) from the PB or from off-chip."""
+        cfg = self.cfg
+        r, c, tb = cfg.rows, cfg.cols, cfg.tile_bytes
+        nt_i, ct_i, t_i = np.meshgrid(
+            np.arange(g.nt), np.arange(g.ct), np.arange(g.taps), indexing="ij"
+        )
+        in_pb = (nt_i < f["pb_nt"]) & (ct_i < f["pb_ct"]) & (t_i < f["pb_t"])
+        tiles = np.empty((g.nt, g.ct, g.taps, r, c), dtype=np.int8)
+        if in_pb.any():
+            idx = (
+                f["pb_tile"]
+                + nt_i[in_pb] * f["pb_nstride"]
+                + ct_i[in_pb] * f["pb_cstride"]
+                + t_i[in_pb]
+            )
+            tiles[in_pb] = self.pb[idx]
+        off = ~in_pb
+        if off.any():
+            idx = (
+                nt_i[off].astype(np.int64) * f["w_nstride"]
+                + ct_i[off].astype(np.int64) * f["w_cstride"]
+                + t_i[off]
+            )
+            raw = self.mem.gather(f["w_addr"] + idx * tb, tb)
+            tiles[off] = raw.view(np.int8).reshape(-1, r, c)
+        # [nt][ct][t][r][c] -> [t][ct*rows + r][nt*cols + c]
+        return tiles.transpose(2, 1, 3, 0, 4).reshape(g.taps, g.ct * r, g.nt * c)
+
+    def _conv(self, f: dict[str, int]) -> None:
+        """The implicit GEMM on whole tiles: every lane of every input channel tile times every
+        column of every output channel tile (padding lanes included, as the array computes them);
+        pixels outside the map are zero."""
+        cfg = self.cfg
+        r, c = cfg.rows, cfg.cols
+        g = ConvGeometry.of(cfg, f)
+        k, s, p, h, w = f["k"], f["stride"], f["pad"], f["h"], f["w"]
+        wt = self._conv_weights(f, g).astype(np.int64)
+        x = self.act[f["a_buf"], f["a_word"] : f["a_word"] + g.a_words].reshape(g.ct, h, w, r)
+        x = x.transpose(1, 2, 0, 3).reshape(h, w, g.ct * r)  # channel ct*rows + lane
+        # zero border wide enough for any tap: iy = oy*s + dy + k//2 - pad, 0 <= dy + k//2 < k
+        xp = np.zeros((h + 2 * k, w + 2 * k, g.ct * r), dtype=np.int64)
+        xp[k : k + h, k : k + w] = x
+        acc = np.zeros((g.h_out, g.w_out, g.nt * c), dtype=np.int64)
+        for t, (dy, dx) in enumerate(isa.ring_taps(k)):
+            y0, x0 = k + dy + k // 2 - p, k + dx + k // 2 - p
+            patch = xp[y0 : y0 + s * (g.h_out - 1) + 1 : s, x0 : x0 + s * (g.w_out - 1) + 1 : s]
+            acc += patch @ wt[t]
+        s32 = _wrap32(acc).astype(np.int32).reshape(g.m, g.nt, c).transpose(1, 0, 2)  # [nt][m]
+        ctr = self.counters
+        ctr["mac_active"] += g.m * g.ct * g.taps * g.nt
+        ctr["rd_weight_bytes"] += g.mt * g.off_tiles * cfg.tile_bytes
+        ctr["pb_read_bytes"] += g.mt * g.pb_tiles_used * cfg.tile_bytes
+        if f["requant"]:
+            words = requantize(s32, f["mult"], f["shift"], bool(f["relu"])).reshape(-1, r)
+        else:
+            if f["relu"]:
+                s32 = np.maximum(s32, 0)
+            words = s32.astype("<i4").view(np.int8).reshape(-1, r)
+        self.act[f["o_buf"], f["o_word"] : f["o_word"] + len(words)] = words
+
+    def _add(self, f: dict[str, int]) -> None:
+        n = f["words"]
+        a = self.act[f["a_buf"], f["a_word"] : f["a_word"] + n].astype(np.int64)
+        b = self.act[f["b_buf"], f["b_word"] : f["b_word"] + n].astype(np.int64)
+        y = a * f["mult_a"] + b * f["mult_b"]
+        if f["shift"]:
+            y = (y + (1 << (f["shift"] - 1))) >> f["shift"]
+        if f["relu"]:
+            y = np.maximum(y, 0)
+        self.act[f["o_buf"], f["o_word"] : f["o_word"] + n] = np.clip(y, -128, 127)
+
+    def _pool(self, f: dict[str, int]) -> None:
+        px, nt = f["pixels"], f["tiles"]
+        a = self.act[f["a_buf"], f["a_word"] : f["a_word"] + px * nt].astype(np.int64)
+        y = a.reshape(nt, px, self.cfg.rows).sum(axis=1) * f["mult"]
+        if f["shift"]:
+            y = (y + (1 << (f["shift"] - 1))) >> f["shift"]
+        self.act[f["o_buf"], f["o_word"] : f["o_word"] + nt] = np.clip(y, -128, 127)
 
 
 def run_program(

@@ -14,7 +14,7 @@ import pytest
 from sushi_hw import isa
 from sushi_hw.config import PRESETS, AccelConfig, make_config
 from sushi_hw.program import act_bytes, act_from_bytes, int32_from_bytes, weight_tiles
-from sushi_hw.reference import gemm_ref
+from sushi_hw.reference import conv2d_ref, gemm_ref
 from sushi_sched.compiler import (
     CompileError,
     LayerCall,
@@ -25,7 +25,7 @@ from sushi_sched.compiler import (
     offchip_weight_bytes,
 )
 from sushi_sched.digits import load_digits_supernet
-from sushi_sched.isa_sim import COUNTER_NAMES, IsaSim, Memory, check_command
+from sushi_sched.isa_sim import COUNTER_NAMES, IsaSim, Memory, check_command, run_program
 
 E = isa.ErrorCode
 # memory map of the tests (the tiny preset has 256 KiB)
@@ -487,7 +487,7 @@ def test_every_error_code(cfg_name):
         good = [isa.load_act(IN, 0, 0, 2 * wpb), isa.store_act(OUT, 0, 0, 2 * wpb), isa.done()]
         run_ok(sim, PROG, good, what)
         assert sim.read(OUT, 2 * wpb * cfg.rows) == sim.read(IN, 2 * wpb * cfg.rows), what
-    assert seen == set(E) - {E.NONE}
+    assert seen == set(E) - {E.NONE, E.BAD_CONV}  # BAD_CONV: test_conv_add_pool_checks
 
 
 def test_checks_that_do_not_apply_are_skipped():
@@ -748,3 +748,158 @@ def test_compiler_rejects_what_cannot_run():
     with pytest.raises(CompileError):
         PBLayout.allocate(cfg, {f"t{i}": (64, 64) for i in range(cfg.pb_tiles // per + 1)})
     assert set(COUNTER_NAMES) == {c.name.lower() for c in isa.Counter}
+
+
+# ---- CONV, ADD, POOL checks ---------------------------------------------------------------------
+def _patch(cmd: bytes, layout, name: str, value: int) -> bytes:  # noqa: ANN001
+    """``cmd`` with field ``name`` set to ``value`` (for fields the assembler refuses)."""
+    f = layout[name]
+    v = int.from_bytes(cmd, "little") & ~(((1 << f.width) - 1) << f.offset)
+    return (v | (value << f.offset)).to_bytes(isa.CMD_BYTES, "little")
+
+
+def _conv(cfg: AccelConfig, **over) -> bytes:
+    c = dict(h=4, w=4, c_in=cfg.rows, c_out=cfg.cols, k=3, stride=1, pad=1, a_buf=0,
+             a_word=0, o_buf=1, o_word=0, w_addr=W_ADDR, w_cstride=9, w_nstride=9,
+             requant=(1, 0))  # fmt: skip
+    c.update(over)
+    return isa.conv(**c)
+
+
+def conv_error_cases(cfg: AccelConfig) -> list[tuple[str, bytes, E]]:
+    aw, tb, end = cfg.act_words, cfg.tile_bytes, cfg.mem_bytes
+    pb = dict(pb_nt=1, pb_ct=1, pb_t=9, pb_cstride=9, pb_nstride=9)
+    add = dict(a_buf=0, a_word=0, b_buf=0, b_word=16, o_buf=1, o_word=0, words=16, mult_a=1,
+               mult_b=1, shift=0)  # fmt: skip
+    pool = dict(a_buf=0, a_word=0, o_buf=1, o_word=0, pixels=16, tiles=1, mult=1, shift=4)
+    return [
+        ("kernel 2", _conv(cfg, k=2, pad=0), E.BAD_CONV),
+        ("kernel 0 and h 0 (BAD_CONV first)", _conv(cfg, k=0, pad=0, h=0), E.BAD_CONV),
+        ("stride 3", _conv(cfg, stride=3), E.BAD_CONV),
+        ("stride 0", _conv(cfg, stride=0), E.BAD_CONV),
+        ("pad 2 on a 3x3", _conv(cfg, pad=2), E.BAD_CONV),
+        ("h 0", _conv(cfg, h=0), E.BAD_SHAPE),
+        ("c_out 0", _conv(cfg, c_out=0), E.BAD_SHAPE),
+        ("c_in 0", _conv(cfg, c_in=0), E.BAD_SHAPE),
+        (
+            "7x7 kernel on a 2x2 map padded by 2",
+            _conv(cfg, h=2, k=7, pad=2, w_cstride=49, w_nstride=49),
+            E.BAD_SHAPE,
+        ),  # fmt: skip
+        ("h_out*w_out above max_dim", _conv(cfg, h=255, w=255, k=1, pad=0), E.BAD_SHAPE),
+        (
+            "K above max_dim",
+            _conv(cfg, c_in=4095, k=7, pad=0, w_cstride=49, w_nstride=1 << 15),
+            E.BAD_SHAPE,
+        ),  # fmt: skip
+        ("w_cstride < k*k", _conv(cfg, w_cstride=8), E.BAD_SHAPE),
+        ("w_nstride too small", _conv(cfg, c_in=2 * cfg.rows, w_nstride=17), E.BAD_SHAPE),
+        ("pb_nt > nt", _conv(cfg, **{**pb, "pb_nt": 2}), E.BAD_SHAPE),
+        (
+            "pb_t > k*k",
+            _conv(cfg, **{**pb, "pb_t": 10, "pb_cstride": 10, "pb_nstride": 10}),
+            E.BAD_SHAPE,
+        ),  # fmt: skip
+        ("pb_cstride < pb_t", _conv(cfg, **{**pb, "pb_cstride": 8}), E.BAD_SHAPE),
+        ("requant with mult 0", _patch(_conv(cfg), isa.CONV, "mult", 0), E.BAD_SHAPE),
+        ("input beyond the buffer", _conv(cfg, a_word=aw - 15), E.ACT_RANGE),
+        ("output beyond the buffer", _conv(cfg, o_word=aw - 15), E.ACT_RANGE),
+        ("int32 output beyond the buffer", _conv(cfg, o_word=aw - 63, requant=None), E.ACT_RANGE),
+        ("output over the input", _conv(cfg, o_buf=0, o_word=15), E.ACT_RANGE),
+        ("PB block beyond the PB", _conv(cfg, pb_tile=cfg.pb_tiles - 8, **pb), E.PB_RANGE),
+        ("unaligned w_addr", _conv(cfg, w_addr=W_ADDR + cfg.mem_width // 2 or 1), E.BAD_ALIGN),
+        ("tiles beyond memory", _conv(cfg, w_addr=end - 8 * tb), E.MEM_RANGE),
+        ("ADD of 0 words", isa.add(**{**add, "words": 0}), E.BAD_SHAPE),
+        ("ADD beyond the buffer", isa.add(**{**add, "b_word": aw - 15}), E.ACT_RANGE),
+        ("ADD output over part of A", isa.add(**{**add, "o_buf": 0, "o_word": 8}), E.ACT_RANGE),
+        ("ADD output over part of B", isa.add(**{**add, "o_buf": 0, "o_word": 20}), E.ACT_RANGE),
+        ("POOL of 0 pixels", isa.pool(**{**pool, "pixels": 0}), E.BAD_SHAPE),
+        ("POOL of 0 tiles", isa.pool(**{**pool, "tiles": 0}), E.BAD_SHAPE),
+        ("POOL with mult 0", isa.pool(**{**pool, "mult": 0}), E.BAD_SHAPE),
+        ("POOL beyond the buffer", isa.pool(**{**pool, "a_word": aw - 15}), E.ACT_RANGE),
+        (
+            "POOL output over its input",
+            isa.pool(**{**pool, "o_buf": 0, "o_word": 15}),
+            E.ACT_RANGE,
+        ),  # fmt: skip
+    ]
+
+
+def test_conv_add_pool_checks():
+    """Each check in the documented order, before any data moves; a good program runs after."""
+    cfg = PRESETS["default"]
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (4, 4, cfg.rows), dtype=np.int8)
+    w = rng.integers(-128, 128, (cfg.cols, cfg.rows, 3, 3), dtype=np.int8)
+    wt = np.ascontiguousarray(
+        np.stack([w[:, :, dy + 1, dx + 1].T for dy, dx in isa.ring_taps(3)])
+    )  # [t][r][c]: tiles (0, 0, t)
+    for name, cmd, code in conv_error_cases(cfg):
+        sim = IsaSim(cfg)
+        sim.write(W_ADDR, wt.tobytes())
+        sim.write(IN, x.reshape(16, cfg.rows).tobytes())
+        pb_before = sim.pb.copy()
+        sim.write_program(PROG, [isa.load_act(IN, 0, 0, 16), cmd, isa.done()])
+        res = sim.run(PROG)
+        assert not res.done and res.error == code, f"{name}: got {res.error.name}"
+        assert check_command(cfg, *isa.decode(cmd)) == code, name
+        assert res.counters["rd_weight_bytes"] == res.counters["pb_read_bytes"] == 0, name
+        assert res.counters["mac_active"] == 0 and np.array_equal(sim.pb, pb_before), name
+        assert not sim.act[1].any(), name  # nothing written
+        good = [isa.load_act(IN, 0, 0, 16), _conv(cfg), isa.store_act(OUT, 1, 0, 16), isa.done()]
+        run_ok(sim, PROG, good, name)
+        got = np.frombuffer(sim.read(OUT, 16 * cfg.rows), np.int8).reshape(4, 4, cfg.cols)
+        assert np.array_equal(got, conv2d_ref(x, w, 1, 1, (1, 0))), name
+
+
+def test_conv_opcodes_illegal_without_conv():
+    cfg = PRESETS["tiny"]
+    assert not cfg.conv
+    cmds = [
+        _conv(cfg),
+        isa.add(
+            a_buf=0,
+            a_word=0,
+            b_buf=0,
+            b_word=4,
+            o_buf=1,
+            o_word=0,
+            words=4,
+            mult_a=1,
+            mult_b=1,
+            shift=0,
+        ),  # fmt: skip
+        isa.pool(a_buf=0, a_word=0, o_buf=1, o_word=0, pixels=4, tiles=1, mult=1, shift=2),
+    ]
+    for cmd in cmds:
+        sim, res = run_program(cfg, [cmd])
+        assert res.error == E.ILLEGAL_OPCODE and res.counters["commands"] == 1
+        assert check_command(cfg, *isa.decode(cmd)) == E.ILLEGAL_OPCODE
+
+
+def test_conv_checks_that_do_not_apply_are_skipped():
+    """All tiles from the PB: w_addr is neither aligned nor in memory; ADD in place over A."""
+    cfg = PRESETS["default"]
+    sim = IsaSim(cfg)
+    fill_pb_with_junk(sim, np.random.default_rng(2))
+    pb = dict(pb_nt=1, pb_ct=1, pb_t=9, pb_cstride=9, pb_nstride=9)
+    cmds = [
+        _conv(cfg, w_addr=cfg.mem_bytes - 1, **pb),
+        isa.add(
+            a_buf=1,
+            a_word=0,
+            b_buf=0,
+            b_word=0,
+            o_buf=1,
+            o_word=0,
+            words=16,
+            mult_a=1,
+            mult_b=1,
+            shift=0,
+        ),  # fmt: skip
+        isa.pool(a_buf=1, a_word=0, o_buf=0, o_word=0, pixels=16, tiles=1, mult=1, shift=4),
+        isa.done(),
+    ]
+    res = run_ok(sim, PROG, cmds)
+    assert res.counters["rd_weight_bytes"] == 0
+    assert res.counters["pb_read_bytes"] == 9 * cfg.tile_bytes
