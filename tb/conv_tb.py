@@ -138,11 +138,16 @@ class Conv:
                 int(rng.integers(1, self.ct_n + 1)),
                 int(rng.integers(1, taps + 1)),
             )
+        while self.pb[0] * self.pb[1] * self.pb[2] > cfg.pb_tiles:  # what the PB holds
+            nt, ct, t = self.pb
+            self.pb, source = (nt, ct, t // 2) if t > 1 else (nt, max(1, ct // 2), t), "split"
         self.source = source
 
     def expected(self) -> np.ndarray:
         acc = conv_numpy(self.x, self.weights, self.stride, self.pad)
-        return requant(acc, self.mult, self.shift, self.relu) if self.requant else acc
+        if self.requant:
+            return requant(acc, self.mult, self.shift, self.relu)
+        return np.maximum(acc, 0) if self.relu else acc  # ReLU applies to int32 output too
 
     def describe(self) -> str:
         return (
