@@ -28,6 +28,7 @@ from .config import AccelConfig
 from .dsp import RegisteredMul
 from .ports import buffer_read, buffer_write, run_control
 from .reference import MULT_BITS, SHIFT_BITS
+from .requant import _WINDOW, EARLY_LEVELS, _shift_levels
 
 # what travels down the pipeline with each read
 _TAG = data.StructLayout(
@@ -44,9 +45,9 @@ _TAG = data.StructLayout(
 def vector_latency(opts: BuildOptions = SIMULATION) -> int:
     """Cycles from the issue of a group's last read to its output word's write (``wr.en``):
     the buffer read, the multiply (2 with its input registers, 1 without), the accumulator, the
-    shifter and the saturation."""
+    shifter (two stages) and the saturation."""
     pipe = opts.pipeline_regs
-    return act_read_latency(pipe) + (2 if pipe else 1) + 3
+    return act_read_latency(pipe) + (2 if pipe else 1) + 4
 
 
 def vector_cycles(reads: int, opts: BuildOptions = SIMULATION) -> int:
@@ -95,7 +96,10 @@ class VectorUnit(wiring.Component):
         a_addr, b_addr = Signal(range(cfg.act_words)), Signal(range(cfg.act_words))
         groups_left = Signal(isa.INDEX_BITS)  # groups whose reads are not all issued
         in_group = Signal(isa.DIM_BITS)  # reads of the current group still to issue
-        first = Signal()  # the next read starts a group
+        # the next read starts / ends a group, ends the last group; groups of one read. As
+        # registers: counter compares would sit in front of the read address.
+        first, last = Signal(name="first"), Signal(name="last")
+        last_group, single = Signal(name="last_group"), Signal(name="single")
         issuing = Signal()
         done = Signal(init=1)
         m.d.comb += ctl.done.eq(done)
@@ -103,8 +107,12 @@ class VectorUnit(wiring.Component):
         start_pool = add.opcode == isa.Op.POOL
         start_group = Mux(start_pool, pool.pixels, 2)
         start_groups = Mux(start_pool, pool.tiles, add.words)
+        # the flags straight from the fields (compares after the muxes were a deeper path)
+        start_single = start_pool & (pool.pixels == 1)
+        start_last_group = Mux(start_pool, pool.tiles == 1, add.words == 1)
+        # zero counts are rejected by the checks; here they only keep the unit from hanging
+        empty = Mux(start_pool, (pool.pixels == 0) | (pool.tiles == 0), add.words == 0)
         with m.If(ctl.start):
-            empty = (start_group == 0) | (start_groups == 0)  # rejected by the checks: no hang
             m.d.sync += [
                 is_pool.eq(start_pool),
                 mult_a.eq(Mux(start_pool, pool.mult, add.mult_a)),
@@ -121,30 +129,36 @@ class VectorUnit(wiring.Component):
                 in_group.eq(start_group),
                 groups_left.eq(start_groups),
                 first.eq(1),
+                last.eq(start_single),
+                last_group.eq(start_last_group),
+                single.eq(start_single),
                 issuing.eq(~empty),
                 done.eq(empty),
             ]
 
         # ---- reads: one per cycle; ADD alternates A and B ----------------------------------
-        last = in_group == 1
         issue = Signal(_TAG)
         m.d.comb += [
             issue.valid.eq(issuing & ctl.run),
             issue.sel_b.eq(~is_pool & last),
             issue.first.eq(first),
             issue.out.eq(issue.valid & last),
-            issue.final.eq(issue.valid & last & (groups_left == 1)),
+            issue.final.eq(issue.valid & last & last_group),
             rd.en.eq(issue.valid),
             rd.addr.eq(Mux(issue.sel_b, b_addr, a_addr)),
             rd.buf.eq(Mux(issue.sel_b, b_buf, a_buf)),
         ]
         with m.If(issue.valid):
-            m.d.sync += [
-                in_group.eq(Mux(last, group, in_group - 1)),
-                groups_left.eq(groups_left - last),
-                first.eq(last),
-                issuing.eq(~issue.final),
-            ]
+            m.d.sync += [first.eq(last), issuing.eq(~issue.final)]
+            with m.If(last):
+                m.d.sync += [
+                    in_group.eq(group),
+                    last.eq(single),
+                    groups_left.eq(groups_left - 1),
+                    last_group.eq(groups_left == 2),
+                ]
+            with m.Else():
+                m.d.sync += [in_group.eq(in_group - 1), last.eq(in_group == 2)]
             with m.If(issue.sel_b):
                 m.d.sync += b_addr.eq(b_addr + 1)
             with m.Else():
@@ -158,11 +172,13 @@ class VectorUnit(wiring.Component):
         t_data = act_read_latency(pipe)  # its word is on rd.data
         mul_latency = 2 if pipe else 1
         t_prod = t_data + mul_latency  # its products are out
-        t_out = t_prod + 3  # then the accumulator, the shifter and the saturation
+        t_out = t_prod + 4  # then the accumulator, the shifter's two stages, the saturation
         assert t_out == self.latency
 
         # ---- per lane: multiply, accumulate, round and shift, saturate ---------------------
         acc_bits = 8 + MULT_BITS + cfg.act_words.bit_length() + 1  # POOL's exact sum
+        max_shift = (1 << SHIFT_BITS) - 1
+        levels = list(reversed(range(SHIFT_BITS)))  # shifter levels, the largest step first
         mult = Mux(tags[t_data].sel_b, mult_b, mult_a)
         out_word = []
         for i in range(cfg.rows):
@@ -174,19 +190,26 @@ class VectorUnit(wiring.Component):
             acc = Signal(signed(acc_bits), name=f"acc{i}", reset_less=True)
             with m.If(tags[t_prod].valid):
                 m.d.sync += acc.eq(Mux(tags[t_prod].first, 0, acc) + mul.p)
-            # the rounding bit P[s-1] is added after the shift (P[-1] = 0: none for s = 0)
-            t = Signal(signed(acc_bits), name=f"t{i}", reset_less=True)
-            rbit = Signal(name=f"rbit{i}", reset_less=True)
-            m.d.sync += [t.eq(acc >> shift), rbit.eq(Cat(Const(0, 1), acc).bit_select(shift, 1))]
-            # t + rbit saturates exactly when t does (t = 127 saturates to 127 either way), so
-            # only the low 8 bits are incremented; ReLU keys on the sign (t < 0: result <= 0)
-            neg = t[-1]
-            fits = (t[7:] == 0) | t[7:].all()  # -128 <= t <= 127
-            y = Signal(signed(9), name=f"y{i}")
-            m.d.comb += y.eq(t[:8].as_signed() + rbit)
+            # the shifter of .requant on Cat(0, P): t = P >> s (8 bits), P[s-1] (P[-1] = 0: no
+            # rounding for s = 0), and whether a bit it dropped (at s + 8 or above) differs
+            # from the sign; its first levels in one stage, the others and t + P[s-1] in the next
+            neg = acc[-1]
+            sel = Cat(Const(0, 1), acc)
+            sel = Cat(sel, neg.replicate(max(0, max_shift + _WINDOW - len(sel))))
+            sel, drops = _shift_levels(sel, neg, shift, levels[:EARLY_LEVELS])
+            part = Signal(len(sel), name=f"part{i}", reset_less=True)
+            drop1, neg1 = Signal(name=f"drop1_{i}"), Signal(name=f"neg1_{i}")
+            m.d.sync += [part.eq(sel), drop1.eq(drops), neg1.eq(neg)]
+            window, drops = _shift_levels(part, neg1, shift, levels[EARLY_LEVELS:])
+            t = window[1:]
+            y = Signal(8, name=f"y{i}", reset_less=True)
+            t7, drop, neg2 = Signal(name=f"t7_{i}"), Signal(name=f"drop{i}"), Signal(name=f"neg{i}")
+            m.d.sync += [y.eq(t + window[0]), t7.eq(t[7]), drop.eq(drop1 | drops), neg2.eq(neg1)]
+            # t fits int8 iff nothing dropped and its bit 7 is the sign; the increment then
+            # overflows only from 127, which saturates to 127 anyway. ReLU keys on the sign.
+            ovf = drop | (t7 ^ neg2) | (~neg2 & y[7])
             q = Signal(8, name=f"q{i}", reset_less=True)
-            sat = Mux(~fits, Mux(neg, -128, 127), Mux(y > 127, 127, y))
-            m.d.sync += q.eq(Mux(relu & neg, 0, sat))
+            m.d.sync += q.eq(Mux(relu & neg2, 0, Mux(ovf, Mux(neg2, 0x80, 0x7F), y)))
             out_word.append(q)
 
         # ---- writes: one word per group, in order ------------------------------------------
