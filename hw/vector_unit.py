@@ -198,12 +198,15 @@ class VectorUnit(wiring.Component):
             sel = Cat(sel, neg.replicate(max(0, max_shift + _WINDOW - len(sel))))
             sel, drops = _shift_levels(sel, neg, shift, levels[:EARLY_LEVELS])
             part = Signal(len(sel), name=f"part{i}", reset_less=True)
-            drop1, neg1 = Signal(name=f"drop1_{i}"), Signal(name=f"neg1_{i}")
+            drop1 = Signal(name=f"drop1_{i}", reset_less=True)
+            neg1 = Signal(name=f"neg1_{i}", reset_less=True)
             m.d.sync += [part.eq(sel), drop1.eq(drops), neg1.eq(neg)]
             window, drops = _shift_levels(part, neg1, shift, levels[EARLY_LEVELS:])
             t = window[1:]
             y = Signal(8, name=f"y{i}", reset_less=True)
-            t7, drop, neg2 = Signal(name=f"t7_{i}"), Signal(name=f"drop{i}"), Signal(name=f"neg{i}")
+            t7 = Signal(name=f"t7_{i}", reset_less=True)
+            drop = Signal(name=f"drop{i}", reset_less=True)
+            neg2 = Signal(name=f"neg{i}", reset_less=True)
             m.d.sync += [y.eq(t + window[0]), t7.eq(t[7]), drop.eq(drop1 | drops), neg2.eq(neg1)]
             # t fits int8 iff nothing dropped and its bit 7 is the sign; the increment then
             # overflows only from 127, which saturates to 127 anyway. ReLU keys on the sign.

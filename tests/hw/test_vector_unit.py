@@ -163,7 +163,7 @@ def test_vector_unit_random(preset: str, pipe: bool) -> None:
             await step()
             ctx.set(dut.ctl.start, 0)
             ctx.set(dut.ctl.run, 1)
-            writes, busy = [], 0
+            writes, busy, last_write = [], 0, 0
             while True:
                 done, write = await step()
                 if done:
@@ -172,12 +172,14 @@ def test_vector_unit_random(preset: str, pipe: bool) -> None:
                 assert busy < 4 * reads + 100, f"seed {seed}: {op} {f} hangs"
                 if write is not None:
                     writes.append(write)
+                    last_write = busy
             ctx.set(dut.ctl.run, 0)
             msg = f"seed {seed}: {op} {f}"
             # ADD: 2 cycles per word, POOL: 1 per input word, plus a fixed latency
             assert busy == vector_cycles(reads, opts), f"{msg}: {busy} cycles"
             per = 2 * f["words"] if op == "add" else f["pixels"] * f["tiles"]
             assert busy <= per + dut.latency, f"{msg}: {busy} cycles"
+            assert last_write == busy, f"{msg}: done rose {busy - last_write} cycles late"
             want = [(f["o_buf"], f["o_word"] + i, w) for i, w in enumerate(_words(out))]
             assert writes == want, f"{msg}: writes differ"
             for w in want:  # every other word of both buffers as it was
