@@ -35,6 +35,7 @@ from .output_writer import OutputWriter
 from .pipeline import CreditedReadQueue
 from .ports import share
 from .sequencer import Sequencer
+from .vector_unit import VectorUnit
 from .weight_feed import WeightFeed
 from .width import WidthConverter
 
@@ -58,7 +59,7 @@ class SushiAccel(wiring.Component):
         opts = self.opts
         pipe_regs = opts.pipeline_regs
 
-        m.submodules.seq = seq = Sequencer()
+        m.submodules.seq = seq = Sequencer(with_vec=cfg.conv)
         m.submodules.fetch = fetch = CommandFetch(cfg)
         m.submodules.check = check = CommandCheck(cfg, opts)
         m.submodules.dma = dma = Dma(cfg)
@@ -116,7 +117,6 @@ class SushiAccel(wiring.Component):
         wiring.connect(m, dma.wdata, wiring.flipped(self.mem.wdata))
         wiring.connect(m, feed.w, core.w)
         wiring.connect(m, core.out, writer.rows)
-        wiring.connect(m, writer.w, acts.out)
         # the GEMM's or the CONV's descriptor to the core (a CONV is an implicit GEMM: M output
         # pixels, K = channel tiles x taps x rows, N output channels; CHECK decoded its sizes)
         g = data.View(isa.GEMM, fetch.cmd[: isa.GEMM.size])
@@ -126,13 +126,29 @@ class SushiAccel(wiring.Component):
             is_conv = fetch.cmd[:4] == isa.Op.CONV
         geom = check.geom
         m.d.comb += [
-            acts.gemm.eq(gemm),
             acts.a.en.eq(core.a_en),
             acts.a.addr.eq(core.a_addr),
             acts.a.buf.eq(Mux(is_conv, cv.a_buf, g.a_buf)),
             core.a_data.eq(acts.a.data),
             core.a_avail.eq(-1),
         ]
+        if cfg.conv:
+            # ADD and POOL: the vector unit takes the core's and the writer's buffer ports
+            m.submodules.vec = vec = VectorUnit(cfg, opts)
+            vec_run = seq.vec.run
+            wiring.connect(m, seq.vec, vec.ctl)
+            m.d.comb += [vec.cmd.eq(fetch.cmd), acts.gemm.eq(gemm | vec_run)]
+            with m.If(vec_run):
+                m.d.comb += [
+                    acts.a.en.eq(vec.rd.en),
+                    acts.a.addr.eq(vec.rd.addr),
+                    acts.a.buf.eq(vec.rd.buf),
+                ]
+            m.d.comb += vec.rd.data.eq(acts.a.data)
+            share(m, acts.out, [(vec_run, vec.wr), (1, writer.w)])
+        else:
+            m.d.comb += acts.gemm.eq(gemm)
+            wiring.connect(m, writer.w, acts.out)
         desc = core.cmd.payload
         rq = desc.requant
         m.d.comb += [

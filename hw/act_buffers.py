@@ -1,14 +1,15 @@
 """The two activation buffers and the users that take turns on their ports.
 
-LOAD_ACT writes and STORE_ACT reads them (the DMA); a GEMM reads its A operand (the core) and
-writes its output (the output writer). Each buffer has one write and one read port; the
-sequencer's ``gemm`` state picks the GEMM's users, the DMA's otherwise (the DMA drives nothing
-outside its own states).
+LOAD_ACT writes and STORE_ACT reads them (the DMA); a GEMM or CONV reads its A operand (the core)
+and writes its output (the output writer), ADD and POOL read and write them (the vector unit, on
+the same two ports). Each buffer has one write and one read port; ``gemm`` (the sequencer's GEMM
+or vector state) picks the compute users, the DMA's otherwise (the DMA drives nothing outside its
+own states).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -74,8 +75,15 @@ class ActBuffers(wiring.Component):
                 ram.read.addr.eq(rd.addr),
             ]
             rdata.append(ram.read.data)
+        # the data of a read comes from the buffer that read named (the vector unit alternates
+        # buffers read by read): its buf, delayed as the data is
+        buf_at = rd.buf
+        for i in range(act_read_latency(pipe_regs)):
+            buf_q = Signal.like(rd.buf, name=f"rd_buf_q{i}")
+            m.d.sync += buf_q.eq(buf_at)
+            buf_at = buf_q
         m.d.comb += [
-            self.store.data.eq(Mux(self.store.buf, rdata[1], rdata[0])),
-            self.a.data.eq(Mux(self.a.buf, rdata[1], rdata[0])),
+            self.store.data.eq(Mux(buf_at, rdata[1], rdata[0])),
+            self.a.data.eq(Mux(buf_at, rdata[1], rdata[0])),
         ]
         return m

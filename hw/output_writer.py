@@ -83,21 +83,22 @@ class OutputWriter(wiring.Component):
                 with m.If(rows.valid):
                     m.d.comb += row_done.eq(o_part == 3)
                     m.d.sync += [o_part.eq(o_part + 1), o_addr.eq(o_addr + 1)]
-        with m.If(row_done & out.conv):
-            m.d.sync += row.eq(row + 1)
-            with m.If(row == rows_m1):  # the group ends: the next N-tile, or the next M-tile
-                m.d.sync += row.eq(0)
-                with m.If(nt == geom.nt_n - 1):
-                    nxt = mtile + mtile_words
-                    m.d.sync += [
-                        nt.eq(0),
-                        mt.eq(mt + 1),
-                        o_addr.eq(nxt),
-                        group.eq(nxt),
-                        mtile.eq(nxt),
-                        rows_m1.eq(Mux(mt + 2 == geom.mt_n, last_m1, D - 1)),
-                    ]
-                with m.Else():
-                    nxt = group + plane_words
-                    m.d.sync += [nt.eq(nt + 1), o_addr.eq(nxt), group.eq(nxt)]
+        if cfg.conv:
+            with m.If(row_done & out.conv):
+                m.d.sync += row.eq(row + 1)
+                with m.If(row == rows_m1):  # the group ends: the next N-tile, or the next M-tile
+                    m.d.sync += row.eq(0)
+                    with m.If(nt == geom.nt_n - 1):
+                        nxt = mtile + mtile_words
+                        m.d.sync += [
+                            nt.eq(0),
+                            mt.eq(mt + 1),
+                            o_addr.eq(nxt),
+                            group.eq(nxt),
+                            mtile.eq(nxt),
+                            rows_m1.eq(Mux(mt + 2 == geom.mt_n, last_m1, D - 1)),
+                        ]
+                    with m.Else():
+                        nxt = group + plane_words
+                        m.d.sync += [nt.eq(nt + 1), o_addr.eq(nxt), group.eq(nxt)]
         return m

@@ -1,8 +1,8 @@
 """The sequencer: which unit runs, their start/done handshakes, and the halt on an error.
 
-One command at a time: FETCH it, DECODE and CHECK it, then run it (CACHE, LOAD, STORE or
-GEMM) and move on (NEXT), or halt: done at DONE, error at the first failing check. After an
-error it waits in HALT until the failed command's memory requests have drained.
+One command at a time: FETCH it, DECODE and CHECK it, then run it (CACHE, LOAD, STORE, GEMM or
+CONV, ADD or POOL) and move on (NEXT), or halt: done at DONE, error at the first failing check.
+After an error it waits in HALT until the failed command's memory requests have drained.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ class Sequencer(wiring.Component):
     ``fetch_data`` (the fetch's beats arrive), ``halt``, and the DMA's and the GEMM's run
     levels (``dma.cache``/``load``/``store``, ``feed.run``)."""
 
-    def __init__(self):
+    def __init__(self, with_vec: bool = True):
+        """``with_vec=False``: no ADD/POOL state (configurations without ``conv``, where the
+        check rejects both opcodes)."""
+        self.with_vec = with_vec
         super().__init__(
             {
                 "doorbell": In(1),
@@ -36,6 +39,8 @@ class Sequencer(wiring.Component):
                 # core, and the GEMM is over when the core is idle and every weight was fed
                 "feed": Out(run_control(done=True)),
                 "writer": Out(run_control()),
+                # ADD and POOL: the vector unit runs until done
+                "vec": Out(run_control(done=True)),
                 "core_valid": Out(1),
                 "core_ready": In(1),
                 "core_idle": In(1),
@@ -108,7 +113,11 @@ class Sequencer(wiring.Component):
                 with m.Elif(op == isa.Op.STORE_ACT):
                     m.d.comb += dma.start.eq(1)
                     m.next = "STORE"
-                with m.Else():  # GEMM: any other opcode failed its checks as ILLEGAL_OPCODE
+                if self.with_vec:
+                    with m.Elif((op == isa.Op.ADD) | (op == isa.Op.POOL)):
+                        m.d.comb += self.vec.start.eq(1)
+                        m.next = "VEC"
+                with m.Else():  # GEMM or CONV: any other opcode failed as ILLEGAL_OPCODE
                     m.d.comb += gemm_start.eq(1)
                     m.d.sync += core_started.eq(0)
                     m.next = "GEMM"
@@ -125,6 +134,12 @@ class Sequencer(wiring.Component):
                     m.d.sync += core_started.eq(1)
                 with m.If(core_started & self.core_idle & self.feed.done):
                     m.next = "NEXT"
+
+            if self.with_vec:
+                with m.State("VEC"):
+                    m.d.comb += self.vec.run.eq(1)
+                    with m.If(self.vec.done):
+                        m.next = "NEXT"
 
             with m.State("NEXT"):
                 m.d.comb += fetch.advance.eq(1)

@@ -16,7 +16,7 @@ in the same feed order (M-tile, then N-tile, then K-tile), each at its own pace:
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,16 +52,19 @@ class TileCursor:
         *,
         lookahead: bool = False,
         track_pb: bool = True,
+        taps: bool = True,
     ):
         """``g``: the tile counts (``t_n``, ``ct_n``, ``nt_n``, ``mt_n``), the counts less two
         (``t_m2``, ...: never all ones for a legal command, as the counts stay below half the
         width) and the cached block (``pb_t``, ``pb_ct``, ``pb_nt``, ``pb_used``), valid from
-        ``start`` on. ``track_pb=False``: no ``in_pb`` (a walk over the cached block itself)."""
+        ``start`` on. ``track_pb=False``: no ``in_pb`` (a walk over the cached block itself).
+        ``taps=False``: one tap, always (configurations without convolutions: no tap counter)."""
         self.m, self.g, self.track_pb = m, g, track_pb
-        self.t = Signal(TAP_BITS, name=f"{name}_t")
+        self.t = Signal(TAP_BITS, name=f"{name}_t") if taps else Const(0, TAP_BITS)
         self.ct, self.nt = Signal(tile_w, name=f"{name}_ct"), Signal(tile_w, name=f"{name}_nt")
         self.mt = Signal(mtile_w, name=f"{name}_mt")
-        self.t_last, self.ct_last = Signal(name=f"{name}_t_last"), Signal(name=f"{name}_ct_last")
+        self.t_last = Signal(name=f"{name}_t_last") if taps else Const(1)
+        self.ct_last = Signal(name=f"{name}_ct_last")
         self.nt_last, self.mt_last = Signal(name=f"{name}_nt_last"), Signal(name=f"{name}_mt_last")
         self.kt_last = Signal(name=f"{name}_kt_last")  # last tap of the last channel tile
         self.kn_last = Signal(name=f"{name}_kn_last")  # ... of the last N-tile
@@ -69,8 +72,9 @@ class TileCursor:
         self.in_pb = Signal(name=f"{name}_in_pb")  # tile (nt, ct, t) comes from the PB
         # every tile has been stepped over (and outside a GEMM: set by reset)
         self.done = Signal(name=f"{name}_done", init=1)
-        names = "t ct nt mt t_last ct_last nt_last mt_last kt_last kn_last all_last done".split()
+        names = "ct nt mt ct_last nt_last mt_last kt_last kn_last all_last done".split()
         names += ["in_pb"] if track_pb else []
+        names += ["t", "t_last"] if taps else []
         self._state = {k: getattr(self, k) for k in names}
         self._next = self._next_state()
         if lookahead:
@@ -83,6 +87,9 @@ class TileCursor:
         m, g = self.m, self.g
         nxt = {k: Signal.like(s, name=f"{s.name}_next") for k, s in self._state.items()}
         m.d.comb += [nxt[k].eq(s) for k, s in self._state.items()]
+        if "t" not in nxt:  # one tap: "last tap" always, tap 0 always
+            nxt["t"], nxt["t_last"] = Signal(TAP_BITS), Signal()
+            m.d.comb += nxt["t_last"].eq(1)
         t_last, ct_last, nt_last = nxt["t_last"], nxt["ct_last"], nxt["nt_last"]
         mt_last = nxt["mt_last"]
 
@@ -140,12 +147,12 @@ class TileCursor:
         """At tile (0, 0, 0, 0)."""
         g = self.g
         t1, ct1, nt1, mt1 = g["t_n"] == 1, g["ct_n"] == 1, g["nt_n"] == 1, g["mt_n"] == 1
+        if isinstance(self.t, Signal):
+            self.m.d.sync += [self.t.eq(0), self.t_last.eq(t1)]
         self.m.d.sync += [
-            self.t.eq(0),
             self.ct.eq(0),
             self.nt.eq(0),
             self.mt.eq(0),
-            self.t_last.eq(t1),
             self.ct_last.eq(ct1),
             self.nt_last.eq(nt1),
             self.mt_last.eq(mt1),
@@ -269,20 +276,23 @@ class WeightFeed(wiring.Component):
             pb_used=geom.pb_used,
         )
         # off-chip weight walker: one request per tile outside the cached block
-        wcur = TileCursor(m, "w", tiles, tile_w, mtile_w)
+        taps = cfg.conv
+        wcur = TileCursor(m, "w", tiles, tile_w, mtile_w, taps=taps)
         idx_w = max(1, AW - lt)
         # tile index of (nt, ct, t), and of (nt, ct, 0) and (nt, 0, 0)
         w_idx, w_ct_start, w_nt_start = Signal(idx_w), Signal(idx_w), Signal(idx_w)
         # the feed (R >= 2 weight words per tile: never a step in the cycle after another or
         # a start)
-        fcur = TileCursor(m, "f", tiles, tile_w, mtile_w, lookahead=True)
+        fcur = TileCursor(m, "f", tiles, tile_w, mtile_w, lookahead=True, taps=taps)
         f_row, f_row_last = Signal(range(R)), Signal()
         # PB walker: the cached block's tiles in feed order, a pass per M-tile; steps R >= 2
         # reads apart, like fcur's
         pb_block = dict(
             tiles, t_n=pb_t, ct_n=pb_ct, nt_n=pb_nt, t_m2=pb_t_m2, ct_m2=pb_ct_m2, nt_m2=pb_nt_m2
         )
-        pcur = TileCursor(m, "p", pb_block, tile_w, mtile_w, lookahead=True, track_pb=False)
+        pcur = TileCursor(
+            m, "p", pb_block, tile_w, mtile_w, lookahead=True, track_pb=False, taps=taps
+        )
         pb_r = Signal(range(R))
         pb_ct_row, pb_nt_row = Signal(pb_t_w), Signal(pb_t_w)  # PB tile of (nt, ct, 0), (nt, 0, 0)
 

@@ -121,7 +121,9 @@ class Conv:
             -128, 128, (self.c_out_max, self.c_in_max, self.k_max, self.k_max), dtype=np.int8
         )
         off = (self.k_max - self.k) // 2
-        self.weights = self.w_full[: self.c_out, : self.c_in, off : off + self.k, off : off + self.k]
+        self.weights = self.w_full[
+            : self.c_out, : self.c_in, off : off + self.k, off : off + self.k
+        ]
         self.x = rng.integers(-128, 128, (self.h, self.w, self.c_in), dtype=np.int8)
         self.mult, self.shift = int(rng.integers(1, 1 << 16)), int(rng.integers(10, 24))
         self.relu = bool(rng.integers(0, 2))
@@ -160,7 +162,7 @@ class Conv:
 async def run_conv(host: AccelHost, cfg: AccelConfig, cv: Conv, s: int) -> None:
     R, tb = cfg.rows, cfg.tile_bytes
     taps_max = cv.k_max**2
-    ct_max, nt_max = ceil_div(cv.c_in_max, R), ceil_div(cv.c_out_max, R)
+    ct_max = ceil_div(cv.c_in_max, R)
     await host.write(W_ADDR, weight_tiles(cfg, cv.w_full))
     x_words = cv.ct_n * cv.h * cv.w
     await host.write(IN_ADDR, fmap_bytes(cfg, cv.x))

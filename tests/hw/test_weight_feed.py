@@ -41,7 +41,7 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
     wiring.connect(m, readq.o, feed.pb_words)
     gemms = []
     for i in range(12):
-        conv = i % 2  # a CONV walk (taps) or a GEMM's (one tap, unit strides)
+        conv = i % 2 and cfg.conv  # a CONV walk (taps) or a GEMM's (one tap, unit strides)
         t_n = rng.randrange(1, 10) if conv else 1
         ct_n, nt_n = rng.randrange(1, 5), rng.randrange(1, 4)
         mt_n = rng.choice([1, 2, 3])
