@@ -11,9 +11,6 @@ from sushi_hw import isa
 from sushi_hw.config import PRESETS, ceil_div, make_config
 from sushi_hw.reference import (
     conv2d_ref,
-    gemm_ref,
-    global_avg_pool_ref,
-    residual_add_ref,
 )
 from sushi_sched.compiler import CompileError, LayerCall
 from sushi_sched.conv_compiler import (
@@ -29,6 +26,7 @@ from sushi_sched.conv_compiler import (
     pool_requant,
 )
 from sushi_sched.isa_sim import IsaSim
+from sushi_tb.resnet_case import resnet_case
 
 PROG, CACHE_PROG, IN, OUT, W = 0x0, 0x800, 0x2000, 0x10000, 0x40000
 
@@ -156,81 +154,20 @@ def test_resnet_blocks_pool_and_fc_chained(preset, cached):
     -> bottleneck (identity) -> global average pool -> FC, on chip from LOAD_ACT to STORE_ACT."""
     cfg = PRESETS[preset]
     r = cfg.rows
-    rng = np.random.default_rng(7)
-    c1, c2, c3, mid = r, 2 * r, 3 * r, r // 2 + 1
-    tensors = {
-        "b1.c1": small(rng, (c1, c1, 3, 3)),
-        "b1.c2": small(rng, (c1, c1, 3, 3)),
-        "b2.c1": small(rng, (c2, c1, 5, 5)),  # used as 3x3: the centre crop of a 5x5
-        "b2.c2": small(rng, (c2, c2, 3, 3)),
-        "b2.sc": small(rng, (c2, c1, 1, 1)),
-        "b3.c1": small(rng, (mid, c2, 1, 1)),
-        "b3.c2": small(rng, (mid, mid, 3, 3)),
-        "b3.c3": small(rng, (c3, mid, 1, 1)),
-        "b3.sc": small(rng, (c3, c2, 1, 1)),
-        "b4.c1": small(rng, (mid, c3, 1, 1)),
-        "b4.c2": small(rng, (mid, mid, 3, 3)),
-        "b4.c3": small(rng, (c3, mid, 1, 1)),
-        "fc": small(rng, (c3, 10)),
-    }
-    image = ConvImage.build(cfg, tensors, W)
-    layout = None
-    if cached:
-        sub = {"b1.c2": (c1, c1, 1), "b2.c1": (c2, c1, 3), "b3.sc": (r, c2, 1), "fc": (c3, 10)}
-        layout = conv_pb_layout(cfg, image, sub)
-
-    def L(name, c_out, c_in, k, stride=1, relu=True):  # noqa: ANN001, ANN202, N802
-        return ConvLayer(name, c_out, c_in, k, stride, None, RQ, relu)
-
-    b1 = (L("b1.c1", c1, c1, 3), L("b1.c2", c1, c1, 3, relu=False))
-    b2 = (L("b2.c1", c2, c1, 3, 2), L("b2.c2", c2, c2, 3, relu=False))
-    b2sc = L("b2.sc", c2, c1, 1, 2, relu=False)
-    b3 = (L("b3.c1", mid, c2, 1), L("b3.c2", mid, mid, 3, 2), L("b3.c3", c3, mid, 1, relu=False))
-    b3sc = L("b3.sc", c3, c2, 1, 2, relu=False)
-    b4 = (L("b4.c1", mid, c3, 1), L("b4.c2", mid, mid, 3), L("b4.c3", c3, mid, 1, relu=False))
-    fc = LayerCall("fc", c3, 10, None)
-    h = w = 12
-    net = Network(cfg, image, layout)
-    x = net.input(h, w, c1)
-    y = net.basic_block(x, *b1, ADD)
-    y = net.basic_block(y, *b2, ADD, shortcut=b2sc)
-    y = net.bottleneck_block(y, *b3, ADD, shortcut=b3sc)
-    y = net.bottleneck_block(y, *b4, ADD)
-    mult, shift = pool_requant(y.h * y.w)
-    y = net.fc(net.pool(y), fc)
-    prog = net.program(y, IN, OUT)
-    ops = [isa.decode(c)[0] for c in prog]
+    case = resnet_case(cfg, 7, cached, W, IN, OUT)
+    ops = [isa.decode(c)[0] for c in case.program]
     assert ops.count(isa.Op.LOAD_ACT) == 1 and ops.count(isa.Op.STORE_ACT) == 1
-    assert ops.count(isa.Op.CONV) == 12 and ops.count(isa.Op.ADD) == 4
+    assert ops.count(isa.Op.CONV) == case.convs and ops.count(isa.Op.ADD) == case.adds
     assert ops.count(isa.Op.POOL) == 1 and ops.count(isa.Op.GEMM) == 1
 
-    # the reference, operator by operator
-    x_np = rng.integers(-128, 128, (h, w, c1), dtype=np.int8)
-    T = tensors
-
-    def block(v, convs, sc):  # noqa: ANN001, ANN202
-        u = v
-        for lay in convs:
-            u = ref_conv(u, T[lay.tensor], lay)
-        s = v if sc is None else ref_conv(v, T[sc.tensor], sc)
-        return residual_add_ref(u, s, *ADD, relu=True)
-
-    v = block(x_np, b1, None)
-    v = block(v, b2, b2sc)
-    v = block(v, b3, b3sc)
-    v = block(v, b4, None)
-    assert v.shape == (3, 3, c3)
-    assert 0 < np.count_nonzero(v) and np.count_nonzero(np.abs(v.astype(int)) == 127) < v.size // 2
-    pooled = global_avg_pool_ref(v, mult, shift)
-    want = gemm_ref(pooled[None, :], T["fc"])
-
     sim = IsaSim(cfg)
-    load(sim, image, layout, preset)
-    sim.write(IN, fmap_bytes(cfg, x_np))
-    res = run(sim, prog, f"{preset} cached={cached}")
+    load(sim, case.image, case.layout, preset)
+    sim.write(IN, fmap_bytes(cfg, case.x))
+    res = run(sim, case.program, f"{preset} cached={cached}")
     got = fmap_from_bytes(cfg, sim.read(OUT, fmap_words(cfg, 1, 1, 10, True) * r), 1, 1, 10, True)
-    assert np.array_equal(got.reshape(1, 10), want)
-    assert res.counters["rd_act_bytes"] == h * w * c1  # c1 = rows: no padding lanes
+    assert np.array_equal(got.reshape(1, 10), case.want)
+    h, w, c = case.x.shape
+    assert res.counters["rd_act_bytes"] == h * w * c  # c = rows: no padding lanes
     if cached:
         assert res.counters["pb_read_bytes"] > 0
 
