@@ -28,9 +28,11 @@ import numpy as np
 from sushi_hw.act_buffers import act_read_latency
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
+from sushi_hw.conv_check import STAGES as CONV_CHECK_STAGES
 from sushi_hw.gemm_core import GemmCore
 from sushi_hw.isa import CMD_BYTES
 from sushi_hw.requant import Requantizer
+from sushi_hw.vector_unit import vector_latency
 
 from .subgraph import EMPTY, SubGraph
 from .supernet.base import Dims, Layer, SubNet
@@ -101,6 +103,7 @@ class TimingModel:
     store_overhead: int = 2
     cache_overhead: int = 4
     query_overhead: int = 1  # the doorbell
+    vector_fixed: int = 2  # ADD/POOL: the start and the done handshakes
 
     def __post_init__(self) -> None:
         if self.gemm_overhead is None:
@@ -110,6 +113,11 @@ class TimingModel:
                 + Requantizer.latency
             )
             object.__setattr__(self, "gemm_overhead", drain + self.gemm_fixed)
+
+    @property
+    def conv_check(self) -> int:
+        """A CONV's checks take their register stages where a GEMM's take one cycle."""
+        return CONV_CHECK_STAGES - 1
 
     @property
     def bandwidth(self) -> int:
@@ -136,7 +144,36 @@ class TimingModel:
         self, m: int, kt: int, nt: int, pb_kt: int = 0, pb_nt: int = 0, int32: bool = False
     ) -> int:
         """One GEMM command's execution (excluding its fetch): ``kt x nt`` tiles per M-tile,
-        the leading ``pb_kt x pb_nt`` of them from the PB.
+        the leading ``pb_kt x pb_nt`` of them from the PB (:meth:`walk_cycles`)."""
+        in_pb = np.zeros((nt, kt), dtype=bool)
+        in_pb[:pb_nt, :pb_kt] = True
+        return self.walk_cycles(m, in_pb, int32)
+
+    def conv_cycles(
+        self,
+        pixels: int,
+        ct: int,
+        taps: int,
+        nt: int,
+        pb: tuple[int, int, int] = (0, 0, 0),
+        int32: bool = False,
+    ) -> int:
+        """One CONV command's execution (excluding its fetch): an implicit GEMM of ``pixels``
+        rows over ``ct * taps`` K-tiles and ``nt`` N-tiles, tiles (nt, ct, t) inside the cached
+        block ``pb = (pb_nt, pb_ct, pb_t)`` from the PB; its checks take ``conv_check`` more
+        cycles than a GEMM's."""
+        in_pb = np.zeros((nt, ct, taps), dtype=bool)
+        in_pb[: pb[0], : pb[1], : pb[2]] = True
+        return self.walk_cycles(pixels, in_pb.reshape(nt, ct * taps), int32) + self.conv_check
+
+    def vector_cycles(self, reads: int) -> int:
+        """ADD (``reads = 2 * words``) or POOL (``pixels * tiles``): one buffer read a cycle,
+        then the vector unit's pipeline (sushi_hw.vector_unit)."""
+        return reads + vector_latency() + self.vector_fixed
+
+    def walk_cycles(self, m: int, in_pb: np.ndarray, int32: bool = False) -> int:
+        """The weight walk of a GEMM or CONV: ``in_pb[nt, kt]`` says which of an M-tile's tiles
+        come from the PB.
 
         Tiles issue in order; tile j starts ``max(m_rows, rows + pb_tile_overhead)`` after tile
         j-1, and an off-chip tile no earlier than the stream delivers it: the stream starts
@@ -145,7 +182,8 @@ class TimingModel:
         int32 output rows take 4 buffer words: the last rows cost ``int32_row_cycles`` more, and
         the writer bounds the GEMM when it needs more cycles than the compute.
         """
-        pb = pb_kt * pb_nt
+        nt, kt = in_pb.shape
+        pb = int(in_pb.sum())
         off = kt * nt - pb
         mts = self.m_tiles(m)
         base = [max(mr, self.cfg.rows + self.pb_tile_overhead) for mr in mts]
@@ -155,20 +193,32 @@ class TimingModel:
             c = sum(kt * nt * p for p in period) - period[-1] + mts[-1]
             c += start0 if off else 0
         else:
-            is_pb = np.zeros((nt, kt), dtype=bool)
-            is_pb[:pb_nt, :pb_kt] = True
-            is_pb = np.tile(is_pb.reshape(-1), len(mts))
-            period = np.repeat(base, kt * nt)
-            avail = np.zeros(is_pb.size)
-            rank = np.cumsum(~is_pb) - 1  # order of each off-chip tile in the stream
-            avail[~is_pb] = start0 + rank[~is_pb] * self.mem_fetch_cycles
-            before = np.concatenate(([0], np.cumsum(period)[:-1]))  # start without waits
-            start = before + np.maximum.accumulate(avail - before)
-            c = int(start[-1]) + mts[-1]
+            c = self._mixed_walk(np.tile(in_pb.reshape(-1), len(mts)), np.repeat(base, kt * nt))
+            c += mts[-1]
         if int32:
             writer = 4 * sum(mts) * nt - sum(kt * nt * b for b in base)
             c += max(self.int32_row_cycles * mts[-1], writer)
         return int(c) + self.gemm_overhead
+
+    def _mixed_walk(self, is_pb: np.ndarray, period: np.ndarray) -> int:
+        """Start of the last tile of a walk with PB and off-chip tiles mixed. The off-chip
+        stream runs ahead at the memory bandwidth, but only as far as the dynamic buffer holds:
+        the r-th off-chip tile can land once the (r - capacity)-th has gone into the array
+        (while PB tiles compute, the stream prefetches at most a buffer's worth)."""
+        fetch = self.mem_fetch_cycles
+        cap = self.cfg.dyn_bytes // self.cfg.tile_bytes
+        t, landed = 0, self.cfg.mem_latency + self.first_fetch - fetch
+        taken: list[int] = []  # when each off-chip tile went into the array
+        for i, pb in enumerate(is_pb):
+            if i:
+                t += int(period[i - 1])
+            if not pb:
+                r = len(taken)
+                room = taken[r - cap] if r >= cap else 0
+                landed = max(landed, room) + fetch
+                t = max(t, landed)
+                taken.append(t)
+        return t
 
     def transfer_cycles(self, nbytes: int, overhead: int | None = None) -> int:
         """A LOAD_ACT/STORE_ACT/CACHE transfer's execution (excluding its fetch)."""

@@ -58,24 +58,46 @@ def _memory_table(records: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime.bench import bench_gemm, bench_memory
+    from ..runtime.bench import bench_conv, bench_gemm, bench_memory
 
     gemm: list[dict] = []
     memory: list[dict] = []
+    conv: list[dict] = []
     presets = [check_preset(p) for p in args.preset or ["tiny", "default"]]
     sim = sim_from_args(args)
-    jobs = [(name, kind) for name in presets for kind in ("gemm", "memory")]
+    jobs = [(name, kind) for name in presets for kind in ("gemm", "memory", "conv")]
     for name, kind in tqdm(jobs, desc="bench", unit="run"):
         cfg = config_from_args(args, name)
         if kind == "gemm":
             gemm += bench_gemm(cfg, sim, args.out / "parts")
-        else:
+        elif kind == "memory":
             memory += bench_memory(cfg, sim, args.out / "parts")
+        elif cfg.conv:  # configurations with the convolution hardware
+            conv += bench_conv(cfg, sim, args.out / "parts")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gemm.json").write_text(json.dumps(gemm, indent=1))
-    (args.out / "memory.json").write_text(json.dumps(memory, indent=1))
+    for name, records in (("gemm", gemm), ("memory", memory), ("conv", conv)):
+        (args.out / f"{name}.json").write_text(json.dumps(records, indent=1))
     print(_table(gemm))
     print()
     print(_memory_table(memory))
-    print(f"wrote {args.out / 'gemm.json'} and {args.out / 'memory.json'}")
+    print()
+    print(_conv_table(conv))
+    print(f"wrote gemm.json, memory.json and conv.json in {args.out}")
     return 0
+
+
+def _conv_table(records: list[dict]) -> str:
+    head = (
+        f"{'preset':14s} {'HxWxCi->Co':>14s} {'k':>2s} {'s':>2s} {'source':8s} {'cycles':>7s} "
+        f"{'ideal':>7s} {'util':>5s} {'act_B':>6s} {'im2col_B':>8s} {'model':>7s} {'err':>6s}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in records:
+        shape = f"{r['H']}x{r['W']}x{r['C_in']}->{r['C_out']}"
+        lines.append(
+            f"{r['preset']:14s} {shape:>14s} {r['k']:2d} {r['stride']:2d} "
+            f"{r['weight_source']:8s} {r['cycles']:7d} {r['ideal_cycles']:7d} "
+            f"{r['utilization']:5.3f} {r['offchip_act_bytes']:6d} {r['im2col_bytes']:8d} "
+            f"{r['model_cycles']:7d} {r['model_error']:+6.1%}"
+        )
+    return "\n".join(lines)

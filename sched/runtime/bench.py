@@ -20,6 +20,7 @@ from .rtl import run_on_rtl
 
 # the memory benchmark's addresses (as the accelerator testbench has always used them)
 PROG_ADDR, CACHE_PROG_ADDR, IN_ADDR, W_ADDR = 0x0, 0x800, 0x1000, 0x8000
+OUT_ADDR = 0x40000  # the conv bench's output (its weights reach 0x30000)
 
 
 def gemm_shapes(cfg: AccelConfig) -> list[tuple[int, int, int]]:
@@ -125,3 +126,131 @@ def bench_memory(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
         cfg = cfg.replace(name=f"{cfg.name}+pb{need // 1024}k", pb_bytes=need)
     work = Path(out_dir) / f"memory.{cfg.name}.{sim}"
     return run_on_rtl(cfg, MemoryBench(), sim=sim, workdir=work)
+
+
+# ---- convolutions ---------------------------------------------------------------------------
+def conv_layers(cfg: AccelConfig) -> list[tuple[int, int, int, int, int, int]]:
+    """(H, W, C_in, C_out, k, stride) of the conv bench: 3x3 layers with C_in, C_out >= 4*rows
+    (ResNet's bulk), a 1x1, a 7x7 stem-like layer, a stride-2 layer, the 3-channel input layer
+    and small late-stage maps where the weight load bounds a tile."""
+    r = cfg.rows
+    return [
+        (8, 8, 4 * r, 4 * r, 3, 1),
+        (16, 16, 4 * r, 4 * r, 3, 1),
+        (8, 8, 8 * r, 8 * r, 3, 1),
+        (16, 16, 2 * r, 4 * r, 3, 2),
+        (8, 8, 4 * r, 8 * r, 1, 1),
+        (16, 16, r, r, 7, 1),
+        (16, 16, 3, r, 3, 1),
+        (4, 4, 8 * r, 8 * r, 3, 1),
+        (2, 2, 8 * r, 8 * r, 3, 1),
+    ]
+
+
+@dataclass
+class ConvBench:
+    """One CONV per layer and weight source, timed alone (its input loaded by a program
+    before), checked bit-exactly against the numpy reference, with the cost model's cycles."""
+
+    layers: list[tuple[int, int, int, int, int, int]]
+
+    def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
+        from sushi_hw.reference import conv2d_ref
+
+        from ..conv_compiler import (
+            ConvImage,
+            ConvLayer,
+            Network,
+            conv_pb_layout,
+            fmap_bytes,
+            fmap_from_bytes,
+            fmap_words,
+        )
+        from ..conv_compiler import cache_program as conv_cache_program
+        from ..cost import TimingModel
+
+        cfg = backend.cfg
+        tm = TimingModel(cfg)
+        rng = np.random.default_rng(0)
+        records = []
+        for h, w, c_in, c_out, k, stride in self.layers:
+            wt = rng.integers(-128, 128, (c_out, c_in, k, k), dtype=np.int8)
+            x = rng.integers(-128, 128, (h, w, c_in), dtype=np.int8)
+            image = ConvImage.build(cfg, {"w": wt}, W_ADDR)
+            for addr, blob in image.writes():
+                backend.write(addr, blob)
+            backend.write(IN_ADDR, fmap_bytes(cfg, x))
+            layer = ConvLayer("w", c_out, c_in, k, stride, None, (1 << 8, 16), True)
+            ct, nt, taps = ceil_div(c_in, cfg.rows), ceil_div(c_out, cfg.cols), k * k
+            half_out = max(1, nt // 2) * cfg.cols
+            for source in ("pb", "offchip", "split"):
+                dims = {"pb": (c_out, c_in, k), "split": (min(c_out, half_out), c_in, k)}
+                layout = None
+                if source in dims:
+                    layout = conv_pb_layout(cfg, image, {"w": dims[source]})
+                    prog = [*conv_cache_program(cfg, image, layout), isa.done()]
+                    backend.write(CACHE_PROG_ADDR, b"".join(prog))
+                    require_ok(backend.run(CACHE_PROG_ADDR, "cache"))
+                net = Network(cfg, image, layout)
+                y = net.conv(net.input(h, w, c_in), layer)
+                load, conv, store, done = net.program(y, IN_ADDR, OUT_ADDR)
+                backend.write(PROG_ADDR, load + done)
+                loaded = require_ok(backend.run(PROG_ADDR, "load")).counters["rd_act_bytes"]
+                backend.write(PROG_ADDR, conv + done)
+                c = require_ok(backend.run(PROG_ADDR, f"conv {source}")).counters
+                backend.write(PROG_ADDR, store + done)
+                require_ok(backend.run(PROG_ADDR, "store"))
+                out_words = fmap_words(cfg, y.h, y.w, c_out)
+                raw = backend.read(OUT_ADDR, out_words * cfg.rows)
+                got = fmap_from_bytes(cfg, raw, y.h, y.w, c_out)
+                want = conv2d_ref(x, wt, stride, k // 2, layer.requant, layer.relu)
+                if not np.array_equal(got, want):
+                    raise AssertionError(f"conv {h}x{w}x{c_in}->{c_out} k{k}: wrong output")
+                _, f = isa.decode(conv)
+                pb = (f["pb_nt"], f["pb_ct"], f["pb_t"])
+                pixels = y.h * y.w
+                model = tm.query_overhead + 2 * tm.cmd_cycles
+                model += tm.conv_cycles(pixels, ct, taps, nt, pb)
+                ideal = ceil_div(pixels * c_in * taps * c_out, cfg.rows * cfg.cols)
+                records.append(
+                    {
+                        "preset": cfg.name,
+                        "rows": cfg.rows,
+                        "cols": cfg.cols,
+                        "H": h,
+                        "W": w,
+                        "C_in": c_in,
+                        "C_out": c_out,
+                        "k": k,
+                        "stride": stride,
+                        "pad": k // 2,
+                        "weight_source": source,
+                        "cycles": c["cycles"],
+                        "ideal_cycles": ideal,
+                        "utilization": round(ideal / c["cycles"], 4),
+                        "offchip_act_bytes": loaded,
+                        "input_fmap_bytes": ct * h * w * cfg.rows,
+                        "im2col_bytes": pixels * ct * taps * cfg.rows,
+                        "offchip_weight_bytes": c["rd_weight_bytes"],
+                        "pb_bytes": c["pb_read_bytes"],
+                        "model_cycles": model,
+                        "model_error": round((model - c["cycles"]) / c["cycles"], 4),
+                    }
+                )
+                if progress is not None:
+                    progress.update()
+        return records
+
+
+def bench_conv(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
+    """Every layer's weights must fit the PB for the all-PB case: ``pb_bytes`` is raised to
+    the largest layer's (named in the records' preset) when the preset's is smaller."""
+    layers = conv_layers(cfg)
+    need = max(
+        ceil_div(co, cfg.cols) * ceil_div(ci, cfg.rows) * k * k for _, _, ci, co, k, _ in layers
+    )
+    need *= cfg.tile_bytes
+    if cfg.pb_bytes < need:
+        cfg = cfg.replace(name=f"{cfg.name}+pb{need // 1024}k", pb_bytes=need)
+    work = Path(out_dir) / f"conv.{cfg.name}.{sim}"
+    return run_on_rtl(cfg, ConvBench(layers), sim=sim, workdir=work)
