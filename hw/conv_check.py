@@ -2,8 +2,8 @@
 
 :class:`~.check.CommandCheck` owns the priority and the error register; this unit computes the
 conditions of docs/isa.md for the three opcodes of configurations with ``conv``. The products
-(plane sizes, spans of the weight walk) take three register stages after DECODE: ``ready``
-rises in the cycle the conditions hold this command's values.
+(plane sizes, spans of the weight walk) run one after the other on one shift-and-add multiplier
+(:data:`CHECK_CYCLES` after DECODE): the DSPs are the array's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ CODES = {
     isa.Op.ADD: [isa.ErrorCode.BAD_SHAPE, isa.ErrorCode.ACT_RANGE],
     isa.Op.POOL: [isa.ErrorCode.BAD_SHAPE, isa.ErrorCode.ACT_RANGE],
 }
-STAGES = 3  # register stages after DECODE: the conditions are valid in the third cycle
+PRODUCTS = 10  # the multiplications the checks need, on one shift-and-add multiplier
+Y_BITS = 12  # width of each product's smaller operand: a product takes Y_BITS + 1 cycles
+#: cycles from DECODE until ``ready`` (the conditions hold this command's values)
+CHECK_CYCLES = 1 + PRODUCTS * (Y_BITS + 1) + 2
 
 
 def _overlap(a: Value, a_n: Value, b: Value, b_n: Value) -> Value:
@@ -38,8 +41,8 @@ def _overlap(a: Value, a_n: Value, b: Value, b_n: Value) -> Value:
 
 
 class ConvCheck(wiring.Component):
-    """``start`` (DECODE) starts the stages; ``ready`` rises :data:`STAGES` cycles later and
-    stays until the next start. ``conds[i]`` is condition ``i`` of :data:`CODES` for the opcode
+    """``start`` (DECODE) starts the products; ``ready`` rises :data:`CHECK_CYCLES` cycles later
+    and stays until the next start. ``conds[i]`` is condition ``i`` of :data:`CODES` for the opcode
     on ``cmd``. ``geom``, ``im2col`` and ``pixels`` are a CONV's geometry (valid with ready)."""
 
     def __init__(self, cfg: AccelConfig):
@@ -66,13 +69,6 @@ class ConvCheck(wiring.Component):
         pl = data.View(isa.POOL, self.cmd[: isa.POOL.size])
         op = self.cmd[:4]
 
-        wait = Signal(range(STAGES + 1))
-        with m.If(self.start):
-            m.d.sync += wait.eq(STAGES - 1)
-        with m.Elif(wait != 0):
-            m.d.sync += wait.eq(wait - 1)
-        m.d.comb += self.ready.eq(wait == 0)
-
         # stage 1 (DECODE): tile counts and output sizes
         ct_n, nt_n, taps = Signal(12), Signal(12), Signal(6)
         h_out, w_out = Signal(9), Signal(9)
@@ -94,29 +90,60 @@ class ConvCheck(wiring.Component):
                 h_fits.eq(cv.h + (cv.pad << 1) >= cv.k),
                 w_fits.eq(cv.w + (cv.pad << 1) >= cv.k),
             ]
-        # stage 2: products of stage 1
+
+        # the products, one after the other on one shift-and-add multiplier (ten multipliers
+        # would take DSPs the array needs): ``dest = x * y``, y at most Y_BITS wide, a fixed
+        # Y_BITS + 1 cycles each; a later step may use an earlier one's result
         p_in, p_out, k_tiles = Signal(16), Signal(18), Signal(18)
         w_cprod, pb_cprod = Signal(20), Signal(20)
         w_nprod, pb_nprod = Signal(28), Signal(28)
-        pool_words = Signal(28)
-        m.d.sync += [
-            p_in.eq(cv.h * cv.w),
-            p_out.eq(h_out * w_out),
-            k_tiles.eq(ct_n * taps),
-            w_cprod.eq((ct_n - 1) * cv.w_cstride),
-            pb_cprod.eq((cv.pb_ct - 1) * cv.pb_cstride),
-            w_nprod.eq((nt_n - 1) * cv.w_nstride),
-            pb_nprod.eq((cv.pb_nt - 1) * cv.pb_nstride),
-            pool_words.eq(pl.tiles * pl.pixels),
+        pool_words, a_words_p, o_pix = Signal(28), Signal(32), Signal(32)
+        steps = [
+            (p_in, cv.h, cv.w),
+            (p_out, h_out, w_out),
+            (k_tiles, ct_n, taps),
+            (w_cprod, cv.w_cstride, ct_n - 1),
+            (pb_cprod, cv.pb_cstride, cv.pb_ct - 1),
+            (w_nprod, cv.w_nstride, nt_n - 1),
+            (pb_nprod, cv.pb_nstride, cv.pb_nt - 1),
+            (pool_words, pl.pixels, pl.tiles),
+            (a_words_p, p_in, ct_n),
+            (o_pix, p_out, nt_n),
         ]
-        # stage 3: buffer and memory extents
+        assert len(steps) == PRODUCTS
+        acc, x = Signal(32), Signal(32)
+        y = Signal(Y_BITS)
+        step = Signal(range(PRODUCTS + 1), init=PRODUCTS)
+        i = Signal(range(Y_BITS + 1))
+        settle = Signal(range(3))  # the sums after the last product, then ready
+        with m.If(self.start):
+            m.d.sync += [step.eq(0), i.eq(0), settle.eq(2)]
+        with m.Elif(step != PRODUCTS):
+            with m.If(i == 0):  # load
+                with m.Switch(step):
+                    for n, (_, xs, ys) in enumerate(steps):
+                        with m.Case(n):
+                            m.d.sync += [x.eq(xs), y.eq(ys[:Y_BITS]), acc.eq(0)]
+                m.d.sync += i.eq(1)
+            with m.Else():
+                total = acc + Mux(y[0], x, 0)
+                m.d.sync += [acc.eq(total), x.eq(x << 1), y.eq(y >> 1), i.eq(i + 1)]
+                with m.If(i == Y_BITS):  # the last bit: store, next step
+                    with m.Switch(step):
+                        for n, (dest, _, _) in enumerate(steps):
+                            with m.Case(n):
+                                m.d.sync += dest.eq(total)
+                    m.d.sync += [step.eq(step + 1), i.eq(0)]
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+        m.d.comb += self.ready.eq((step == PRODUCTS) & (settle == 0))
+
+        # buffer and memory extents, registered after the products
         a_words, o_words = Signal(32), Signal(32)
         w_cspan, pb_cspan = Signal(21), Signal(21)
         w_span, pb_span = Signal(29), Signal(29)
-        o_pix = Signal(32)
-        m.d.comb += o_pix.eq(nt_n * p_out)
         m.d.sync += [
-            a_words.eq(ct_n * p_in),
+            a_words.eq(a_words_p),
             o_words.eq(Mux(cv.requant, o_pix, o_pix << 2)),
             w_cspan.eq(w_cprod + taps),
             pb_cspan.eq(pb_cprod + cv.pb_t),

@@ -28,7 +28,7 @@ import numpy as np
 from sushi_hw.act_buffers import act_read_latency
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
-from sushi_hw.conv_check import STAGES as CONV_CHECK_STAGES
+from sushi_hw.conv_check import CHECK_CYCLES as CONV_CHECK_CYCLES
 from sushi_hw.gemm_core import GemmCore
 from sushi_hw.isa import CMD_BYTES
 from sushi_hw.requant import Requantizer
@@ -116,8 +116,8 @@ class TimingModel:
 
     @property
     def conv_check(self) -> int:
-        """A CONV's checks take their register stages where a GEMM's take one cycle."""
-        return CONV_CHECK_STAGES - 1
+        """A CONV's checks take their products' cycles where a GEMM's take one."""
+        return CONV_CHECK_CYCLES - 1
 
     @property
     def bandwidth(self) -> int:
