@@ -76,7 +76,7 @@ TOPS: dict[str, Top] = {
     "sushi_sim": Top(
         SushiSim,
         "the accelerator with the HDL off-chip memory model: cocotb accelerator tests, "
-        "`sushi demo`, `sushi bench` (memory.json); the tests also build it with the "
+        "`sushi demo`, `sushi bench` (memory.json, conv.json); the tests also build it with the "
         "iCEBreaker's build options (`board_sim_options`)",
     ),
     "sushi_board": Top(
