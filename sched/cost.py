@@ -240,19 +240,23 @@ def _dw_ntile_ktiles(ch: int, taps: int, cfg: AccelConfig) -> list[int]:
 
 
 def slice_tiles(layout: str, dims: Dims, cfg: AccelConfig) -> int:
-    """Weight tiles (PB slots) a tensor slice occupies in the layout the array consumes."""
+    """Weight tiles (PB slots) a tensor slice occupies in the layout the array consumes: a
+    GEMM's ``[nt][kt]``, a convolution's ``[nt][ct][tap]`` (docs/isa.md: a tile is one tap of
+    ``rows`` input channels)."""
     if layout == "dw":
         return sum(_dw_ntile_ktiles(dims[0], math.prod(dims[2:]), cfg))
     if layout == "kn":
         k, n = dims
-    else:
-        k, n = dims[1] * math.prod(dims[2:]), dims[0]
-    return math.ceil(k / cfg.rows) * math.ceil(n / cfg.cols)
+        return math.ceil(k / cfg.rows) * math.ceil(n / cfg.cols)
+    taps = math.prod(dims[2:])
+    return math.ceil(dims[0] / cfg.cols) * math.ceil(dims[1] / cfg.rows) * taps
 
 
 @dataclass(frozen=True)
 class GemmPart:
-    """One GEMM command: ``kt x n_tiles`` tiles, the leading ``pb_kt x pb_nt`` from the PB."""
+    """One GEMM or CONV command: ``n_tiles`` N-tiles of ``kt`` K-tiles, a K-tile being one tap
+    (of ``taps``) of one channel tile; the cached block (``pb_nt`` N-tiles, ``pb_kt`` channel
+    tiles, ``pb_t`` taps) from the PB. A GEMM has one tap."""
 
     m: int
     k_pad: int  # K rounded up to rows (A bytes read per output row and N-tile)
@@ -262,14 +266,21 @@ class GemmPart:
     kt: int = 0
     pb_kt: int = 0
     pb_nt: int = 0
+    taps: int = 1
+    pb_t: int = 1
 
 
 def layer_parts(layer: Layer, cached: Dims | None, cfg: AccelConfig) -> list[GemmPart]:
-    """The GEMM commands the compiler issues for ``layer`` given the PB's slice of its tensor."""
+    """The commands the compiler issues for ``layer`` given the PB's slice of its tensor.
+
+    A convolution (``oihw``) is one CONV: its K-tiles are (channel tile, tap) pairs with the taps
+    in ring order, so a cached slice with a smaller kernel still covers the leading taps.
+    Depthwise layers (``dw``, MobileNetV3) have no command on chip this round: they keep a
+    block-diagonal GEMM estimate that no RTL command implements."""
     r, c = cfg.rows, cfg.cols
-    k_cov, n_cov = layer.gemm_cover(cached)
     if layer.layout == "dw":
         kts = _dw_ntile_ktiles(layer.n, layer.k, cfg)
+        _, n_cov = layer.gemm_cover(cached)
         nt_pb = len(kts) if n_cov >= layer.n else n_cov // c
         return [
             GemmPart(
@@ -284,6 +295,33 @@ def layer_parts(layer: Layer, cached: Dims | None, cfg: AccelConfig) -> list[Gem
             )
             for i, kt in enumerate(kts)
         ]
+    if layer.layout == "oihw":
+        c_out, c_in = layer.dims[:2]
+        taps = math.prod(layer.dims[2:])
+        ct, nt = math.ceil(c_in / r), math.ceil(c_out / c)
+        pb_nt = pb_ct = pb_t = 0
+        if cached and len(cached) == len(layer.dims):
+            co, ci = min(c_out, cached[0]), min(c_in, cached[1])
+            pb_nt = nt if co >= c_out else co // c
+            pb_ct = ct if ci >= c_in else ci // r
+            pb_t = min(taps, math.prod(cached[2:]))  # the centre crop: the leading taps
+        if 0 in (pb_nt, pb_ct, pb_t):
+            pb_nt = pb_ct = pb_t = 0
+        return [
+            GemmPart(
+                layer.m,
+                ct * taps * r,
+                nt,
+                nt * ct * taps,
+                pb_nt * pb_ct * pb_t,
+                ct * taps,
+                pb_ct,
+                pb_nt,
+                taps,
+                pb_t,
+            )  # fmt: skip
+        ]
+    k_cov, n_cov = layer.gemm_cover(cached)
     kt_all, nt_all = math.ceil(layer.k / r), math.ceil(layer.n / c)
     kt_pb = kt_all if k_cov >= layer.k else k_cov // r
     nt_pb = nt_all if n_cov >= layer.n else n_cov // c
@@ -359,7 +397,13 @@ class CostModel:
         int32 = layer.out_bytes > layer.m * layer.n  # int32 output (the last layer of digits)
         for p in parts:
             mt = len(tm.m_tiles(p.m))
-            cycles += tm.cmd_cycles + tm.gemm_cycles(p.m, p.kt, p.n_tiles, p.pb_kt, p.pb_nt, int32)
+            if layer.layout == "oihw":  # a CONV
+                ct, block = p.kt // p.taps, (p.pb_nt, p.pb_kt, p.pb_t)
+                cycles += tm.cmd_cycles + tm.conv_cycles(p.m, ct, p.taps, p.n_tiles, block, int32)
+            else:
+                cycles += tm.cmd_cycles + tm.gemm_cycles(
+                    p.m, p.kt, p.n_tiles, p.pb_kt, p.pb_nt, int32
+                )
             w_off += mt * (p.tiles - p.pb_tiles) * tb
             pb += mt * p.pb_tiles * tb
             # dynamic buffer write+read of streamed tiles, A reads, int32 output writes

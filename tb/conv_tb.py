@@ -272,7 +272,8 @@ async def expect_error(host, cmds: list[bytes], code: isa.ErrorCode, s: int, wha
 
 @cocotb.test()
 async def conv_errors_halt(dut):
-    """Each CONV error halts before any data moves, and a good convolution runs afterwards."""
+    """Each CONV error, and ADD's and POOL's, halts before any data moves; a good convolution
+    runs afterwards."""
     host, cfg = await setup(dut)
     s = seed() + 1
     R = cfg.rows
@@ -300,6 +301,17 @@ async def conv_errors_halt(dut):
     ]
     for what, change, code in cases:
         await expect_error(host, [isa.conv(**{**good, **change})], code, s, what)
+    vec = dict(a_buf=0, a_word=0, o_buf=1, o_word=0)
+    add = dict(vec, b_buf=0, b_word=64, words=16, mult_a=1, mult_b=1, shift=0)
+    await expect_error(host, [isa.add(**{**add, "words": 0})], E.BAD_SHAPE, s, "ADD of no words")
+    await expect_error(
+        host, [isa.add(**{**add, "o_buf": 0, "o_word": 8})], E.ACT_RANGE, s, "ADD over part of A"
+    )
+    pool = dict(vec, pixels=16, tiles=2, mult=1, shift=4)
+    await expect_error(host, [isa.pool(**{**pool, "mult": 0})], E.BAD_SHAPE, s, "POOL mult 0")
+    await expect_error(
+        host, [isa.pool(**{**pool, "o_buf": 0, "o_word": 31})], E.ACT_RANGE, s, "POOL over input"
+    )
     rng = np.random.default_rng(s)
     await run_conv(host, cfg, Conv(cfg, rng, 4000), s)
 

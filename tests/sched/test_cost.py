@@ -117,8 +117,8 @@ def test_depthwise_block_diagonal():
 def test_pb_footprint_and_timing_mismatch():
     lay = {"a": "kn", "c": "oihw"}
     g = SubGraph({"a": (5, 4), "c": (4, 2, 3, 3)})
-    # a: ceil(5/4)*1 = 2 tiles; c: K=18 -> 5 K-tiles x 1 N-tile
-    assert pb_footprint(g, lay, CFG) == (2 + 5) * 16
+    # a: ceil(5/4)*1 = 2 tiles; c: 1 channel tile x 9 taps x 1 N-tile (a tile is one tap)
+    assert pb_footprint(g, lay, CFG) == (2 + 9) * 16
     with pytest.raises(ValueError, match="different AccelConfig"):
         CostModel(make_config("default"), TM)
 
