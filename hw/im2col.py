@@ -76,10 +76,10 @@ class Im2col(wiring.Component):
         row_off = [Signal(lin, name=f"row_off{i}") for i in range(-MAX_RING, 2 * MAX_RING + 1)]
         w_out_m1 = Signal(8)
         m.d.comb += [s_w.eq(Mux(geo.stride == 2, geo.w << 1, geo.w)), w_out_m1.eq(geo.w_out - 1)]
-        m.d.comb += [
-            r.eq(i * geo.w)
-            for i, r in zip(range(-MAX_RING, 2 * MAX_RING + 1), row_off, strict=True)
-        ]
+        for i, r in zip(range(-MAX_RING, 2 * MAX_RING + 1), row_off, strict=True):
+            # |i| * w as shifts and adds (Yosys would put a constant product on a DSP)
+            mag = sum((geo.w << b for b in range(abs(i).bit_length()) if abs(i) >> b & 1), Const(0))
+            m.d.comb += r.eq(-mag if i < 0 else mag)
 
         # the tap table (constants): dy, dx of tap t
         dys = Array(Const(dy, signed(4)) for dy, _ in TAPS)

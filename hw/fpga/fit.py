@@ -116,7 +116,7 @@ class FitPlan:
         r = self.board.resources
         lines = [
             f"{self.cfg.name} on {self.board.name} ({self.board.device}):",
-            f"  DSPs  {self.dsps}/{r.dsps} (requantiser {self.requant_dsps}, "
+            f"  DSPs  {self.dsps}/{r.dsps} (requantiser and vector unit {self.requant_dsps}, "
             f"PEs {self.array_dsp_pes}; {self.array_lut_pes} PEs with LUT multipliers)",
             f"  BRAM  {self.brams}/{r.brams}   SPRAM {self.sprams}/{r.sprams}",
             f"  LUTs  ~{self.est_luts}/{r.luts} (estimate)",
@@ -163,12 +163,14 @@ def plan(board: Board, cfg: AccelConfig) -> FitPlan:
     """Map ``cfg`` onto ``board``; ``problems`` lists what does not fit (empty: it fits)."""
     r, fam = board.resources, board.family
     pes = cfg.rows * cfg.cols
-    rq = 2 * cfg.cols + _CORE_DSPS
+    # the requantiser's two per column, and the vector unit's one per lane (configurations with
+    # convolutions: sushi_hw.vector_unit)
+    rq = 2 * cfg.cols + _CORE_DSPS + (cfg.rows if cfg.conv else 0)
     dsp_pes = max(0, min(pes, r.dsps - rq))
     p = FitPlan(board, cfg, dsp_pes, pes - dsp_pes, rq)
     if rq > r.dsps:
         p.problems.append(
-            f"DSPs: the requantiser needs 2 per column ({rq} for cols={cfg.cols}), "
+            f"DSPs: the requantiser and the vector unit need {rq} for cols={cfg.cols}, "
             f"the device has {r.dsps}"
         )
     spram_left = r.sprams
