@@ -3,18 +3,18 @@ numpy, weights from the PB, off-chip and split, on random memory timing; the con
 
 The feature-map and weight packing here follows docs/isa.md on its own (not the compiler's
 code), so it checks the compiler's reading of the ISA as well as the RTL's.
-``SUSHI_CONFIG`` carries the AccelConfig, ``SUSHI_SEED`` the seed (printed in every failure).
+``SUSHI_CONFIG`` carries the AccelConfig, ``SUSHI_SEED`` the seed (printed in every failure); the
+set-up and the random memory timing are the accelerator testbench's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import cocotb
 import numpy as np
 from accel_host import AccelHost
-from cocotb.clock import Clock
+from accel_tb import random_memory, seed, setup
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 from sushi_sched.conv_compiler import cache_program, fmap_from_bytes, fmap_words
@@ -25,23 +25,6 @@ IN_ADDR = 0x1000
 OUT_ADDR = 0x10000
 W_ADDR = 0x40000
 E = isa.ErrorCode
-
-
-def load_config() -> AccelConfig:
-    return AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
-
-
-def seed() -> int:
-    return int(os.environ.get("SUSHI_SEED", "1"))
-
-
-async def setup(dut) -> tuple[AccelHost, AccelConfig]:
-    cfg = load_config()
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    host = AccelHost(dut, cfg)
-    await host.reset()
-    await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
-    return host, cfg
 
 
 def conv_numpy(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
@@ -233,15 +216,6 @@ async def run_conv(host: AccelHost, cfg: AccelConfig, cv: Conv, s: int) -> None:
     )
     assert c["pb_read_bytes"] == cached * mt_n, f"{what}: {c['pb_read_bytes']} PB bytes"
     assert c["mac_active"] == cv.pixels * tiles, f"{what}: {c['mac_active']} rows issued"
-
-
-async def random_memory(host, cfg, rng) -> str:
-    lat = int(rng.integers(1, 64))
-    bpc = int(rng.integers(1, cfg.mem_width + 1))
-    stall = int(rng.choice([0, 32, 128]))
-    mseed = int(rng.integers(1, 1 << 16))
-    await host.memory_model(lat, bpc, stall, mseed)
-    return f"latency={lat} bytes/cycle={bpc} stall={stall}/256 mem_seed={mseed}"
 
 
 @cocotb.test()
