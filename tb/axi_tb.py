@@ -23,7 +23,6 @@ from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from sushi_hw import isa
-from sushi_hw.axi import regs
 from sushi_hw.config import AccelConfig
 from sushi_hw.program import act_bytes, int32_from_bytes
 from sushi_hw.reference import gemm_ref
