@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import random
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.task import bridge, resume
-from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, Timer, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from sushi_hw import isa
@@ -36,6 +37,7 @@ from sushi_sched.compiler import (
 from sushi_sched.runtime.axi_driver import AxiDriver, DesignMismatch
 
 CLOCK_NS = 10
+IRQ_TIMEOUT_CYCLES = 2_000_000
 PROG_ADDR, CACHE_PROG_ADDR, IN_ADDR, OUT_ADDR, W_ADDR = 0x0, 0x800, 0x1000, 0x4000, 0x8000
 
 
@@ -127,6 +129,8 @@ class Env:
         self.ar = rd.ar_channel = DelayedChannel(rd.ar_channel, latency, self.log, "ar")
         self.aw = wr.aw_channel = DelayedChannel(wr.aw_channel, 0, self.log, "aw")
         self.faults = Faults()
+        for model in (rd, wr, self.lite.read_if, self.lite.write_if):
+            model.log.setLevel(logging.WARNING)  # a line per transaction slows the simulation
         orig_read, orig_write = rd._read, wr._write
 
         async def faulty_read(address: int, length: int) -> bytes:
@@ -146,12 +150,22 @@ class Env:
     def set_latency(self, latency: int) -> None:
         self.ar.latency = latency
 
-    def backpressure(self, rng: random.Random, p: float) -> None:
-        """Random pauses with probability ``p`` on every channel the RAM drives ready/valid of."""
+    def channels(self) -> list:
         rd, wr = self.ram.read_if, self.ram.write_if
-        for ch in (rd.ar_channel.channel, rd.r_channel, wr.aw_channel.channel, wr.w_channel,
-                   wr.b_channel):  # fmt: skip
+        return [rd.ar_channel.channel, rd.r_channel, wr.aw_channel.channel, wr.w_channel,
+                wr.b_channel]  # fmt: skip
+
+    async def _backpressure(self, seed: int, p: float) -> None:
+        rng = random.Random(seed)
+        for ch in self.channels():
             ch.set_pause_generator(pauses(random.Random(rng.random()), p) if p else None)
+            if not p:
+                ch.pause = False  # a stopped generator leaves its last value
+
+    def backpressure(self, rng: random.Random, p: float) -> None:
+        """Random pauses with probability ``p`` on every channel of the RAM (from a bridge
+        thread: the generators start in the simulator's scheduler)."""
+        resume(self._backpressure)(rng.getrandbits(32), p)
 
     # accessors for the driver (synchronous, from a bridge thread)
     async def _read32(self, offset: int) -> int:
@@ -162,7 +176,10 @@ class Env:
 
     async def _wait_irq(self) -> None:
         if not int(self.dut.irq.value):
-            await RisingEdge(self.dut.irq)
+            try:  # a hang shows as the driver's timeout on STATUS.busy, not a stuck test
+                await with_timeout(RisingEdge(self.dut.irq), IRQ_TIMEOUT_CYCLES * CLOCK_NS, "ns")
+            except SimTimeoutError:
+                pass
 
     def driver(self, cfg: AccelConfig | None = None, **kw: Any) -> AxiDriver:
         env = self
@@ -294,7 +311,7 @@ async def gemm_programs(dut):
     cfg, s = env.cfg, seed()
     rng = np.random.default_rng(s)
     prng = random.Random(s)
-    trials = int(os.environ.get("SUSHI_AXI_TRIALS", "4"))
+    trials = int(os.environ.get("SUSHI_AXI_TRIALS", "6"))
 
     def body() -> None:
         drv = env.driver()
