@@ -8,21 +8,14 @@ thread as a PYNQ host would run it).
 
 from __future__ import annotations
 
-import collections
 import json
-import logging
 import os
 import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.task import bridge, resume
-from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, Timer, with_timeout
-from cocotb.utils import get_sim_time
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotb.task import bridge
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig
 from sushi_hw.program import act_bytes, int32_from_bytes
@@ -35,9 +28,8 @@ from sushi_sched.compiler import (
     network_program,
 )
 from sushi_sched.runtime.axi_driver import AxiDriver, DesignMismatch
+from sushi_sched.runtime.axi_sim import Env, start
 
-CLOCK_NS = 10
-IRQ_TIMEOUT_CYCLES = 2_000_000
 PROG_ADDR, CACHE_PROG_ADDR, IN_ADDR, OUT_ADDR, W_ADDR = 0x0, 0x800, 0x1000, 0x4000, 0x8000
 
 
@@ -49,167 +41,9 @@ def seed() -> int:
     return int(os.environ.get("SUSHI_SEED", "1"))
 
 
-def now_cycles() -> int:
-    return int(get_sim_time("ns")) // CLOCK_NS
-
-
-class DelayedChannel:
-    """Stands in for ``AxiRam``'s AR sink: every request is handed to the RAM ``latency``
-    cycles after the bus accepted it (pipelined: many requests can wait at once), and each is
-    logged as ``(cycle, addr, len)``."""
-
-    def __init__(self, channel: Any, latency: int, log: list, kind: str):
-        self.channel, self.latency, self.log, self.kind = channel, latency, log, kind
-        self.queue: collections.deque = collections.deque()
-        self.event = Event()
-        cocotb.start_soon(self._pump())
-
-    async def _pump(self) -> None:
-        while True:
-            t = await self.channel.recv()
-            stamp = now_cycles()
-            addr = int(getattr(t, f"{self.kind}addr"))
-            self.log.append((self.kind, stamp, addr, int(getattr(t, f"{self.kind}len"))))
-            self.queue.append((stamp, t))
-            self.event.set()
-
-    async def recv(self) -> Any:
-        while not self.queue:
-            self.event.clear()
-            await self.event.wait()
-        stamp, t = self.queue.popleft()
-        wait = stamp + self.latency - now_cycles()
-        if wait > 0:
-            await Timer(wait * CLOCK_NS, "ns")
-        return t
-
-    def clear(self) -> None:
-        self.queue.clear()
-        self.channel.clear()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.channel, name)
-
-
-@dataclass
-class Faults:
-    """Address ranges [lo, hi) whose reads or writes the RAM answers with SLVERR."""
-
-    read: list[tuple[int, int]] = field(default_factory=list)
-    write: list[tuple[int, int]] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.read.clear()
-        self.write.clear()
-
-
-def pauses(rng: random.Random, p: float):
-    """A pause generator: each cycle paused with probability ``p``."""
-    while True:
-        yield rng.random() < p
-
-
-def throttle(period: int):
-    """One beat every ``period`` cycles."""
-    while True:
-        yield False
-        for _ in range(period - 1):
-            yield True
-
-
-class Env:
-    """The DUT with its AXI models and the host driver's accessors."""
-
-    def __init__(self, dut: Any, cfg: AccelConfig, latency: int = 0):
-        self.dut, self.cfg = dut, cfg
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=cfg.mem_bytes)
-        self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.log: list = []
-        rd, wr = self.ram.read_if, self.ram.write_if
-        self.ar = rd.ar_channel = DelayedChannel(rd.ar_channel, latency, self.log, "ar")
-        self.aw = wr.aw_channel = DelayedChannel(wr.aw_channel, 0, self.log, "aw")
-        self.faults = Faults()
-        for model in (rd, wr, self.lite.read_if, self.lite.write_if):
-            model.log.setLevel(logging.WARNING)  # a line per transaction slows the simulation
-        orig_read, orig_write = rd._read, wr._write
-
-        async def faulty_read(address: int, length: int) -> bytes:
-            a = address % cfg.mem_bytes
-            if any(lo <= a < hi for lo, hi in self.faults.read):
-                raise OSError(f"injected read error at {address:#x}")
-            return await orig_read(address, length)
-
-        async def faulty_write(address: int, data: bytes) -> None:
-            a = address % cfg.mem_bytes
-            if any(lo <= a < hi for lo, hi in self.faults.write):
-                raise OSError(f"injected write error at {address:#x}")
-            await orig_write(address, data)
-
-        rd._read, wr._write = faulty_read, faulty_write
-
-    def set_latency(self, latency: int) -> None:
-        self.ar.latency = latency
-
-    def channels(self) -> list:
-        rd, wr = self.ram.read_if, self.ram.write_if
-        return [rd.ar_channel.channel, rd.r_channel, wr.aw_channel.channel, wr.w_channel,
-                wr.b_channel]  # fmt: skip
-
-    async def _backpressure(self, seed: int, p: float) -> None:
-        rng = random.Random(seed)
-        for ch in self.channels():
-            ch.set_pause_generator(pauses(random.Random(rng.random()), p) if p else None)
-            if not p:
-                ch.pause = False  # a stopped generator leaves its last value
-
-    def backpressure(self, rng: random.Random, p: float) -> None:
-        """Random pauses with probability ``p`` on every channel of the RAM (from a bridge
-        thread: the generators start in the simulator's scheduler)."""
-        resume(self._backpressure)(rng.getrandbits(32), p)
-
-    # accessors for the driver (synchronous, from a bridge thread)
-    async def _read32(self, offset: int) -> int:
-        return int.from_bytes((await self.lite.read(offset, 4)).data, "little")
-
-    async def _write32(self, offset: int, value: int) -> None:
-        await self.lite.write(offset, value.to_bytes(4, "little"))
-
-    async def _wait_irq(self) -> None:
-        if not int(self.dut.irq.value):
-            try:  # a hang shows as the driver's timeout on STATUS.busy, not a stuck test
-                await with_timeout(RisingEdge(self.dut.irq), IRQ_TIMEOUT_CYCLES * CLOCK_NS, "ns")
-            except SimTimeoutError:
-                pass
-
-    def driver(self, cfg: AccelConfig | None = None, **kw: Any) -> AxiDriver:
-        env = self
-
-        class Regs:
-            read32 = staticmethod(resume(env._read32))
-            write32 = staticmethod(resume(env._write32))
-
-        class Mem:
-            @staticmethod
-            def write(addr: int, data: bytes) -> None:
-                env.ram.write(addr, data)
-
-            @staticmethod
-            def read(addr: int, n: int) -> bytes:
-                return env.ram.read(addr, n)
-
-        kw.setdefault("wait_irq", resume(self._wait_irq))
-        return AxiDriver(cfg or self.cfg, Regs(), Mem(), name="axi/cocotb", **kw)
-
-
 async def setup(dut: Any, latency: int | None = None) -> Env:
     cfg = load_config()
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    env = Env(dut, cfg, cfg.mem_latency if latency is None else latency)
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
-    await ClockCycles(dut.clk, 2)
-    return env
+    return await start(dut, cfg, cfg.mem_latency if latency is None else latency)
 
 
 # ---- workloads (as tb/accel_tb.py's, on full tensors with shapes that fit the buffers) ------
