@@ -9,7 +9,7 @@ the AXI specification so that SoC tools infer both interfaces. docs/axi.md descr
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -173,11 +173,15 @@ class SushiAxi(wiring.Component):
         with m.If(fire):
             m.d.sync += pending.eq(0)
 
+        # the two cycles after the doorbell count as busy, whenever the core raises its busy:
+        # the previous program's done/error must not show in between
+        launched = Signal(2)
+        m.d.sync += launched.eq(Cat(fire, launched[0]))
         busy = Signal()
         done = Signal()
         error = Signal()
         m.d.comb += [
-            busy.eq(ctrl.busy | pending | ~master.idle),
+            busy.eq(ctrl.busy | pending | ~master.idle | launched.any()),
             done.eq(ctrl.done & ~master.error & ~busy),
             error.eq((ctrl.error | master.error) & ~busy),
             self.irq.eq(irq_en & (done | error)),
