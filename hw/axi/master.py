@@ -100,8 +100,8 @@ class Axi4Master(wiring.Component):
         data_bytes = default_data_bytes(cfg) if data_bytes is None else data_bytes
         if data_bytes < 1 or data_bytes & (data_bytes - 1) or data_bytes > 128:
             raise ValueError(f"AXI data width {data_bytes} B: must be a power of two <= 128 B")
-        if reads < 1:
-            raise ValueError("reads: at least one outstanding read request")
+        if reads < 3:  # a buffered FIFO of depth 2 has a zero-width address (lint)
+            raise ValueError(f"reads = {reads}: at least 3 outstanding read requests")
         self.cfg, self.data_bytes, self.reads = cfg, data_bytes, reads
         super().__init__(
             {
@@ -136,9 +136,9 @@ class Axi4Master(wiring.Component):
             }
         )
         m.submodules.rdesc = rdesc = fifo.SyncFIFOBuffered(width=desc_layout.size, depth=self.reads)
-        m.submodules.wdesc = wdesc = fifo.SyncFIFOBuffered(width=desc_layout.size, depth=2)
+        m.submodules.wdesc = wdesc = fifo.SyncFIFOBuffered(width=desc_layout.size, depth=4)
         # write bursts: AW (address, length) and, for WLAST, the lengths again
-        m.submodules.awq = awq = fifo.SyncFIFOBuffered(width=AXI_ADDR_BITS + 8, depth=2)
+        m.submodules.awq = awq = fifo.SyncFIFOBuffered(width=AXI_ADDR_BITS + 8, depth=4)
         m.submodules.wlen = wlen = fifo.SyncFIFOBuffered(width=8, depth=4)
 
         err = Signal()
