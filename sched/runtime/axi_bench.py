@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = bench_axi(PRESETS[args.preset], args.sim, out)
+    # the jobs are pickled into the simulator: take them from the module, not from __main__
+    from sushi_sched.runtime.axi_bench import bench_axi as bench
+
+    res = bench(PRESETS[args.preset], args.sim, out)
     (out / "axi.json").write_text(json.dumps(res, indent=2))
     for r in res["records"]:
         print(
