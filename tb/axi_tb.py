@@ -16,6 +16,7 @@ from typing import Any
 import cocotb
 import numpy as np
 from cocotb.task import bridge
+from cocotb.triggers import ClockCycles
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig
 from sushi_hw.program import act_bytes, int32_from_bytes
@@ -251,3 +252,51 @@ async def digits_query(dut):
         dut._log.info(f"digits {key}: {q.run.cycles} cycles, {q2.run.cycles} with the PB")
 
     await bridge(body)()
+
+
+@cocotb.test()
+async def reset_in_the_middle(dut):
+    """Reset at a random moment of a program (AXI bursts in flight, random pauses), then the
+    same program again through a fresh driver: bit-exact."""
+    env = await setup(dut)
+    cfg, s = env.cfg, seed() + 3
+    rng = np.random.default_rng(s)
+    prng = random.Random(s)
+    for trial in range(2):
+        tensors, calls, x, m = random_net(cfg, rng, 3)
+        layout = PBLayout.allocate(cfg, {c.tensor: (1, 1) for c in calls})
+        image = WeightImage.build(cfg, tensors, W_ADDR)
+        prog = [
+            *cache_program(cfg, image, layout),
+            *network_program(cfg, image, layout, calls, m, IN_ADDR, OUT_ADDR),
+        ]
+
+        def load_and_start(image=image, x=x, prog=prog) -> AxiDriver:
+            drv = env.driver()
+            for name, blob in image.blobs.items():
+                drv.write(image.addr[name], blob)
+            drv.write(IN_ADDR, act_bytes(cfg, x))
+            drv.write(PROG_ADDR, b"".join(prog))
+            env.backpressure(prng, 0.3)
+            drv.start(PROG_ADDR)
+            return drv
+
+        await bridge(load_and_start)()
+        at = int(rng.integers(10, 400))
+        await ClockCycles(dut.clk, at)
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, int(rng.integers(1, 4)))
+        dut.rst.value = 0
+        await ClockCycles(dut.clk, 2)
+
+        def rerun(calls=calls, m=m, trial=trial, at=at) -> np.ndarray:
+            drv = env.driver()
+            res = drv.run(PROG_ADDR, "rerun")
+            assert res.ok, f"seed={s} trial {trial}: rerun after reset at {at}: {res.status}"
+            raw = drv.read(OUT_ADDR, m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4)
+            return int32_from_bytes(cfg, raw, m, calls[-1].n)
+
+        out = await bridge(rerun)()
+        want = reference(tensors, calls, x)
+        assert np.array_equal(out, want), f"seed={s} trial {trial}: wrong after reset at {at}"
+        dut._log.info(f"trial {trial}: reset {at} cycles in, rerun exact")

@@ -24,5 +24,5 @@ def test_axi(sim: str, preset: str) -> None:
     if sim == "icarus":
         env.update(SUSHI_AXI_TRIALS="3")
     tests, failed, xml = run(sim, "sushi_axi", PRESETS[preset], "axi_tb", env=env)
-    assert tests >= 4, f"only {tests} cocotb tests ran ({xml})"
+    assert tests >= 5, f"only {tests} cocotb tests ran ({xml})"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed, seed={SEED} ({xml})"
