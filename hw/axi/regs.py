@@ -149,7 +149,8 @@ REGISTERS: tuple[Reg, ...] = (
         "AXI_ERR_ADDR",
         0x01C,
         "RO",
-        "accelerator address of the request whose response failed (valid while `axi_error`)",
+        "accelerator address of the request whose response failed (for a BRESP: of the "
+        "latest write request); valid while `axi_error`",
     ),
     Reg("IRQ_ENABLE", 0x020, "RW", "bit 0: drive `irq` while STATUS.done or STATUS.error"),
     Reg(
