@@ -15,6 +15,7 @@ from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 
 from .accel import SushiAccel
+from .axi.top import SushiAxi
 from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
 from .fpga.board import BoardCore, LinkParams
@@ -84,6 +85,12 @@ TOPS: dict[str, Top] = {
         "the board design (UART host link, RAM, SPI flash, accelerator) with fast link timing "
         "and the iCEBreaker's build options: the cocotb board test (a digits query over the UART)",
         board_sim_options,
+    ),
+    "sushi_axi": Top(
+        SushiAxi,
+        "the accelerator as a drop-in IP: AXI4 memory master (`m_axi_*`) and AXI4-Lite "
+        "registers (`s_axil_*`), docs/axi.md: cocotb tests against cocotbext-axi, "
+        "`sushi_sched.runtime.axi_bench` (axi.json)",
     ),
 }
 

@@ -32,9 +32,9 @@ def test_each_preset_gets_the_tops_it_is_used_for() -> None:
         name: [t for t in TOPS if top_skip_reason(t, cfg) is None] for name, cfg in PRESETS.items()
     }
     assert made["tiny"] == list(TOPS)
-    assert made["default"] == ["sushi_gemm", "sushi_accel", "sushi_sim"]
-    assert made["large"] == ["sushi_gemm", "sushi_accel", "sushi_sim"]
-    assert made["zcu104"] == ["sushi_gemm", "sushi_accel"]
+    assert made["default"] == ["sushi_gemm", "sushi_accel", "sushi_sim", "sushi_axi"]
+    assert made["large"] == ["sushi_gemm", "sushi_accel", "sushi_sim", "sushi_axi"]
+    assert made["zcu104"] == ["sushi_gemm", "sushi_accel", "sushi_axi"]
     assert "MiB" in top_skip_reason("sushi_sim", PRESETS["zcu104"])
 
 
