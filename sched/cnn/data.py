@@ -46,8 +46,9 @@ def make_split(
     """Per class a seeded permutation: the first ``round(test_fraction * n)`` go to ``test``, the
     next ``round(val_fraction * n)`` to ``val``, the rest to ``train``."""
     if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
-        raise ValueError(f"fractions val {val_fraction}, test {test_fraction} must be > 0 "
-                         "and sum below 1")  # fmt: skip
+        raise ValueError(
+            f"fractions val {val_fraction}, test {test_fraction} must be > 0 and sum below 1"
+        )
     rng = np.random.default_rng([int(seed), 0xC5911])
     parts: tuple[list, list, list] = ([], [], [])
     for c in range(N_CLASSES):
@@ -72,8 +73,10 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
     elif x.ndim == 4 and x.shape[1:] == (IMAGE, IMAGE, 1):
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (IMAGE, IMAGE):
-        raise ValueError(f"images must be [N, 64], [N, 8, 8], [N, 8, 8, 1], [64] or [8, 8]; "
-                         f"got {np.shape(images)}")  # fmt: skip
+        raise ValueError(
+            f"images must be [N, 64], [N, 8, 8], [N, 8, 8, 1], [64] or [8, 8]; "
+            f"got {np.shape(images)}"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("images contain NaN or infinity")
     return np.clip(x, 0.0, PIXEL_MAX)

@@ -72,7 +72,7 @@ class SubNetConfig(NamedTuple):
 
     @property
     def id(self) -> str:
-        """Stable string id: stages joined by ``-``, blocks by ``.``, e.g. ``16k3.8k1-24k3-32k3``."""
+        """Stable id: stages joined by ``-``, blocks by ``.``, e.g. ``16k3.8k1-24k3-32k3``."""
         return "-".join(".".join(f"{b.mid}k{b.k}" for b in s) for s in self.stages)
 
     @classmethod
@@ -190,9 +190,7 @@ class SuperNetSpec:
         return shapes
 
     def largest(self) -> SubNetConfig:
-        return SubNetConfig(
-            tuple((Block(m[-1], self.kmax),) * self.depths[-1] for m in self.mids)
-        )
+        return SubNetConfig(tuple((Block(m[-1], self.kmax),) * self.depths[-1] for m in self.mids))
 
     def smallest(self) -> SubNetConfig:
         return SubNetConfig(
@@ -214,10 +212,12 @@ class SuperNetSpec:
             d = self.depths[int(rng.integers(0, len(self.depths)))]
             stages.append(
                 tuple(
-                    Block(m[int(rng.integers(0, len(m)))],
-                          self.kernels[int(rng.integers(0, len(self.kernels)))])
+                    Block(
+                        m[int(rng.integers(0, len(m)))],
+                        self.kernels[int(rng.integers(0, len(self.kernels)))],
+                    )
                     for _ in range(d)
-                )  # fmt: skip
+                )
             )
         return SubNetConfig(tuple(stages))
 
@@ -231,19 +231,23 @@ class SuperNetSpec:
         else:
             cfg = SubNetConfig.from_json(config)
         if len(cfg.stages) != self.n_stages:
-            raise ValueError(f"SubNet {cfg.id}: {len(cfg.stages)} stages, the space has "
-                             f"{self.n_stages}")  # fmt: skip
+            raise ValueError(
+                f"SubNet {cfg.id}: {len(cfg.stages)} stages, the space has {self.n_stages}"
+            )
         for i, s in enumerate(cfg.stages):
             if len(s) not in self.depths:
-                raise ValueError(f"SubNet {cfg.id}: stage {i + 1} depth {len(s)} not in "
-                                 f"{self.depths}")  # fmt: skip
+                raise ValueError(
+                    f"SubNet {cfg.id}: stage {i + 1} depth {len(s)} not in {self.depths}"
+                )
             for j, b in enumerate(s):
                 if b.mid not in self.mids[i]:
-                    raise ValueError(f"SubNet {cfg.id}: s{i + 1}.b{j + 1} width {b.mid} not in "
-                                     f"{self.mids[i]}")  # fmt: skip
+                    raise ValueError(
+                        f"SubNet {cfg.id}: s{i + 1}.b{j + 1} width {b.mid} not in {self.mids[i]}"
+                    )
                 if b.k not in self.kernels:
-                    raise ValueError(f"SubNet {cfg.id}: s{i + 1}.b{j + 1} kernel {b.k} not in "
-                                     f"{self.kernels}")  # fmt: skip
+                    raise ValueError(
+                        f"SubNet {cfg.id}: s{i + 1}.b{j + 1} kernel {b.k} not in {self.kernels}"
+                    )
         return cfg
 
     def plan(self, config) -> list[Op]:  # noqa: ANN001
@@ -258,8 +262,9 @@ class SuperNetSpec:
             return out
 
         kk = self.kmax
-        v = new("conv", "stem", (0,), c_in=1, c_out=self.stem_width, k=kk, relu=True,
-                h_in=h, h_out=h)  # fmt: skip
+        v = new(
+            "conv", "stem", (0,), c_in=1, c_out=self.stem_width, k=kk, relu=True, h_in=h, h_out=h
+        )
         c = self.stem_width
         for i, blocks in enumerate(cfg.stages):
             w = self.widths[i]
@@ -267,13 +272,24 @@ class SuperNetSpec:
                 s = self.strides[i] if j == 0 else 1
                 ho = (h - 1) // s + 1
                 p = f"s{i + 1}.b{j + 1}"
-                y = new("conv", f"{p}.c1", (v,), c_in=c, c_out=b.mid, k=b.k, stride=s, relu=True,
-                        h_in=h, h_out=ho)  # fmt: skip
+                y = new(
+                    "conv",
+                    f"{p}.c1",
+                    (v,),
+                    c_in=c,
+                    c_out=b.mid,
+                    k=b.k,
+                    stride=s,
+                    relu=True,
+                    h_in=h,
+                    h_out=ho,
+                )
                 y = new("conv", f"{p}.c2", (y,), c_in=b.mid, c_out=w, k=b.k, h_in=ho, h_out=ho)
                 sc = v
                 if j == 0 and self.has_projection(i):
-                    sc = new("conv", f"{p}.sc", (v,), c_in=c, c_out=w, k=1, stride=s,
-                             h_in=h, h_out=ho)  # fmt: skip
+                    sc = new(
+                        "conv", f"{p}.sc", (v,), c_in=c, c_out=w, k=1, stride=s, h_in=h, h_out=ho
+                    )
                 v = new("add", f"{p}.add", (y, sc), c_in=w, c_out=w, relu=True, h_in=ho, h_out=ho)
                 c, h = w, ho
         v = new("pool", "pool", (v,), c_in=c, c_out=c, h_in=h, h_out=1)
@@ -282,8 +298,10 @@ class SuperNetSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        return {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple)
-                else v for k, v in d.items()}  # fmt: skip
+        return {
+            k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+            for k, v in d.items()
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> SuperNetSpec:
@@ -328,8 +346,9 @@ def macs(spec: SuperNetSpec, config) -> int:  # noqa: ANN001
 
 def weight_bytes(spec: SuperNetSpec, config) -> int:  # noqa: ANN001
     """int8 weight bytes of a SubNet's slices (unpadded)."""
-    return sum(op.c_out * op.c_in * op.k * op.k for op in spec.plan(config)
-               if op.kind in ("conv", "fc"))  # fmt: skip
+    return sum(
+        op.c_out * op.c_in * op.k * op.k for op in spec.plan(config) if op.kind in ("conv", "fc")
+    )
 
 
 # ---- float model ---------------------------------------------------------------------------------
@@ -360,8 +379,11 @@ def _col2im(dcols: np.ndarray, shape: tuple, k: int, stride: int, pad: int, ho: 
     d = dcols.reshape(n, ho, ho, k, k, c)
     for ky in range(k):
         for kx in range(k):
-            dxp[:, ky : ky + stride * (ho - 1) + 1 : stride,
-                kx : kx + stride * (ho - 1) + 1 : stride] += d[:, :, :, ky, kx, :]  # fmt: skip
+            dxp[
+                :,
+                ky : ky + stride * (ho - 1) + 1 : stride,
+                kx : kx + stride * (ho - 1) + 1 : stride,
+            ] += d[:, :, :, ky, kx, :]
     return dxp[:, pad : pad + h, pad : pad + w] if pad else dxp
 
 
@@ -556,6 +578,8 @@ def _train(settings, images, labels, log):  # noqa: ANN001, ANN202
                 params[k] -= lr * mh / (np.sqrt(vh) + eps)
         if log is not None and (epoch + 1) % max(1, settings.epochs // 5) == 0:
             acc = float(np.mean(np.argmax(forward(spec, params, largest, x_train), 1) == y))
-            log(f"epoch {epoch + 1}/{settings.epochs}: largest train acc {acc:.4f} "
-                f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+            log(
+                f"epoch {epoch + 1}/{settings.epochs}: largest train acc {acc:.4f} "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
     return {k: p.astype(np.float32) for k, p in params.items()}

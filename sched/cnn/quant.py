@@ -111,8 +111,7 @@ def check_params(ops: list[Op], params: Params, where: str) -> None:
             if op.kind in ("conv", "pool"):
                 check_requant(*p)
             elif op.kind == "add":
-                if not (0 <= p[0] <= MULT_MAX and 0 <= p[1] <= MULT_MAX
-                        and 0 <= p[2] <= SHIFT_MAX):  # fmt: skip
+                if not (0 <= p[0] <= MULT_MAX and 0 <= p[1] <= MULT_MAX and 0 <= p[2] <= SHIFT_MAX):
                     raise ValueError(f"ADD (mult_a, mult_b, shift) {list(p)} out of range")
         except ValueError as e:
             raise ValueError(f"{where}: {op.name}: {e}") from None

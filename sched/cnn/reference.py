@@ -68,8 +68,10 @@ def int8_forward(
         a, p = vals[op.ins[0]], params[op.name]
         if op.kind == "conv":
             if op.c_in * op.k * op.k > EXACT_K:
-                raise ValueError(f"{op.name}: K = {op.c_in * op.k * op.k} > {EXACT_K}, float32 "
-                                 "sums would not be exact")  # fmt: skip
+                raise ValueError(
+                    f"{op.name}: K = {op.c_in * op.k * op.k} > {EXACT_K}, float32 "
+                    "sums would not be exact"
+                )
             w = w8[op.name][op_slice(op, spec.kmax)]
             cols, ho = _im2col(a.astype(np.float32), op.k, op.stride, op.pad)
             acc = (cols @ _wmat(w.astype(np.float32))).astype(np.int64)

@@ -94,10 +94,22 @@ def load_cnn_supernet(path: str | Path | None = None) -> CNNSuperNet:
         raise ValueError(f"{where}: manifest is not valid JSON ({e})") from None
     _need(isinstance(manifest, dict), where, "manifest must be a JSON object")
     _need(manifest.get("format") == FORMAT, where, f"format must be {FORMAT!r}")
-    _need(manifest.get("version") == VERSION, where,
-          f"unsupported version {manifest.get('version')!r}")  # fmt: skip
-    for key in ("spec", "weights_file", "weights_file_sha256", "arrays", "quantization", "data",
-                "subnets", "seed", "training"):  # fmt: skip
+    _need(
+        manifest.get("version") == VERSION,
+        where,
+        f"unsupported version {manifest.get('version')!r}",
+    )
+    for key in (
+        "spec",
+        "weights_file",
+        "weights_file_sha256",
+        "arrays",
+        "quantization",
+        "data",
+        "subnets",
+        "seed",
+        "training",
+    ):
         _need(key in manifest, where, f"missing key {key!r}")
     try:
         spec = SuperNetSpec.from_dict(manifest["spec"])
@@ -106,8 +118,11 @@ def load_cnn_supernet(path: str | Path | None = None) -> CNNSuperNet:
 
     # ---- the arrays ----
     wname = manifest["weights_file"]
-    _need(isinstance(wname, str) and Path(wname).name == wname and wname.endswith(".npz"),
-          where, f"weights_file {wname!r} must be a plain .npz file name")  # fmt: skip
+    _need(
+        isinstance(wname, str) and Path(wname).name == wname and wname.endswith(".npz"),
+        where,
+        f"weights_file {wname!r} must be a plain .npz file name",
+    )
     npz_path = mpath.parent / wname
     if not npz_path.is_file():
         raise FileNotFoundError(f"{where}: weights file not found: {npz_path}")
@@ -116,33 +131,53 @@ def load_cnn_supernet(path: str | Path | None = None) -> CNNSuperNet:
         with np.load(npz_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zipfile, zlib, numpy format errors: all mean "not what we wrote"
-        raise ValueError(f"{wwhere}: weights file is corrupted or not an .npz "
-                         f"({type(e).__name__}: {e})") from None  # fmt: skip
+        raise ValueError(
+            f"{wwhere}: weights file is corrupted or not an .npz ({type(e).__name__}: {e})"
+        ) from None
     expected = manifest["arrays"]
     _need(isinstance(expected, dict), where, "'arrays' must be an object")
-    _need(set(arrays) == set(expected), wwhere,
-          f"arrays {sorted(arrays)} do not match the manifest's {sorted(expected)}")  # fmt: skip
+    _need(
+        set(arrays) == set(expected),
+        wwhere,
+        f"arrays {sorted(arrays)} do not match the manifest's {sorted(expected)}",
+    )
     for name, meta in expected.items():
         a = arrays[name]
-        _need(isinstance(meta, dict) and a.dtype.str == meta.get("dtype")
-              and list(a.shape) == meta.get("shape"), wwhere,
-              f"array {name!r} is {a.dtype.str} {list(a.shape)}, the manifest says otherwise")  # fmt: skip
-        _need(sha256_array(a) == meta.get("sha256"), wwhere,
-              f"array {name!r} does not match its sha256 in the manifest (corrupted or "
-              "mismatched weights)")  # fmt: skip
-    _need(sha256_file(npz_path) == manifest["weights_file_sha256"], wwhere,
-          "file sha256 does not match the manifest (corrupted or mismatched weights file)")  # fmt: skip
+        _need(
+            isinstance(meta, dict)
+            and a.dtype.str == meta.get("dtype")
+            and list(a.shape) == meta.get("shape"),
+            wwhere,
+            f"array {name!r} is {a.dtype.str} {list(a.shape)}, the manifest says otherwise",
+        )
+        _need(
+            sha256_array(a) == meta.get("sha256"),
+            wwhere,
+            f"array {name!r} does not match its sha256 in the manifest (corrupted or "
+            "mismatched weights)",
+        )
+    _need(
+        sha256_file(npz_path) == manifest["weights_file_sha256"],
+        wwhere,
+        "file sha256 does not match the manifest (corrupted or mismatched weights file)",
+    )
 
     shapes = spec.tensor_shapes()
     want = {f"{p}{n}" for p in ("int8.", "float.") for n in shapes} | set(_SPLITS)
-    _need(set(arrays) == want, wwhere, f"arrays do not fit the spec (differ in "
-          f"{sorted(set(arrays) ^ want)})")  # fmt: skip
+    _need(
+        set(arrays) == want,
+        wwhere,
+        f"arrays do not fit the spec (differ in {sorted(set(arrays) ^ want)})",
+    )
     w8, wf = {}, {}
     for name, shape in shapes.items():
         for prefix, dtype, dst in (("int8.", np.int8, w8), ("float.", np.float32, wf)):
             a = arrays[prefix + name]
-            _need(a.dtype == dtype and a.shape == shape, wwhere,
-                  f"array {prefix + name!r} must be {np.dtype(dtype).name} {list(shape)}")  # fmt: skip
+            _need(
+                a.dtype == dtype and a.shape == shape,
+                wwhere,
+                f"array {prefix + name!r} must be {np.dtype(dtype).name} {list(shape)}",
+            )
             dst[name] = a
 
     # ---- quantisation: the int8 tensors are the float ones quantised with their scales ----
@@ -156,8 +191,12 @@ def load_cnn_supernet(path: str | Path | None = None) -> CNNSuperNet:
     for name, s in w_scale.items():
         _need(s > 0 and np.isfinite(s), where, f"weight_scale of {name} = {s} is not positive")
         requant = np.clip(np.rint(wf[name].astype(np.float64) / s), -127, 127).astype(np.int8)
-        _need(np.array_equal(requant, w8[name]), wwhere,
-              f"int8 tensor {name!r} is not its float tensor quantised with scale {s}")  # fmt: skip
+        _need(
+            np.array_equal(requant, w8[name]),
+            where,
+            f"weight_scale {s} of {name!r} does not quantise its float tensor in {wname} to "
+            "its int8 tensor (mismatched manifest and weights)",
+        )
 
     # ---- the split ----
     d = manifest["data"]
@@ -167,8 +206,11 @@ def load_cnn_supernet(path: str | Path | None = None) -> CNNSuperNet:
     for k in _SPLITS:
         a, n = idx[k], d.get(f"n_{k[:-4]}")
         _need(a.ndim == 1 and a.size == n and a.size > 0, wwhere, f"{k} must hold n = {n} indices")
-        _need(bool(np.all(np.diff(a) > 0)) and a[0] >= 0 and a[-1] < n_total, wwhere,
-              f"{k} must be increasing indices into the data set")  # fmt: skip
+        _need(
+            bool(np.all(np.diff(a) > 0)) and a[0] >= 0 and a[-1] < n_total,
+            wwhere,
+            f"{k} must be increasing indices into the data set",
+        )
     all_idx = np.concatenate([idx[k] for k in _SPLITS])
     _need(np.unique(all_idx).size == all_idx.size, wwhere, "the splits overlap")
     n_val, n_test = idx["val_idx"].size, idx["test_idx"].size
@@ -200,14 +242,21 @@ def load_cnn_supernet(path: str | Path | None = None) -> CNNSuperNet:
         _need(cfg not in seen, sw, f"duplicate SubNet {cfg.id}")
         seen.add(cfg)
         _need(info.macs == macs(spec, cfg), sw, f"{cfg.id}: macs {info.macs} are wrong")
-        _need(info.weight_bytes == weight_bytes(spec, cfg), sw,
-              f"{cfg.id}: weight_bytes {info.weight_bytes} are wrong")  # fmt: skip
-        for c, acc, n, kind in ((info.correct_val, info.accuracy_val, n_val, "val"),
-                                (info.correct_test, info.accuracy_test, n_test, "test"),
-                                (info.correct_val_float, info.accuracy_val_float, n_val,
-                                 "val float")):  # fmt: skip
-            _need(0 <= c <= n and acc == c / n, sw,
-                  f"{cfg.id}: {kind} accuracy {acc} != correct {c} / {n}")  # fmt: skip
+        _need(
+            info.weight_bytes == weight_bytes(spec, cfg),
+            sw,
+            f"{cfg.id}: weight_bytes {info.weight_bytes} are wrong",
+        )
+        for c, acc, n, kind in (
+            (info.correct_val, info.accuracy_val, n_val, "val"),
+            (info.correct_test, info.accuracy_test, n_test, "test"),
+            (info.correct_val_float, info.accuracy_val_float, n_val, "val float"),
+        ):
+            _need(
+                0 <= c <= n and acc == c / n,
+                sw,
+                f"{cfg.id}: {kind} accuracy {acc} != correct {c} / {n}",
+            )
         check_params(spec.plan(cfg), info.params, f"{sw} ({cfg.id})")
         subnets.append(info)
     for what, c in (("largest", spec.largest()), ("smallest", spec.smallest())):

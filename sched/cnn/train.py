@@ -65,8 +65,11 @@ def build(
 
     x_cal = data.float_images(images[split.train]).astype(np.float32)
     sets = {
-        s: (data.quantize_images(images[idx]), data.float_images(images[idx]).astype(np.float32),
-            labels[idx])
+        s: (
+            data.quantize_images(images[idx]),
+            data.float_images(images[idx]).astype(np.float32),
+            labels[idx],
+        )
         for s, idx in (("val", split.val), ("test", split.test))
     }
     infos = []
@@ -76,7 +79,7 @@ def build(
             amax = quant.calibrate(spec, params, cfg, x_cal)
             qp = quant.subnet_params(spec, cfg, amax, w_scale)
             correct = {}
-            for s, (x8, xf, y) in sets.items():
+            for s, (x8, _, y) in sets.items():
                 correct[s] = int(np.sum(np.argmax(int8_forward(spec, w8, ops, qp, x8), 1) == y))
             xf, yv = sets["val"][1:]
             cf = int(np.sum(np.argmax(model.forward(spec, params, cfg, xf), 1) == yv))
@@ -165,19 +168,26 @@ def build(
 
 def summary(net: CNNSuperNet) -> list[str]:
     lines = []
-    for what, key in (("val", "accuracy_val"), ("test", "accuracy_test"),
-                      ("val float", "accuracy_val_float")):  # fmt: skip
+    for what, key in (
+        ("val", "accuracy_val"),
+        ("test", "accuracy_test"),
+        ("val float", "accuracy_val_float"),
+    ):
         a = [getattr(s, key) for s in net.subnets()]
-        lines.append(f"{what:>9}: min {min(a):.4f} median {float(np.median(a)):.4f} "
-                     f"max {max(a):.4f} (span {100 * (max(a) - min(a)):.1f} points)")  # fmt: skip
+        lines.append(
+            f"{what:>9}: min {min(a):.4f} median {float(np.median(a)):.4f} "
+            f"max {max(a):.4f} (span {100 * (max(a) - min(a)):.1f} points)"
+        )
     return lines
 
 
 def format_table(net: CNNSuperNet) -> str:
     rows = [f"{'id':<34} {'val':>6} {'test':>6} {'float':>6} {'MACs':>8} {'bytes':>6}"]
     for s in sorted(net.subnets(), key=lambda s: (s.macs, s.id)):
-        rows.append(f"{s.id:<34} {s.accuracy_val:6.4f} {s.accuracy_test:6.4f} "
-                    f"{s.accuracy_val_float:6.4f} {s.macs:8d} {s.weight_bytes:6d}")  # fmt: skip
+        rows.append(
+            f"{s.id:<34} {s.accuracy_val:6.4f} {s.accuracy_test:6.4f} "
+            f"{s.accuracy_val_float:6.4f} {s.macs:8d} {s.weight_bytes:6d}"
+        )
     return "\n".join(rows)
 
 
@@ -189,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path, help="directory for the two files")
-    ap.add_argument("--tiny", action="store_true",
-                    help=f"{TINY_EPOCHS} epoch, {TINY_SUBNETS} SubNets (fast tests)")  # fmt: skip
+    ap.add_argument(
+        "--tiny",
+        action="store_true",
+        help=f"{TINY_EPOCHS} epoch, {TINY_SUBNETS} SubNets (fast tests)",
+    )
     ap.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     ap.add_argument("--subnets", type=int, default=None, help=f"table size (default {N_SUBNETS})")
     ap.add_argument("--table", action="store_true", help="print every SubNet")
@@ -222,14 +235,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(format_table(net))
     big, small = net.largest(), net.smallest()
-    print(f"trained {settings.epochs} epochs in {train_s:.1f} s (total with quantisation and "
-          f"measurement {total_s:.1f} s); {len(net.subnets())} SubNets")  # fmt: skip
+    print(
+        f"trained {settings.epochs} epochs in {train_s:.1f} s (total with quantisation and "
+        f"measurement {total_s:.1f} s); {len(net.subnets())} SubNets"
+    )
     for s, what in ((big, "largest"), (small, "smallest")):
-        print(f"{what} {s.id}: val int8 {s.accuracy_val:.4f} (float {s.accuracy_val_float:.4f}) "
-              f"test int8 {s.accuracy_test:.4f}; {s.macs} MACs, {s.weight_bytes} B")  # fmt: skip
+        print(
+            f"{what} {s.id}: val int8 {s.accuracy_val:.4f} (float {s.accuracy_val_float:.4f}) "
+            f"test int8 {s.accuracy_test:.4f}; {s.macs} MACs, {s.weight_bytes} B"
+        )
     print("\n".join(summary(net)))
-    print(f"wrote {json_path} ({json_path.stat().st_size} B), {npz_path} "
-          f"({npz_path.stat().st_size} B)")  # fmt: skip
+    print(
+        f"wrote {json_path} ({json_path.stat().st_size} B), {npz_path} "
+        f"({npz_path.stat().st_size} B)"
+    )
     return 0
 
 
