@@ -96,3 +96,16 @@ def test_program_shape(net):
     assert ops.count(isa.Op.CONV) == n_conv and ops.count(isa.Op.ADD) == n_add
     assert ops.count(isa.Op.POOL) == 1 and ops.count(isa.Op.GEMM) == 1
     assert ops[0] == isa.Op.LOAD_ACT and ops[-2:] == [isa.Op.STORE_ACT, isa.Op.DONE]
+
+
+def test_presets_the_space_does_not_fit_are_clear_errors(net):
+    """``tiny`` has no CONV hardware; on ``large`` (16 columns) an 8-wide inner conv is not whole
+    output tiles. Both are one CompileError naming the cause."""
+    from sushi_sched.compiler import CompileError
+
+    tiny = PRESETS["tiny"]
+    with pytest.raises(CompileError, match="no convolution hardware"):
+        subnet_program(tiny, net, net.largest().id, weight_image(tiny, net, W), None, IN, OUT)
+    large = PRESETS["large"]
+    with pytest.raises(CompileError, match="multiple of 16 columns"):
+        subnet_program(large, net, net.smallest().id, weight_image(large, net, W), None, IN, OUT)
