@@ -14,6 +14,7 @@ from sushi_sched.cnn.lower import (
     input_bytes,
     logits_from_bytes,
     pb_layout,
+    program_cost,
     subnet_program,
     weight_image,
 )
@@ -83,6 +84,11 @@ def test_subnet_programs_bit_exact(net, space, cached):
             assert res.counters["rd_weight_bytes"] == total - pb, what
             if cached:
                 assert pb > 0, what
+            # the program's cost walk counts what the golden model counts
+            cost = program_cost(cfg, prog)
+            for name in ("rd_weight_bytes", "pb_read_bytes", "rd_act_bytes", "wr_bytes",
+                         "mac_active", "commands"):  # fmt: skip
+                assert getattr(cost, name) == res.counters[name], (what, name)
 
 
 def test_program_shape(net):
