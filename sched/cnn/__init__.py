@@ -16,7 +16,8 @@ Public API::
 
 See ``model`` (the SuperNet, the space, training), ``quant`` (int8 scheme), ``reference`` (the int8
 forward pass), ``lower`` (programs, PB layouts), ``space`` (the scheduler's view and the SubGraph
-algebra), ``store`` (files) and ``train`` (the command that regenerates them).
+algebra), ``store`` (files), ``train`` (the command that regenerates them) and ``check`` (a query
+job for any backend: bit-exact logits, counters, model cycles).
 """
 
 from .model import Block, SubNetConfig, SuperNetSpec, TrainSettings
