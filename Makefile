@@ -20,7 +20,7 @@ help:
 	@echo "make test     - the whole test suite (Verilator and Icarus)"
 	@echo "make verilog  - Verilog for every preset (or PRESET=P) into build/verilog/<preset>/"
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
-	@echo "make train    - retrain the digits SuperNet (deterministic) into sched/data/"
+	@echo "make train    - retrain the digits MLP and CNN SuperNets (deterministic) into sched/data/"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
 	@echo "make clean    - remove build/ and sim_build/"
@@ -51,6 +51,7 @@ demo: $(STAMP)
 
 train: $(STAMP)
 	$(BIN)/python -m sushi_sched.digits.train --seed 0 --out sched/data
+	$(BIN)/python -m sushi_sched.cnn.train --seed 0 --out sched/data
 
 lint: $(STAMP)
 	$(BIN)/ruff check hw sched tb tests
