@@ -17,7 +17,7 @@ _FACTORIES: dict[str, Callable[[], SuperNet]] = {
 }
 _ALIASES = {"ofa-mobilenetv3": "ofa-mbv3", "resnet50": "ofa-resnet50", "mbv3": "ofa-mbv3"}
 _CACHE: dict[str, SuperNet] = {}
-_PLUGINS = ("sushi_sched.digits",)
+_PLUGINS = ("sushi_sched.digits", "sushi_sched.cnn")
 _PLUGIN_ERRORS: dict[str, str] = {}
 
 
