@@ -18,12 +18,20 @@ from sushi_hw.config import AccelConfig
 
 from .cache_select import CacheSelector
 from .cost import CostModel, EnergyConstants, TimingModel, pb_footprint, tensor_layouts
-from .policies import OBJECTIVES, Context, Policy, make_policies, pareto, reload_bytes
+from .policies import OBJECTIVES, Context, Policy, make_policies, pareto, reload_cost
 from .subgraph import EMPTY, SubGraph
 from .supernet.base import SuperNet
 from .traces import Query, TraceScale
 
-DEFAULT_POLICIES = ("sushi", "no_pb", "static_subnet", "static_subgraph", "last_subnet", "oracle")
+DEFAULT_POLICIES = (
+    "sushi",
+    "no_pb",
+    "static_subnet",
+    "static_subgraph",
+    "last_subnet",
+    "clairvoyant",
+    "infinite_pb",
+)
 
 
 @dataclass
@@ -89,12 +97,12 @@ def run_policy(
         fp = pb_footprint(new, setup.layouts, cfg)
         if fp > cfg.pb_bytes:
             raise AssertionError(f"policy {policy.name} asked for {fp} B of PB > {cfg.pb_bytes}")
-        nb = reload_bytes(policy.cache, new, policy.ctx)
-        cyc, mj = cm.load_cost(nb)
+        nb, cmds = reload_cost(policy.cache, new, policy.ctx)
+        cyc, mj = cm.load_cost(nb, max(1, cmds))
         off_bytes += nb
         load_bytes += nb
         off_mj += mj
-        energy_mj += mj + nb * cm.energy.sram_pj_per_byte * 1e-9
+        energy_mj += mj + nb * cm.pj_pb * 1e-9
         updates += 1
         policy.cache = new
         return now + cfg.cycles_to_ms(cyc)

@@ -50,7 +50,8 @@ def test_simulate_json_shape_and_plots(tmp_path):
         "static_subnet",
         "static_subgraph",
         "last_subnet",
-        "oracle",
+        "clairvoyant",
+        "infinite_pb",
     }
     for r in rep["policies"].values():
         assert KEYS <= set(r)
