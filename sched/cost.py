@@ -78,7 +78,7 @@ class EnergyConstants:
         size = max(1, nbytes)
         if size <= pts[0][0]:
             return pts[0][1] * math.sqrt(size / pts[0][0])
-        for (s0, e0), (s1, e1) in zip(pts, pts[1:]):
+        for (s0, e0), (s1, e1) in zip(pts[:-1], pts[1:], strict=True):
             if size <= s1 or (s1, e1) == pts[-1]:
                 k = math.log(e1 / e0) / math.log(s1 / s0)
                 return e0 * (size / s0) ** k
