@@ -196,9 +196,8 @@ def parse_spec(raw: Mapping, source: str = "spec") -> Spec:
     sp = raw["sweep"]
     bad = set(sp) - SPEC_KEYS
     if bad:
-        fail(
-            f"unknown key(s) {', '.join(sorted(bad))} in [sweep]; known: {', '.join(sorted(SPEC_KEYS))}"
-        )
+        known = ", ".join(sorted(SPEC_KEYS))
+        fail(f"unknown key(s) {', '.join(sorted(bad))} in [sweep]; known: {known}")
     try:
         preset = sp.get("preset", "zcu104")
         if preset not in PRESETS:
@@ -243,11 +242,10 @@ def parse_spec(raw: Mapping, source: str = "spec") -> Spec:
             fail("[sweep.set] must be a table of FIELD = [values]")
         names = {f for f in AccelConfig.__dataclass_fields__ if f not in ("name", "note")}
         fields: dict[str, list] = {}
-        for k, v in sets.items():
+        for k in sets:
             if k not in names:
-                fail(
-                    f"[sweep.set] {k!r} is not an AccelConfig field; fields: {', '.join(sorted(names))}"
-                )
+                known = ", ".join(sorted(names))
+                fail(f"[sweep.set] {k!r} is not an AccelConfig field; fields: {known}")
             vals = _list(sets, k)
             kind = AccelConfig.__dataclass_fields__[k].type
             conv = []

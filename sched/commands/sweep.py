@@ -58,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
         f"{len(res.failed)} failed, {res.seconds:.1f} s"
     )
     for p, err in res.failed[:5]:
-        print(
-            f"failed: {p['supernet']} {p['trace']} seed {p['seed']} {p['objective']} {p['set']}: {err}"
-        )
+        what = f"{p['supernet']} {p['trace']} seed {p['seed']} {p['objective']} {p['set']}"
+        print(f"failed: {what}: {err}")
     print(f"wrote {res.csv}")
     for f in res.plots:
         print(f"wrote {f}")
