@@ -4,8 +4,10 @@ All policies share one per-query rule (:func:`pick`) and differ in the PB conten
 
 * ``sushi``: SubGraph Stationary. Every ``update_every`` queries, or on drift (the last
   ``drift_len`` queries were all served by one SubNet the PB was not chosen for), it selects the
-  SubGraph that best serves the recent window (knapsack over the SubNets served there) and
-  switches only if the saving expected over the next period exceeds the load cost. With the
+  SubGraph that best serves the recent window (knapsack over the SubNets served there, plus the
+  long-run mix of everything served so far at ``hedge`` times the window's weight, so that the
+  choice does not over-fit one window) and switches only if the saving expected over the next
+  period exceeds the load cost (the load as the compiler lays the PB out). With the
   accuracy objective it also tries the SubGraph of the SubNets the window's queries *would*
   pick if their SubNet were cached, replays the window under each option, and switches at once
   to one that meets more SLOs or serves more accuracy (the PB buying accuracy).
@@ -40,7 +42,7 @@ queue wait + service time meets the SLO; if none does, the least accurate (an SL
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +66,7 @@ class Context:
     update_every: int = 64
     window: int = 128
     drift_len: int = 16
+    hedge: float = 1.0  # sushi: weight of the long-run mix against the recent window's
 
 
 def pareto(subnets: Sequence[SubNet], latency: Callable[[SubNet], float]) -> list[SubNet]:
@@ -179,12 +182,13 @@ class Sushi(Policy):
         self.chosen_for: set[SubNet] = set()
         self.since = 0
         self._wait = 0.0
+        self.history: Counter[SubNet] = Counter()
 
     def choose(self, q: Query, wait_ms: float) -> Pick:
         self._wait = wait_ms
         return super().choose(q, wait_ms)
 
-    def _value(self, cache: SubGraph, window: Counter[SubNet]) -> float:
+    def _value(self, cache: SubGraph, window: Mapping[SubNet, float]) -> float:
         """Bytes-equivalent saving of ``cache`` over the served SubNets of a window."""
         sel = self.ctx.selector
         return sum(
@@ -210,6 +214,7 @@ class Sushi(Policy):
     def after(self, i: int, q: Query, served: SubNet) -> SubGraph | None:
         ctx = self.ctx
         self.recent.append((q, self._wait, served))
+        self.history[served] += 1
         self.since += 1
         tail = list(self.recent)[-ctx.drift_len :]
         kinds = {s for _, _, s in tail}
@@ -223,7 +228,13 @@ class Sushi(Policy):
             return None
         self.since = 0
         win = tail if drift else list(self.recent)
-        served_n = Counter(s for _, _, s in win)
+        # the window's mix plus the long-run mix (all served so far) at the same total weight
+        # times ``hedge``: a SubGraph for the recent queries that keeps serving the usual ones
+        served_n = {s: float(n) for s, n in Counter(s for _, _, s in win).items()}
+        if ctx.hedge > 0:
+            tot = sum(self.history.values())
+            for s, n in self.history.items():
+                served_n[s] = served_n.get(s, 0.0) + ctx.hedge * len(win) * n / tot
         options = [ctx.selector.select(dict(served_n))]
         if ctx.objective == "accuracy":
             options.append(
@@ -239,23 +250,24 @@ class Sushi(Policy):
             )
             best_score, _, _, new = scored[-1]
             if best_score > cur_score:  # serves the window better: switch regardless of bytes
-                self.chosen_for = set(served_n)
+                self.chosen_for = {s for _, _, s in win}
                 return new
             new = options[0]
         else:
             new = options[0]
         if new == self.cache:
-            self.chosen_for = set(served_n)
+            self.chosen_for = {s for _, _, s in win}
             return None
         # switch only if the saving over the next period pays for the load (bytes-equivalent)
-        per_query = (self._value(new, served_n) - self._value(self.cache, served_n)) / len(win)
+        gain = self._value(new, served_n) - self._value(self.cache, served_n)
+        per_query = gain / sum(served_n.values())
         nb, cmds = reload_cost(self.cache, new, ctx)
         load = ctx.cost.cfg.mem_bytes_per_cycle * ctx.cost.load_cost(nb, max(1, cmds))[0]
         if i > 0 and per_query * ctx.update_every <= load:
             return None
         if ctx.objective == "accuracy" and self._replay(new, win) < self._replay(self.cache, win):
             return None  # never trade served accuracy or SLOs for bytes
-        self.chosen_for = set(served_n)
+        self.chosen_for = {s for _, _, s in win}
         return new
 
 

@@ -163,3 +163,56 @@ def test_unknown_policy_and_objective(toy):
         run(setup, [Query(0, 0, 1)], "latency", ("lru",))
     with pytest.raises(ValueError, match="unknown objective"):
         run(setup, [Query(0, 0, 1)], "energy")
+
+
+def test_reloads_follow_the_compilers_packing(toy):
+    """Blocks are packed in tensor order (compiler.pb_layout): growing l1 moves l2's block, so
+    l2 is written again although its slice did not change."""
+    from sushi_sched.compiler import pb_layout
+    from sushi_sched.cost import pb_blocks, reload_tiles
+
+    _, setup = toy
+    lay = setup.layouts
+    old = SubGraph({"l1": (64, 16), "l2": (16, 10)})
+    new = SubGraph({"l1": (64, 32), "l2": (16, 10)})
+    # the cost model's blocks are the compiler's layout
+    for g in (old, new):
+        want = pb_layout(CFG, dict(g)).blocks
+        got = pb_blocks(g, lay, CFG)
+        assert {t: (at, kc * nc, nc) for t, (at, kc, nc) in want.items()} == got
+    assert reload_tiles(old, new, lay, CFG) == (8 * 4 + 2 * 2, 4 + 2)  # both blocks, 6 commands
+    # shrinking only the last block leaves the first in place
+    last = SubGraph({"l1": (64, 16), "l2": (8, 10)})
+    assert reload_tiles(old, last, lay, CFG) == (1 * 2, 2)
+    assert reload_tiles(old, old, lay, CFG) == (0, 0)
+
+
+def test_clairvoyant_pays_for_its_loads_and_never_exceeds_the_pb(zcu_setup):
+    trace = generate("phases", 300, 7, zcu_setup.scale())
+    rep, ser = run(zcu_setup, trace, "latency", ("no_pb", "clairvoyant", "infinite_pb"))
+    c = rep["policies"]["clairvoyant"]
+    assert c["pb_peak_bytes"] <= zcu_setup.cfg.pb_bytes
+    assert c["cache_updates"] >= 1 and c["pb_load_bytes"] > 0
+    assert c["offchip_bytes"] >= c["pb_load_bytes"]  # loads are off-chip traffic
+    # updates only at window boundaries: after query 0 and every update_every queries
+    assert all(i == 0 or i % 64 == 0 for i in ser["clairvoyant"].updates_at)
+    # the ceiling bounds it
+    assert rep["policies"]["infinite_pb"]["mean_latency_ms"] <= c["mean_latency_ms"]
+
+
+def test_sram_energy_grows_with_the_buffer():
+    from sushi_sched.cost import EnergyConstants
+
+    e = EnergyConstants()
+    # Horowitz's table, per 32 bits: 8 KB 5 pJ, 32 KB 10 pJ, 1 MB 50 pJ
+    assert e.sram_pj_per_32b_at(8 << 10) == pytest.approx(5.0)
+    assert e.sram_pj_per_32b_at(32 << 10) == pytest.approx(10.0)
+    assert e.sram_pj_per_32b_at(1 << 20) == pytest.approx(50.0)
+    sizes = [1 << k for k in range(10, 24)]
+    vals = [e.sram_pj_per_32b_at(s) for s in sizes]
+    assert vals == sorted(vals) and vals[-1] > 50.0
+    cm = make_config("zcu104")
+    from sushi_sched.cost import CostModel
+
+    m = CostModel(cm)
+    assert m.pj_pb > m.pj_act > m.pj_dyn  # 2 MiB PB > 1 MiB activations > 64 KiB dynamic
