@@ -245,4 +245,26 @@ def simulate(
         "pb_min_useful_bytes": min_useful,
         "notes": notes,
     }
-    return {"config": config, "policies": reports}, series
+    out = {"config": config, "policies": reports}
+    gap = clairvoyant_gap(reports)
+    if gap is not None:
+        out["sushi_vs_clairvoyant"] = gap
+    return out, series
+
+
+def clairvoyant_gap(reports: dict) -> dict | None:
+    """The share of clairvoyant's saving over no_pb that sushi reaches, per metric (1.0: as
+    much; None where clairvoyant saves nothing)."""
+    if not {"sushi", "no_pb", "clairvoyant"} <= set(reports):
+        return None
+    base, s, c = reports["no_pb"], reports["sushi"], reports["clairvoyant"]
+    out = {}
+    for m, sign in (
+        ("mean_latency_ms", -1),
+        ("offchip_energy_mj", -1),
+        ("mean_accuracy", 1),
+        ("slo_attainment", 1),
+    ):
+        cs = sign * (c[m] - base[m])
+        out[m] = (sign * (s[m] - base[m]) / cs) if cs > 1e-12 else None
+    return out
