@@ -1,7 +1,11 @@
 """Choosing the SubGraph to keep in the PB: a multiple-choice knapsack over tensor slices.
 
 For each tensor the options are the slices the window's SubNets use, their common part, and
-narrower versions (leading output-column tiles only) so that big tensors can be cached partly.
+narrower versions so that big tensors can be cached partly: a quarter, half or three quarters of
+the output columns, or of the input channels. The latter matter: a GEMM walks each N-tile's
+K-tiles in turn, so a block of leading input channels puts PB tiles between off-chip ones, and
+the off-chip stream prefetches during them; a block of leading output columns puts them all in
+front, where the stream can run ahead only as far as the dynamic buffer holds.
 The value of an option is what it saves over the window, in the cost model's own terms: cycles
 saved times ``mem_bytes_per_cycle`` (a cycle is worth the bytes the port moves in it) plus
 ``byte_weight`` (0.05) times the off-chip weight bytes saved. Time comes first: a byte saved in a
@@ -16,6 +20,7 @@ value per tile (upgrading one tensor at a time) fills ``pb_bytes``.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 
@@ -55,13 +60,23 @@ class CacheSelector:
     def _options(self, tensor: str, used: list[Dims]) -> list[Dims]:
         opts = set(used)
         opts.add(tuple(map(min, *used)) if len(used) > 1 else used[0])
-        col = 1 if self.layouts[tensor] == "kn" else 0  # which dim is N (output columns)
-        step = self.cfg.cols
-        for d in list(opts):
+        lay = self.layouts[tensor]
+        col = 1 if lay == "kn" else 0  # which dim is N (output columns)
+        base = list(opts)
+        for d in base:
             for f in _TRIMS:
-                n = int(d[col] * f) // step * step
+                n = int(d[col] * f) // self.cfg.cols * self.cfg.cols
                 if 0 < n < d[col]:
                     opts.add(d[:col] + (n,) + d[col + 1 :])
+        if lay != "dw":  # leading input channels: PB tiles then interleave with off-chip ones
+            row = 0 if lay == "kn" else 1  # which dim is K's outer (input channels)
+            per = math.prod(base[0][2:]) if lay == "oihw" else 1  # K rows per input channel
+            step = self.cfg.rows // math.gcd(self.cfg.rows, per)  # whole K-tiles
+            for d in base:
+                for f in _TRIMS:
+                    k = int(d[row] * f) // step * step
+                    if 0 < k < d[row]:
+                        opts.add(d[:row] + (k,) + d[row + 1 :])
         return sorted(opts)
 
     def select(self, window: Mapping[SubNet, float] | list[SubNet]) -> SubGraph:
