@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.bench import bench_calibration, bench_gemm, bench_memory
 
     sim = sim_from_args(args)
+    presets = [check_preset(p) for p in args.preset or ["tiny", "default"]]
+    cfgs = {name: config_from_args(args, name) for name in presets}  # bad input fails first
     if args.calibration != "no":
         from sushi_hw.config import PRESETS
 
@@ -95,10 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     gemm: list[dict] = []
     memory: list[dict] = []
-    presets = [check_preset(p) for p in args.preset or ["tiny", "default"]]
     jobs = [(name, kind) for name in presets for kind in ("gemm", "memory")]
     for name, kind in tqdm(jobs, desc="bench", unit="run"):
-        cfg = config_from_args(args, name)
+        cfg = cfgs[name]
         if kind == "gemm":
             gemm += bench_gemm(cfg, sim, args.out / "parts")
         else:
