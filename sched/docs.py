@@ -8,7 +8,9 @@ A generated section sits between ``<!-- generated: NAME ... -->`` and ``<!-- end
 * ``builds`` (README.md, docs/fpga.md): the FPGA builds in ``docs/builds/``
   (:mod:`sushi_hw.fpga.report_table`);
 * ``tops`` (README.md): what each top of ``sushi verilog`` is for, and for which presets
-  (:data:`sushi_hw.generate.TOPS`, :func:`sushi_hw.generate.top_skip_reason`).
+  (:data:`sushi_hw.generate.TOPS`, :func:`sushi_hw.generate.top_skip_reason`);
+* ``presets`` (README.md, docs/platforms.md): the numbers of every preset
+  (:data:`sushi_hw.config.PRESETS`); ``preset-notes`` (docs/platforms.md): their notes (sources).
 """
 
 from __future__ import annotations
@@ -91,12 +93,62 @@ def render_tops() -> str:
     return "\n".join(lines)
 
 
+#: what each preset stands for (one line; its note gives the sources)
+PRESET_TARGET = {
+    "tiny": "iCE40UP5K (iCEBreaker)",
+    "default": "simulation; also builds on the ULX3S",
+    "large": "ECP5-85F (ULX3S); 100 MHz is not met (docs/fpga.md says what limits it)",
+    "zcu104": "the SUSHI deployment on the ZCU104 (XCZU7EV), analytical",
+    "zcu104-dpu": "the same chip pushed hard (300 MHz, 75% of DDR4 peak), analytical",
+}
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.2f} MiB"
+    if n >= 1024:
+        return f"{n >> 10} KiB" if n % 1024 == 0 else f"{n / 1024:.1f} KiB"
+    return f"{n} B"
+
+
+def render_presets() -> str:
+    """Every preset's numbers, from :data:`PRESETS` (one row each)."""
+    lines = [
+        "| preset | array (MACs/cycle) | PB | act buffers | dyn buffer | off-chip model | clock "
+        "| weight-bound below | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in PRESETS.items():
+        bw = min(c.mem_bytes_per_cycle, c.mem_width)
+        gbs = bw * c.clock_mhz / 1e3
+        ns = c.mem_latency * 1e3 / c.clock_mhz
+        onchip = c.pb_bytes + 2 * c.act_bytes + c.dyn_bytes
+        lines.append(
+            f"| `{name}` | {c.rows}×{c.cols} ({c.macs_per_cycle}) | {_size(c.pb_bytes)} "
+            f"| 2×{_size(c.act_bytes)} | {_size(c.dyn_bytes)} (on chip {_size(onchip)}) "
+            f"| {bw} B/cycle = {gbs:.3g} GB/s over a {c.mem_width} B port, "
+            f"{c.mem_latency} cycles ({ns:.0f} ns) | {c.clock_mhz:g} MHz "
+            f"| {c.macs_per_cycle // bw} pixels | {PRESET_TARGET.get(name, '')} |"
+        )
+    return "\n".join(lines)
+
+
+def render_preset_notes() -> str:
+    """Each preset's note: where its numbers come from."""
+    return "\n".join(f"* `{name}`: {c.note}" for name, c in PRESETS.items())
+
+
 #: (file, section name) -> renderer
 SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
     ("docs/architecture.md", "timing"): render_timing,
     ("README.md", "builds"): render_builds,
     ("README.md", "tops"): render_tops,
     ("docs/fpga.md", "builds"): render_builds,
+    ("README.md", "presets"): render_presets,
+    ("docs/platforms.md", "presets"): render_presets,
+    ("docs/platforms.md", "preset-notes"): render_preset_notes,
 }
 
 

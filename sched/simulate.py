@@ -18,12 +18,20 @@ from sushi_hw.config import AccelConfig
 
 from .cache_select import CacheSelector
 from .cost import CostModel, EnergyConstants, TimingModel, pb_footprint, tensor_layouts
-from .policies import OBJECTIVES, Context, Policy, make_policies, pareto, reload_bytes
+from .policies import OBJECTIVES, Context, Policy, make_policies, pareto, reload_cost
 from .subgraph import EMPTY, SubGraph
 from .supernet.base import SuperNet
 from .traces import Query, TraceScale
 
-DEFAULT_POLICIES = ("sushi", "no_pb", "static_subnet", "static_subgraph", "last_subnet", "oracle")
+DEFAULT_POLICIES = (
+    "sushi",
+    "no_pb",
+    "static_subnet",
+    "static_subgraph",
+    "last_subnet",
+    "clairvoyant",
+    "infinite_pb",
+)
 
 
 @dataclass
@@ -89,12 +97,12 @@ def run_policy(
         fp = pb_footprint(new, setup.layouts, cfg)
         if fp > cfg.pb_bytes:
             raise AssertionError(f"policy {policy.name} asked for {fp} B of PB > {cfg.pb_bytes}")
-        nb = reload_bytes(policy.cache, new, policy.ctx)
-        cyc, mj = cm.load_cost(nb)
+        nb, cmds = reload_cost(policy.cache, new, policy.ctx)
+        cyc, mj = cm.load_cost(nb, max(1, cmds))
         off_bytes += nb
         load_bytes += nb
         off_mj += mj
-        energy_mj += mj + nb * cm.energy.sram_pj_per_byte * 1e-9
+        energy_mj += mj + nb * cm.pj_pb * 1e-9
         updates += 1
         policy.cache = new
         return now + cfg.cycles_to_ms(cyc)
@@ -237,4 +245,26 @@ def simulate(
         "pb_min_useful_bytes": min_useful,
         "notes": notes,
     }
-    return {"config": config, "policies": reports}, series
+    out = {"config": config, "policies": reports}
+    gap = clairvoyant_gap(reports)
+    if gap is not None:
+        out["sushi_vs_clairvoyant"] = gap
+    return out, series
+
+
+def clairvoyant_gap(reports: dict) -> dict | None:
+    """The share of clairvoyant's saving over no_pb that sushi reaches, per metric (1.0: as
+    much; None where clairvoyant saves nothing)."""
+    if not {"sushi", "no_pb", "clairvoyant"} <= set(reports):
+        return None
+    base, s, c = reports["no_pb"], reports["sushi"], reports["clairvoyant"]
+    out = {}
+    for m, sign in (
+        ("mean_latency_ms", -1),
+        ("offchip_energy_mj", -1),
+        ("mean_accuracy", 1),
+        ("slo_attainment", 1),
+    ):
+        cs = sign * (c[m] - base[m])
+        out[m] = (sign * (s[m] - base[m]) / cs) if cs > 1e-12 else None
+    return out

@@ -27,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         p, None, sim=True, multiple=True, preset_help="preset to measure; default: tiny and default"
     )
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="output directory")
+    p.add_argument(
+        "--calibration",
+        choices=("yes", "no", "only"),
+        default="yes",
+        help="also (yes) or only (only) run the calibration at OFA-ResNet50 1x1 layer shapes on "
+        "the zcu104 preset (OUT/calibration.json; several minutes, the first Verilator build "
+        "takes longer); default yes",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,17 +65,42 @@ def _memory_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _calibration_table(records: list[dict]) -> str:
+    head = (
+        f"{'layer':11s} {'M':>5s} {'K':>5s} {'N':>5s} {'rtl':>8s} {'model':>8s} {'error':>7s}  kind"
+    )
+    lines = [head, "-" * len(head)]
+    for r in records:
+        lines.append(
+            f"{r['layer']:11s} {r['M']:5d} {r['K']:5d} {r['N']:5d} {r['rtl_cycles']:8d} "
+            f"{r['model_cycles']:8d} {100 * r['error']:6.2f}%  {r['kind']}"
+        )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..runtime.bench import bench_conv, bench_gemm, bench_memory
+    from ..runtime.bench import bench_calibration, bench_conv, bench_gemm, bench_memory
+
+    sim = sim_from_args(args)
+    presets = [check_preset(p) for p in args.preset or ["tiny", "default"]]
+    cfgs = {name: config_from_args(args, name) for name in presets}  # bad input fails first
+    if args.calibration != "no":
+        from sushi_hw.config import PRESETS
+
+        cal = bench_calibration(PRESETS["zcu104"], sim, args.out / "parts")
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "calibration.json").write_text(json.dumps(cal, indent=1))
+        print(_calibration_table(cal))
+        print(f"wrote {args.out / 'calibration.json'}")
+        if args.calibration == "only":
+            return 0
 
     gemm: list[dict] = []
     memory: list[dict] = []
     conv: list[dict] = []
-    presets = [check_preset(p) for p in args.preset or ["tiny", "default"]]
-    sim = sim_from_args(args)
     jobs = [(name, kind) for name in presets for kind in ("gemm", "memory", "conv")]
     for name, kind in tqdm(jobs, desc="bench", unit="run"):
-        cfg = config_from_args(args, name)
+        cfg = cfgs[name]
         if kind == "gemm":
             gemm += bench_gemm(cfg, sim, args.out / "parts")
         elif kind == "memory":

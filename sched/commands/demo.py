@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--policies",
         default=DEFAULT_POLICIES,
         help=f"comma-separated policies (default {DEFAULT_POLICIES}; also "
-        "static_subgraph, last_subnet; the oracle bound is in `sushi simulate`)",
+        "static_subgraph, last_subnet, clairvoyant; the infinite_pb ceiling is in "
+        "`sushi simulate`)",
     )
     p.add_argument(
         "--update-every",
@@ -130,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"unknown policy {', '.join(bad) or '(none)'}; choose from {', '.join(POLICIES)}"
         )
-    if "oracle" in policies:
+    if "infinite_pb" in policies:
         raise UserError(
-            "the oracle is a cost-model bound, not a schedule the RTL can run; "
+            "infinite_pb is a cost-model ceiling, not a schedule the RTL can run; "
             "compare against it with `sushi simulate --supernet digits`"
         )
     space = DigitsSpace()

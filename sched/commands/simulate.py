@@ -168,4 +168,15 @@ def _summary(report: dict) -> str:
             f"{r['offchip_bytes'] / 1e6:12.1f} {r['offchip_energy_mj']:9.1f} "
             f"{r['cache_updates']:5d} {r['decision_us_mean']:7.1f}"
         )
+    gap = report.get("sushi_vs_clairvoyant")
+    if gap:
+        names = {
+            "mean_latency_ms": "latency",
+            "offchip_energy_mj": "off-chip energy",
+            "mean_accuracy": "accuracy",
+            "slo_attainment": "SLO attainment",
+        }
+        parts = [f"{names[k]} {100 * v:.0f}%" for k, v in gap.items() if v is not None]
+        if parts:
+            lines.append("sushi's share of clairvoyant's saving over no_pb: " + ", ".join(parts))
     return "\n".join(lines)

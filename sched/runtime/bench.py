@@ -254,3 +254,132 @@ def bench_conv(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
         cfg = cfg.replace(name=f"{cfg.name}+pb{need // 1024}k", pb_bytes=need)
     work = Path(out_dir) / f"conv.{cfg.name}.{sim}"
     return run_on_rtl(cfg, ConvBench(layers), sim=sim, workdir=work)
+
+
+# ---- calibration at real layer shapes ---------------------------------------------------------
+
+#: 1x1 OFA-ResNet50 layers (largest SubNet, resolution 224) run as GEMMs: the stem-adjacent
+#: block, each stage's first and last block, and the classifier; the last two stage-3 layers
+#: also with their weights in the PB (whole, then the leading half of the N-tiles).
+CALIBRATION_LAYERS = (
+    "s0b0.conv1",
+    "s0b0.down",
+    "s0b3.conv3",
+    "s1b0.conv1",
+    "s1b3.conv3",
+    "s2b0.conv1",
+    "s2b5.conv3",
+    "s3b0.conv1",
+    "s3b0.down",
+    "s3b3.conv1",
+    "s3b3.conv3",
+    "fc",
+)
+CALIBRATION_PB = {"s3b0.down": 1.0, "s3b3.conv3": 0.5}
+
+
+def calibration_layers() -> list[tuple[str, int, int, int]]:
+    """(name, M, K, N) of :data:`CALIBRATION_LAYERS` in the largest OFA-ResNet50 SubNet."""
+    from ..supernet.registry import get_supernet
+
+    r50 = get_supernet("ofa-resnet50")
+    by_name = {ly.name: ly for ly in r50.subnet(r50.max_config()).layers}
+    return [(n, by_name[n].m, by_name[n].k, by_name[n].n) for n in CALIBRATION_LAYERS]
+
+
+def calibration_config(cfg: AccelConfig, layers: list[tuple[str, int, int, int]]) -> AccelConfig:
+    """``cfg`` with ``mem_bytes`` shrunk to the largest layer's weight grid plus the program
+    (the only thing in off-chip memory here), so that the HDL memory model is small."""
+    need = W_ADDR + max(
+        ceil_div(k, cfg.rows) * ceil_div(n, cfg.cols) * cfg.tile_bytes for _, _, k, n in layers
+    )
+    return cfg.replace(mem_bytes=1 << (need - 1).bit_length())
+
+
+@dataclass
+class CalibrationBench:
+    """One GEMM per layer shape, its cycle counter against the cost model.
+
+    Timing does not depend on the data (no zero skipping anywhere), so memory and buffers are
+    left as they are (zeros): the GEMMs run on zero weights and activations, and no time goes
+    into writing megabytes through the backdoor."""
+
+    layers: list[tuple[str, int, int, int]]
+    pb: dict[str, float]
+
+    def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
+        from ..cost import TimingModel
+
+        cfg = backend.cfg
+        tm = TimingModel(cfg)
+        records = []
+
+        def record(name: str, m: int, k: int, n: int, kind: str, rtl: int, model: int) -> None:
+            records.append(
+                {
+                    "layer": name,
+                    "M": m,
+                    "K": k,
+                    "N": n,
+                    "kind": kind,
+                    "rtl_cycles": int(rtl),
+                    "model_cycles": int(model),
+                    "error": round((model - rtl) / rtl, 4) if rtl else None,  # golden: no clock
+                }
+            )
+
+        for name, m, k, n in self.layers:
+            kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
+            runs = [("1x1 gemm, weights off-chip", 0, 0)]
+            if name in self.pb:
+                pb_nt = max(1, min(nt, int(nt * self.pb[name]), cfg.pb_tiles // kt))
+                what = "all" if pb_nt == nt else f"{pb_nt}/{nt} N-tiles"
+                runs.append((f"1x1 gemm, weights in the PB ({what})", kt, pb_nt))
+            for kind, pb_kt, pb_nt in runs:
+                if pb_kt:
+                    layout = PBLayout.allocate(cfg, {"w": (pb_kt, pb_nt)})
+                    image = WeightImage(cfg, W_ADDR, {"w": W_ADDR}, {"w": kt}, {"w": (k, n)})
+                    prog = [*cache_program(cfg, image, layout), isa.done()]
+                    backend.write(CACHE_PROG_ADDR, b"".join(prog))
+                    c = require_ok(backend.run(CACHE_PROG_ADDR, f"cache {name}")).counters
+                    cyc, _ = _model_load(tm, pb_kt * pb_nt * cfg.tile_bytes, pb_nt)
+                    record(name, m, k, n, f"CACHE ({pb_nt} commands)", c["cycles"], cyc)
+                cmd = isa.gemm(
+                    m=m,
+                    k=k,
+                    n=n,
+                    a_buf=0,
+                    a_word=0,
+                    o_buf=1,
+                    o_word=0,
+                    w_addr=W_ADDR,
+                    w_stride=kt,
+                    pb_tile=0,
+                    pb_stride=pb_kt,
+                    pb_kt=pb_kt,
+                    pb_nt=pb_nt,
+                    requant=(1 << 8, 16),
+                )
+                backend.write(PROG_ADDR, cmd + isa.done())
+                c = require_ok(backend.run(PROG_ADDR, f"calibrate {name}")).counters
+                model = (
+                    tm.query_overhead + 2 * tm.cmd_cycles + tm.gemm_cycles(m, kt, nt, pb_kt, pb_nt)
+                )
+                record(name, m, k, n, kind, c["cycles"], model)
+                if progress is not None:
+                    progress.update(1)
+        return records
+
+
+def _model_load(tm, nbytes: int, commands: int) -> tuple[int, float]:  # noqa: ANN001
+    from ..cost import CostModel
+
+    return CostModel(tm.cfg, tm).load_cost(nbytes, commands)
+
+
+def bench_calibration(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
+    """:class:`CalibrationBench` on ``cfg`` (the ``zcu104`` preset) with memory shrunk."""
+    layers = calibration_layers()
+    cfg = calibration_config(cfg, layers)
+    work = Path(out_dir) / f"calibration.{cfg.name}.{sim}"
+    return run_on_rtl(cfg, CalibrationBench(layers, CALIBRATION_PB), sim=sim, workdir=work)

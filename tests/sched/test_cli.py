@@ -43,14 +43,21 @@ def test_simulate_json_shape_and_plots(tmp_path):
     rc, out = sim(tmp_path, "--trace", "phases", "--plots", str(tmp_path / "plots"))
     assert rc == 0
     rep = json.loads(out.read_text())
-    assert set(rep) == {"config", "policies"}
+    assert set(rep) == {"config", "policies", "sushi_vs_clairvoyant"}
+    assert set(rep["sushi_vs_clairvoyant"]) == {
+        "mean_latency_ms",
+        "offchip_energy_mj",
+        "mean_accuracy",
+        "slo_attainment",
+    }
     assert set(rep["policies"]) == {
         "sushi",
         "no_pb",
         "static_subnet",
         "static_subgraph",
         "last_subnet",
-        "oracle",
+        "clairvoyant",
+        "infinite_pb",
     }
     for r in rep["policies"].values():
         assert KEYS <= set(r)

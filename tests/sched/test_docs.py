@@ -59,3 +59,12 @@ def test_fpga_doc_states_the_quoted_builds_only_in_its_table() -> None:
     for b in load_builds():
         fmax = f"{b['report']['fmax_mhz']:.2f}"
         assert fmax not in outside, f"docs/fpga.md restates {fmax} MHz outside its table"
+
+
+def test_platforms_doc_tables_every_preset_with_its_sources() -> None:
+    table = section_text(ROOT / "docs/platforms.md", "presets")
+    notes = section_text(ROOT / "docs/platforms.md", "preset-notes")
+    for name, cfg in PRESETS.items():
+        assert f"| `{name}` |" in table, name
+        assert cfg.note and cfg.note in notes, name
+    assert "(docs/platforms.md)" in (ROOT / "README.md").read_text()

@@ -217,3 +217,30 @@ def test_board_backend_serves_like_the_golden_backend(net):
             sub = subgraph_of(net, key)
             layout = board.fill_pb(sub).layout
             assert gold.fill_pb(sub).layout.blocks == layout.blocks
+
+
+def test_calibration_bench_programs_run_on_the_golden_model():
+    """The calibration bench's layers are OFA-ResNet50's 1x1 shapes; its programs (GEMMs from
+    off-chip and from the PB, CACHE) are legal on the zcu104 array with memory shrunk to fit."""
+    from sushi_hw.config import PRESETS
+    from sushi_sched.runtime.bench import (
+        CALIBRATION_PB,
+        CalibrationBench,
+        calibration_config,
+        calibration_layers,
+    )
+    from sushi_sched.runtime.golden import GoldenBackend
+
+    layers = calibration_layers()
+    assert ("s3b0.down", 49, 1024, 2048) in layers and ("fc", 1, 2048, 1000) in layers
+    cfg = calibration_config(PRESETS["zcu104"], layers)
+    assert cfg.mem_bytes == 4 << 20 and cfg.rows == 32 and cfg.mem_bytes_per_cycle == 16
+    assert set(CALIBRATION_PB) <= {n for n, *_ in layers}
+    few = [("small", 49, 96, 128)]  # the same code paths, smaller (the golden model is slow)
+    recs = CalibrationBench(few, {"small": 0.5})(GoldenBackend(cfg))
+    kinds = [r["kind"] for r in recs]
+    assert kinds[0] == "1x1 gemm, weights off-chip" and any(k.startswith("CACHE") for k in kinds)
+    assert all(
+        set(r) == {"layer", "M", "K", "N", "kind", "rtl_cycles", "model_cycles", "error"}
+        for r in recs
+    )
