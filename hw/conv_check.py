@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import isa
-from .check import geometry_layout, sum_exceeds
+from .check import exceeds, geometry_layout, sum_exceeds
 from .config import AccelConfig, clog2
 from .im2col import im2col_layout
 
@@ -165,9 +165,9 @@ class ConvCheck(wiring.Component):
                         | (cv.c_out == 0)
                         | ~h_fits
                         | ~w_fits
-                        | (cv.c_out > cfg.max_dim)
-                        | (p_out > cfg.max_dim)
-                        | ((k_tiles << lr) > cfg.max_dim)
+                        | exceeds(cv.c_out, cfg.max_dim)
+                        | exceeds(p_out, cfg.max_dim)
+                        | exceeds(k_tiles << lr, cfg.max_dim)
                         | (cv.w_cstride < taps)
                         | (cv.w_nstride < w_cspan)
                         | (cv.pb_nt > nt_n)
