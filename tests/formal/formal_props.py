@@ -28,10 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import Assert, Assume, ClockDomain, Fragment, Module, Mux, Signal, Value
-from amaranth.hdl import _ast
 from amaranth.back import rtlil
-
+from amaranth.hdl import Assert, Assume, ClockDomain, Fragment, Module, Mux, Signal, Value
 from sushi_hw.build_options import SIMULATION
 from sushi_hw.config import AccelConfig, make_config
 
@@ -295,8 +293,10 @@ def request_issuer_stream(cfg: AccelConfig) -> tuple[Module, list]:
     m.d.comb += Assume(~(dut.cmd.start & dut.busy))
     stream_rule(m, dut.req, "req")
     # and it asks for exactly the beats it was given, in bursts of at most 256
-    m.d.comb += Assert(~dut.req.valid | ((dut.req.payload.beats >= 1)
-                                         & (dut.req.payload.beats <= 256)), "burst size")
+    m.d.comb += Assert(
+        ~dut.req.valid | ((dut.req.payload.beats >= 1) & (dut.req.payload.beats <= 256)),
+        "burst size",
+    )
     return m, ports
 
 
@@ -314,6 +314,9 @@ class Proof:
     fast: bool  # under about a minute: pytest runs it
     timeout: int = 600  # seconds
     config: str = ""
+    #: "PASS", or "FAIL" for a known finding (the counterexample is the point; see ``note``)
+    expect: str = "PASS"
+    note: str = ""
 
 
 def tiny() -> AccelConfig:
@@ -323,45 +326,114 @@ def tiny() -> AccelConfig:
 def small_conv() -> AccelConfig:
     """The default preset shrunk (2x2 array, 4-row M-tiles) so a BMC spans several M-tiles
     and N-tiles of a CONV's feature map in a few dozen cycles."""
-    return make_config("default", rows=2, cols=2, acc_depth=4, act_bytes=256, pb_bytes=64,
-                       dyn_bytes=16, mem_width=2, mem_bytes=1 << 12)
+    return make_config(
+        "default",
+        rows=2,
+        cols=2,
+        acc_depth=4,
+        act_bytes=256,
+        pb_bytes=64,
+        dyn_bytes=16,
+        mem_width=2,
+        mem_bytes=1 << 12,
+    )
 
 
 HALT_N = 8  # the memory takes a request within this many cycles
 
 
 def proofs() -> list[Proof]:
-    def accel_rules(cfg_fn):
+    def accel_rules(cfg_fn, **kw):
         def build():
-            return accel_stream_rules_full(cfg_fn())
+            return accel_stream_rules_full(cfg_fn(), **kw)
+
         return build
 
     return [
-        Proof("issuer_stream", "1", "RequestIssuer: mem request valid & unchanged until taken",
-              lambda: request_issuer_stream(tiny()), "prove", 4, True, config="tiny"),
-        Proof("accel_mem_stream_tiny", "1",
-              "SushiAccel mem port (req, wdata): valid & unchanged until taken, any ready",
-              accel_rules(tiny), "bmc", 40, False, timeout=1500, config="tiny"),
-        Proof("sequencer_halts", "2",
-              f"Sequencer: illegal command -> HALT -> IDLE with error in <= {HALT_N + 2} cycles "
-              f"(issuer idle within {HALT_N})",
-              lambda: sequencer_halts(HALT_N), "prove", HALT_N + 4, True, config="-"),
-        Proof("accel_halts_tiny", "2",
-              f"SushiAccel: illegal command/failed fetch -> IDLE with error in <= {HALT_N + 2} "
-              f"cycles (memory takes a request within {HALT_N})",
-              lambda: accel_halts_full(tiny(), HALT_N), "bmc", 40, False, timeout=1500,
-              config="tiny"),
-        Proof("writer_bounds_gemm_tiny", "3",
-              "OutputWriter: writes only inside [o_word, o_word + words) (GEMM)",
-              lambda: output_writer_bounds(tiny()), "bmc", 24, True, config="tiny"),
-        Proof("writer_bounds_conv", "3",
-              "OutputWriter: writes only inside [o_word, o_word + words) (CONV feature map)",
-              lambda: output_writer_bounds(small_conv()), "bmc", 24, True,
-              config="default with rows=cols=2, acc_depth=4"),
+        Proof(
+            "issuer_stream",
+            "1",
+            "RequestIssuer: mem request valid & unchanged until taken",
+            lambda: request_issuer_stream(tiny()),
+            "prove",
+            4,
+            True,
+            config="tiny",
+        ),
+        Proof(
+            "accel_mem_stream_tiny",
+            "1",
+            "SushiAccel mem port (req, wdata): valid & unchanged until taken, any ready",
+            accel_rules(tiny),
+            "bmc",
+            40,
+            False,
+            timeout=1500,
+            config="tiny",
+        ),
+        Proof(
+            "accel_mem_stream_wdata_first_tiny",
+            "1",
+            "as accel_mem_stream_tiny, with a memory that may take write data before the "
+            "write request (AXI-style)",
+            accel_rules(tiny, data_after_req=False),
+            "bmc",
+            40,
+            False,
+            timeout=1500,
+            config="tiny",
+            expect="FAIL",
+            note="finding: STORE_ACT ends when its last wdata beat is taken, not when its "
+            "request is; the next command's fetch then replaces the still-pending write "
+            "request (valid stays high, payload changes: the write is lost)",
+        ),
+        Proof(
+            "sequencer_halts",
+            "2",
+            f"Sequencer: illegal command -> HALT -> IDLE with error in <= {HALT_N + 2} cycles "
+            f"(issuer idle within {HALT_N})",
+            lambda: sequencer_halts(HALT_N),
+            "prove",
+            HALT_N + 4,
+            True,
+            config="-",
+        ),
+        Proof(
+            "accel_halts_tiny",
+            "2",
+            f"SushiAccel: illegal command/failed fetch -> IDLE with error in <= {HALT_N + 2} "
+            f"cycles (memory takes a request within {HALT_N})",
+            lambda: accel_halts_full(tiny(), HALT_N),
+            "bmc",
+            40,
+            False,
+            timeout=1500,
+            config="tiny",
+        ),
+        Proof(
+            "writer_bounds_gemm_tiny",
+            "3",
+            "OutputWriter: writes only inside [o_word, o_word + words) (GEMM)",
+            lambda: output_writer_bounds(tiny()),
+            "bmc",
+            24,
+            True,
+            config="tiny",
+        ),
+        Proof(
+            "writer_bounds_conv",
+            "3",
+            "OutputWriter: writes only inside [o_word, o_word + words) (CONV feature map)",
+            lambda: output_writer_bounds(small_conv()),
+            "bmc",
+            24,
+            True,
+            config="default with rows=cols=2, acc_depth=4",
+        ),
     ]
 
 
-def accel_stream_rules_full(cfg: AccelConfig) -> tuple[Module, list]:
+def accel_stream_rules_full(cfg: AccelConfig, data_after_req: bool = True) -> tuple[Module, list]:
     from sushi_hw.accel import SushiAccel
 
     m, cd = harness()
@@ -369,9 +441,18 @@ def accel_stream_rules_full(cfg: AccelConfig) -> tuple[Module, list]:
     frag = Fragment.get(dut, None)
     m.submodules.dut = frag
     mem, ctrl = dut.mem, dut.ctrl
-    ports = [cd.clk, cd.rst, ctrl.doorbell, ctrl.prog_addr, ctrl.ctr_sel, mem.req.ready,
-             mem.wdata.ready, mem.rdata.valid, mem.rdata.payload]
-    _memory_env(m, mem, ready_within=None)
+    ports = [
+        cd.clk,
+        cd.rst,
+        ctrl.doorbell,
+        ctrl.prog_addr,
+        ctrl.ctr_sel,
+        mem.req.ready,
+        mem.wdata.ready,
+        mem.rdata.valid,
+        mem.rdata.payload,
+    ]
+    _memory_env(m, mem, ready_within=None, data_after_req=data_after_req)
     stream_rule(m, mem.req, "mem_req")
     stream_rule(m, mem.wdata, "mem_wdata")
     return m, ports
@@ -387,22 +468,40 @@ def accel_halts_full(cfg: AccelConfig, n: int) -> tuple[Module, list]:
     seq = subfragment(frag, "seq")
     state, enc = fsm_state(seq, "cp")
     mem, ctrl = dut.mem, dut.ctrl
-    ports = [cd.clk, cd.rst, ctrl.doorbell, ctrl.prog_addr, ctrl.ctr_sel, mem.req.ready,
-             mem.wdata.ready, mem.rdata.valid, mem.rdata.payload]
+    ports = [
+        cd.clk,
+        cd.rst,
+        ctrl.doorbell,
+        ctrl.prog_addr,
+        ctrl.ctr_sel,
+        mem.req.ready,
+        mem.wdata.ready,
+        mem.rdata.valid,
+        mem.rdata.payload,
+    ]
     _memory_env(m, mem, ready_within=n)
     halt_properties(m, state, enc, signals(seq), ctrl.busy, ctrl.error_code, n)
     return m, ports
 
 
-def _memory_env(m: Module, mem, ready_within: int | None) -> None:
+def _memory_env(m: Module, mem, ready_within: int | None, data_after_req: bool = True) -> None:
     """The memory: it answers reads only with beats it owes (beats of accepted read requests,
-    any timing, any data: so any program), and with ``ready_within`` takes each request
-    within that many cycles of its valid."""
+    any timing, any data: so any program); with ``data_after_req`` it takes write data only
+    for accepted write requests (the port's contract: the beats "follow" the request), else
+    at any time (an AXI-style memory, whose write data may come before its address); with
+    ``ready_within`` it takes each request within that many cycles of its valid."""
     owed = Signal(24, name="mem_owed")
-    take = mem.req.valid & mem.req.ready & ~mem.req.payload.write
+    take = mem.req.valid & mem.req.ready
     beat = mem.rdata.valid & mem.rdata.ready
-    m.d.sync += owed.eq(owed + Mux(take, mem.req.payload.beats, 0) - beat)
+    m.d.sync += owed.eq(owed + Mux(take & ~mem.req.payload.write, mem.req.payload.beats, 0) - beat)
     m.d.comb += Assume(~mem.rdata.valid | (owed != 0))
+    if data_after_req:
+        wowed = Signal(24, name="mem_wowed")
+        wbeat = mem.wdata.valid & mem.wdata.ready
+        m.d.sync += wowed.eq(
+            wowed + Mux(take & mem.req.payload.write, mem.req.payload.beats, 0) - wbeat
+        )
+        m.d.comb += Assume(~mem.wdata.ready | (wowed != 0))
     if ready_within is not None:
         wait = run_length(m, mem.req.valid & ~mem.req.ready, "req_wait", width=16)
         m.d.comb += Assume(wait < ready_within)
@@ -441,6 +540,8 @@ def run_proof(p: Proof, out_dir: Path, env: dict[str, str] | None = None) -> dic
     entry = dataclasses.asdict(p)
     for k in ("build", "fast", "timeout"):
         entry.pop(k)
+    if not entry["note"]:
+        entry.pop("note")
     entry.update(tool="yowasp-sby (SymbiYosys)", engine=f"smtbmc {SOLVER}")
     try:
         r = subprocess.run(
@@ -456,8 +557,11 @@ def run_proof(p: Proof, out_dir: Path, env: dict[str, str] | None = None) -> dic
         m_status = re.search(r"DONE \((\w+), rc=", log)
         status = m_status.group(1) if m_status else "ERROR"
     except subprocess.TimeoutExpired as e:
-        log = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (
-            e.stdout or "")
+        log = (
+            (e.stdout or b"").decode(errors="replace")
+            if isinstance(e.stdout, bytes)
+            else (e.stdout or "")
+        )
         status = "TIMEOUT"
     (out_dir / f"{p.name}.log").write_text(log)
     entry["status"] = status
@@ -468,6 +572,7 @@ def run_proof(p: Proof, out_dir: Path, env: dict[str, str] | None = None) -> dic
     trace = re.search(r"counterexample trace(?: \[induction\])?: (\S+)", log)
     if trace:
         entry["trace"] = str(out_dir / trace.group(1))
+    entry["as_expected"] = status == p.expect
     if status == "PASS":
         entry["meaning"] = (
             f"holds in every state (k-induction, k = {p.depth})"
