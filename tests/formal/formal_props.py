@@ -60,6 +60,7 @@ def missing_tools() -> list[str]:
 def tool_env(bin_dir: Path) -> dict[str, str]:
     """An environment whose PATH starts with shims named as SymbiYosys calls its tools
     (``yosys``, ``yosys-smtbmc``, ``boolector``) that run the YoWASP ones."""
+    bin_dir = bin_dir.resolve()  # sby runs the tools from its own work directories
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, prog in TOOLS.items():
         target = _find(prog)
