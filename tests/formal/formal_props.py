@@ -413,7 +413,7 @@ def proofs() -> list[Proof]:
             f"cycles (memory takes a request within {HALT_N})",
             lambda: accel_halts_full(tiny(), HALT_N),
             "bmc",
-            26,
+            36,
             False,
             timeout=1200,
             config="tiny",
