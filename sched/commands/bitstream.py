@@ -12,7 +12,7 @@ from sushi_hw.fpga.fit import FitError, check_fit
 from sushi_hw.fpga.flow import ToolError
 
 from ..cli import UserError
-from ..cli_args import add_preset_args, config_from_args
+from ..cli_args import add_preset_args, check_out_dir, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,6 +93,16 @@ def _seed_list(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.check_only and args.estimate:
+        raise UserError("--check-only and --estimate exclude each other: give one")
+    if not (args.timeout > 0):
+        raise UserError(f"--timeout must be > 0 minutes, got {args.timeout:g}")
+    try:
+        shlex.split(args.nextpnr_args)
+    except ValueError as e:
+        raise UserError(f"--nextpnr-args {args.nextpnr_args!r}: {e}") from None
+    if not args.check_only:
+        check_out_dir(args.out, "--out")
     try:
         board = get_board(args.board)
         cfg = config_from_args(args, args.preset or board.preset)

@@ -10,7 +10,7 @@ import numpy as np
 from sushi_hw.reference import check_requant, conv2d_ref
 
 from ..cli import UserError
-from ..cli_args import add_preset_args, config_from_args, sim_from_args
+from ..cli_args import add_preset_args, check_out_file, config_from_args, sim_from_args
 from .gemm import _parse_requant
 
 BACKENDS = ("rtl", "golden")
@@ -22,7 +22,7 @@ def _load(path: Path, what: str, ndim: int) -> np.ndarray:
         raise UserError(f"{what} file {str(path)!r} does not exist")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError):
+    except (ValueError, OSError, EOFError):
         raise UserError(f"{what} file {str(path)!r} is not a .npy array file") from None
     if not isinstance(arr, np.ndarray):
         raise UserError(f"{what} file {str(path)!r} is not a single .npy array")
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             raise CompileError(f"the program of {len(prog)} commands is too long")
     except (CompileError, ValueError) as e:
         raise UserError(f"cannot run this convolution on preset {cfg.name!r}: {e}") from None
+    check_out_file(args.out, "--out")
     steps = [("write", a, b) for a, b in image.writes()]
     steps += [("write", in_addr, x_raw), ("write", PROG, b"".join(prog)), ("run", PROG)]
     steps.append(("read", out_addr, out_bytes))

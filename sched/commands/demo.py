@@ -8,7 +8,13 @@ import json
 import time
 from pathlib import Path
 
-from ..cli_args import add_preset_args, config_from_args, sim_from_args
+from ..cli_args import (
+    add_preset_args,
+    check_out_dir,
+    check_trace_gen_args,
+    config_from_args,
+    sim_from_args,
+)
 from .trace import add_trace_gen_args
 
 DEFAULT_POLICIES = "sushi,no_pb,static_subnet"
@@ -93,12 +99,13 @@ def _table(report: dict) -> str:
 
 def build_trace(args: argparse.Namespace, setup) -> tuple[list, dict]:  # noqa: ANN001
     from ..cli import UserError
-    from ..traces import generate, read_csv
+    from ..cli_args import read_trace_file
+    from ..traces import generate
 
     if args.queries < 1:
         raise UserError(f"--queries must be >= 1 (got {args.queries})")
     if args.trace_file:
-        trace = read_csv(args.trace_file)[: args.queries]
+        trace = read_trace_file(args.trace_file)[: args.queries]
         return trace, {"file": str(args.trace_file)}
     trace = generate(
         args.trace, args.queries, args.seed, setup.scale(), args.arrivals, args.load, args.phase_len
@@ -136,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
             "infinite_pb is a cost-model ceiling, not a schedule the RTL can run; "
             "compare against it with `sushi simulate --supernet digits`"
         )
+    if args.update_every < 1:
+        raise UserError(f"--update-every must be >= 1 (got {args.update_every})")
+    check_trace_gen_args(args)
+    check_out_dir(args.out, "--out")
     space = DigitsSpace()
     setup = Setup.build(space, cfg)
     trace, source = build_trace(args, setup)

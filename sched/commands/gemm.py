@@ -9,7 +9,7 @@ import numpy as np
 from sushi_hw.gemm_host import GemmSpec
 
 from ..cli import UserError
-from ..cli_args import add_preset_args, config_from_args, sim_from_args
+from ..cli_args import add_preset_args, check_out_file, config_from_args, sim_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def _load(path: Path, what: str, dtype: type, ndim: int = 2) -> np.ndarray:
         raise UserError(f"{what} file {str(path)!r} does not exist")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError):
+    except (ValueError, OSError, EOFError):
         raise UserError(f"{what} file {str(path)!r} is not a .npy array file") from None
     if not isinstance(arr, np.ndarray):
         raise UserError(f"{what} file {str(path)!r} is not a single .npy array")
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         relu=args.relu,
     )
     spec.validate(cfg)
+    check_out_file(args.out, "--out")
     # simulator work dir, one per simulator so that runs on both at once (the test suite under
     # pytest -n) do not overwrite each other's files; its log stays for inspection
     work = (Path("build/gemm") / sim).resolve()

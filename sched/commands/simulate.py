@@ -7,7 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_args import add_preset_args, config_from_args, supernet_from_name, supernet_help
+from ..cli_args import (
+    add_preset_args,
+    check_out_dir,
+    check_out_file,
+    check_trace_gen_args,
+    config_from_args,
+    read_trace_file,
+    supernet_from_name,
+    supernet_help,
+)
 from .trace import add_trace_gen_args
 
 
@@ -88,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
     from ..simulate import Setup, simulate
-    from ..traces import generate, read_csv
+    from ..traces import generate
 
     supernet = supernet_from_name(args.supernet)
     cfg = config_from_args(args)
@@ -104,12 +113,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("a policy is listed twice in --policies")
     if args.queries is not None and args.queries < 1:
         raise UserError(f"--queries must be >= 1 (got {args.queries})")
+    check_trace_gen_args(args)
+    check_out_file(args.json, "--json")
+    if args.plots:
+        check_out_dir(args.plots, "--plots")
     setup = Setup.build(supernet, cfg)
     if args.trace_file:
-        trace = read_csv(args.trace_file)
+        trace = read_trace_file(args.trace_file)
+        in_file = len(trace)
         if args.queries is not None:
             trace = trace[: args.queries]
-        source = {"file": str(Path(args.trace_file)), "queries_in_file": len(trace)}
+        source = {"file": str(Path(args.trace_file)), "queries_in_file": in_file}
     else:
         n = args.queries if args.queries is not None else 2000
         trace = generate(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_args import add_preset_args, config_from_args, supernet_from_name, supernet_help
+from ..cli_args import (
+    add_preset_args,
+    check_out_file,
+    check_trace_gen_args,
+    config_from_args,
+    supernet_from_name,
+    supernet_help,
+)
 
 
 def add_trace_gen_args(p: argparse.ArgumentParser, phase_len: float = 250.0) -> None:
@@ -57,9 +64,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import UserError
     from ..simulate import Setup
     from ..traces import generate, write_csv
 
+    if args.queries < 1:
+        raise UserError(f"--queries must be >= 1 (got {args.queries})")
+    check_trace_gen_args(args)
+    check_out_file(args.out, "--out")
     setup = Setup.build(supernet_from_name(args.supernet), config_from_args(args))
     tr = generate(
         args.kind, args.queries, args.seed, setup.scale(), args.arrivals, args.load, args.phase_len

@@ -11,7 +11,7 @@ from pathlib import Path
 from sushi_hw.config import PRESETS, AccelConfig
 from sushi_hw.generate import TOPS, generate_verilog, is_current, top_skip_reason
 
-from ..cli_args import add_preset_args, config_from_args
+from ..cli_args import add_preset_args, check_out_dir, config_from_args
 
 #: relative conversion cost of each top, per PE (measured: the memory-less tops scale with the
 #: array, the board top adds its link and RAM); the pool starts the costliest jobs first
@@ -57,6 +57,10 @@ def _convert(cfg: AccelConfig, top: str, out_dir: Path) -> tuple[Path, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import UserError
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     t_start = time.perf_counter()
     jobs: list[tuple[AccelConfig, str, Path]] = []
     for name in args.preset or list(PRESETS):
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             jobs.append((cfg, top, out_dir))
     if not jobs:
         return 0
+    check_out_dir(args.out, "--out")
     # costliest first, so the last job to finish is a short one
     jobs.sort(key=lambda j: -j[0].rows * j[0].cols * _TOP_WEIGHT.get(j[1], 4))
     n = len(jobs)
