@@ -206,6 +206,36 @@ _DEFAULT = AccelConfig(
     "SuperNet (13 KB in all), not all of it. Also builds on the ULX3S (docs/builds/)."
 )
 
+#: The SUSHI deployment on the ZCU104; ``zcu104-dpu`` is the same chip pushed hard.
+_ZCU104 = dataclasses.replace(
+    _DEFAULT,
+    name="zcu104",
+    rows=32,
+    cols=32,
+    acc_depth=1024,
+    act_bytes=1 << 20,
+    pb_bytes=2 << 20,
+    dyn_bytes=64 << 10,
+    mem_width=16,
+    mem_latency=33,
+    mem_bytes_per_cycle=16,
+    clock_mhz=100.0,
+    max_dim=(1 << 16) - 1,
+    mem_bytes=1 << 31,
+    note=(
+        "The SUSHI authors' ZCU104 deployment as their FEATHER repository "
+        "(maeri-project/FEATHER, End2end_Deployment: bitstream metadata and notebook) "
+        "shows it: an HLS accelerator at 100 MHz; weights over one 128-bit AXI master = "
+        "16 B/cycle = 1.6 GB/s, the rate its late layers measurably stream weights at; "
+        "about 1296 int8 MACs/cycle there, 32x32 = 1024 here (rows and cols must be equal "
+        "powers of two; 64x64 would need 4096 DSPs of the 1728). On-chip RAM of the "
+        "XCZU7EV (Xilinx DS891: 312 BRAM36 + 96 URAM, about 4.75 MiB): PB 2 MiB + 2x1 MiB "
+        "activations + 64 KiB dynamic buffer = 4.06 MiB. mem_latency 33 cycles (330 ns) "
+        "is an assumption, not a measurement. 2 GiB: the board's PS DDR4."
+    ),
+)
+
+
 PRESETS: dict[str, AccelConfig] = {
     p.name: p
     for p in (
@@ -246,48 +276,14 @@ PRESETS: dict[str, AccelConfig] = {
             "DP16KD = 416 KiB of EBR: Lattice ECP5 family data sheet): 256 int8 multipliers, "
             "PB 128 KiB of its EBR; 100 MHz is the target, not met (docs/builds/ulx3s-large.json).",
         ),
+        _ZCU104,
         dataclasses.replace(
-            _DEFAULT,
-            name="zcu104",
-            rows=32,
-            cols=32,
-            acc_depth=1024,
-            act_bytes=1 << 20,
-            pb_bytes=2 << 20,
-            dyn_bytes=64 << 10,
-            mem_width=16,
-            mem_latency=33,
-            mem_bytes_per_cycle=16,
-            clock_mhz=100.0,
-            max_dim=(1 << 16) - 1,
-            mem_bytes=1 << 31,
-            note=(
-                "The SUSHI authors' ZCU104 deployment as their FEATHER repository "
-                "(maeri-project/FEATHER, End2end_Deployment: bitstream metadata and notebook) "
-                "shows it: an HLS accelerator at 100 MHz; weights over one 128-bit AXI master = "
-                "16 B/cycle = 1.6 GB/s, the rate its late layers measurably stream weights at; "
-                "about 1296 int8 MACs/cycle there, 32x32 = 1024 here (rows and cols must be equal "
-                "powers of two; 64x64 would need 4096 DSPs of the 1728). On-chip RAM of the "
-                "XCZU7EV (Xilinx DS891: 312 BRAM36 + 96 URAM, about 4.75 MiB): PB 2 MiB + 2x1 MiB "
-                "activations + 64 KiB dynamic buffer = 4.06 MiB. mem_latency 33 cycles (330 ns) "
-                "is an assumption, not a measurement. 2 GiB: the board's PS DDR4."
-            ),
-        ),
-        dataclasses.replace(
-            _DEFAULT,
+            _ZCU104,
             name="zcu104-dpu",
-            rows=32,
-            cols=32,
-            acc_depth=1024,
-            act_bytes=1 << 20,
-            pb_bytes=2 << 20,
-            dyn_bytes=64 << 10,
             mem_width=64,
             mem_latency=100,
             mem_bytes_per_cycle=42,
             clock_mhz=300.0,
-            max_dim=(1 << 16) - 1,
-            mem_bytes=1 << 31,
             note=(
                 "The same XCZU7EV pushed hard: 300 MHz as the Vitis AI DPU runs on the ZCU104 "
                 "(Xilinx PG338; the DPU B4096 has 2048 MACs/cycle, this array keeps 32x32 = "
