@@ -75,6 +75,10 @@ class WeightImage:
             )
         return img
 
+    def writes(self) -> list[tuple[int, bytes]]:
+        """(address, bytes) to write into off-chip memory."""
+        return [(self.addr[n], b) for n, b in self.blobs.items()]
+
 
 @dataclass
 class PBLayout:

@@ -460,6 +460,11 @@ class CostModel:
         first, last = layers[0], layers[-1]
         if first.layout == "kn":  # GEMM-native input: LOAD_ACT of the zero-padded A words
             xfers[0].append(first.m * math.ceil(first.k / cfg.rows) * cfg.rows)
+        elif first.layout == "oihw":  # a feature map: one word of `rows` channels per pixel
+            c_in = first.dims[1]
+            words = first.in_bytes // c_in * math.ceil(c_in / cfg.rows)
+            per_beat = max(1, cfg.mem_width // cfg.rows)  # LOAD_ACT moves whole beats
+            xfers[0].append(math.ceil(words / per_beat) * per_beat * cfg.rows)
         else:
             xfers[0].append(first.in_bytes)
         for i, ly in enumerate(layers[:-1]):
@@ -497,8 +502,21 @@ class CostModel:
                     lc.sram_pj + act * self.pj_act,
                 )
             costs.append(lc)
+        costs += self.vector_costs(subnet)
         out = self._total(costs)
         self._query_memo[key] = out
+        return out
+
+    def vector_costs(self, subnet: SubNet) -> list[LayerCost]:
+        """The SubNet's residual ADDs and POOL on the vector unit (``SubNet.extra``'s
+        ``vector_ops``): ADD reads both operands' words and writes one, POOL reads every word."""
+        tm, out = self.timing, []
+        for kind, name, pixels, channels in subnet.extra.get("vector_ops", ()):
+            words = pixels * math.ceil(channels / self.cfg.rows)
+            reads, writes = (2 * words, words) if kind == "add" else (words, words // pixels)
+            sram = (reads + writes) * self.cfg.rows
+            cycles = tm.cmd_cycles + tm.vector_cycles(reads)
+            out.append(LayerCost(name, cycles, 0, 0, 0, 0, 0, sram, sram * self.pj_act))
         return out
 
     def _total(self, costs: Iterable[LayerCost]) -> QueryCost:

@@ -2,7 +2,8 @@
 :func:`sushi_sched.runtime.rtl.run_on_rtl`), on both simulators, and the RTL against the golden
 model on the same programs and the same stream.
 
-SushiSched (policies ``sushi`` and ``no_pb``) serves 20 digits queries on ``sushi_sim``; every
+SushiSched (policies ``sushi`` and ``no_pb``) serves 20 queries of the digits CNN on ``sushi_sim``
+(the MLP in the RTL-vs-golden comparison); every
 served query's logits are checked bit-exactly by the server, and here the report's accuracy,
 traffic and model error are checked against what they must be.
 """
@@ -15,9 +16,9 @@ from sushi_hw import isa
 from sushi_hw.config import PRESETS, ceil_div
 from sushi_hw.program import act_bytes, int32_from_bytes
 from sushi_sched.compiler import LayerCall, PBLayout, WeightImage, cache_program, network_program
-from sushi_sched.digits.space import DigitsSpace
 from sushi_sched.runtime.backend import Script
 from sushi_sched.runtime.golden import GoldenBackend
+from sushi_sched.runtime.models import served_model
 from sushi_sched.runtime.rtl import run_on_rtl
 from sushi_sched.runtime.server import query_images
 from sushi_sched.runtime.stream import StreamJob
@@ -31,11 +32,12 @@ SAME = ("subnet", "predicted", "logits", "correct", "match", "offchip_bytes", "w
         "pb_bytes", "pb_tiles")  # fmt: skip
 
 
-def stream_job(cfg, **kw) -> StreamJob:  # noqa: ANN001
-    setup = Setup.build(DigitsSpace(), cfg)
+def stream_job(cfg, supernet: str = "digits-cnn", **kw) -> StreamJob:  # noqa: ANN001
+    setup = Setup.build(served_model(supernet, cfg).space, cfg)
     trace = generate("phases", QUERIES, 3, setup.scale(), phase_len=8.0)
     return StreamJob(
         policies=["sushi", "no_pb"],
+        supernet=supernet,
         trace=[(q.t_ms, q.acc_floor, q.slo_ms) for q in trace],
         seed=3,
         update_every=4,
@@ -48,10 +50,11 @@ def stream_job(cfg, **kw) -> StreamJob:  # noqa: ANN001
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_stack_stream(sim: str) -> None:
+    """The main job's stream: the CNN SuperNet, image to logits on chip."""
     require_simulator(sim)
     cfg = PRESETS["default"]
-    space = DigitsSpace()
-    setup = Setup.build(space, cfg)
+    model = served_model("digits-cnn", cfg)
+    setup = Setup.build(model.space, cfg)
     res = run_on_rtl(cfg, stream_job(cfg), sim=sim, workdir=SIM_BUILD / "stack" / sim)
     assert res["backend"] == f"rtl/{sim}" and res["cycles_source"] == "measured"
     p = res["policies"]
@@ -66,14 +69,14 @@ def test_stack_stream(sim: str) -> None:
     for name, recs in res["records"].items():
         for r in recs:
             s = next(s for s in setup.candidates if s.key == r["subnet"])
-            padded = sum(ceil_div(ly.k, 8) * ceil_div(ly.n, 8) * 64 for ly in s.layers)
-            assert r["weight_bytes"] + r["pb_bytes"] == padded, (name, r)
+            whole = setup.cost.query(s).weight_offchip_bytes  # every tile, from off-chip
+            assert r["weight_bytes"] + r["pb_bytes"] == whole, (name, r)
     # measured accuracy = the int8 reference's predictions on the same images
-    x, y = space.net.test_set()
+    x, y = model.test_set
     images = query_images(QUERIES, 3, len(y))
     for name, recs in res["records"].items():
         want = [
-            int(space.net.predict(r["subnet"], x[img : img + 1])[0] == y[img])
+            int(np.argmax(model.reference(r["subnet"], x[img])) == y[img])
             for r, img in zip(recs, images, strict=True)
         ]
         assert [int(r["correct"]) for r in recs] == want, name
@@ -87,7 +90,7 @@ def test_rtl_and_golden_serve_the_same_stream() -> None:
     backends, so every query must give the same SubNet, logits, prediction and byte counters."""
     require_simulator("verilator")
     cfg = PRESETS["default"]
-    job = stream_job(cfg, clock="cost_model")
+    job = stream_job(cfg, "digits-mlp", clock="cost_model")
     rtl = run_on_rtl(cfg, job, sim="verilator", workdir=SIM_BUILD / "stack" / "compare")
     gold = job(GoldenBackend(cfg))
     assert rtl["backend"] == "rtl/verilator" and gold["backend"] == "golden"

@@ -33,17 +33,30 @@ def _align(x: int, a: int) -> int:
 
 @dataclass(frozen=True)
 class Workload:
-    """What the memory map is sized for: the largest program of a query stream."""
+    """What the memory map is sized for: the largest program, CACHE program (its DONE
+    included), input and output of any query of a stream, in bytes."""
 
-    max_layers: int  #: GEMMs of the deepest network
-    n_in: int  #: input features of the widest first layer
-    n_out: int  #: logits (the last layer's int32 output)
-    cache_commands: int  #: CACHE commands of the largest PB fill (one per cached tile column)
+    prog_bytes: int
+    cache_prog_bytes: int
+    input_bytes: int
+    output_bytes: int
 
     @classmethod
     def of_digits(cls, cfg: AccelConfig, spec) -> Workload:  # noqa: ANN001 - SuperNetSpec
+        """The digits MLP: LOAD_ACT, one GEMM per layer, STORE_ACT, DONE; one CACHE per
+        cached tile column."""
         columns = sum(ceil_div(n, cfg.cols) for _, n in spec.tensor_shapes().values())
-        return cls(spec.max_depth + 1, spec.n_in, spec.n_out, min(columns, cfg.pb_tiles))
+        per_beat = max(1, cfg.mem_width // cfg.rows)  # as the compiler rounds LOAD/STORE_ACT
+
+        def beats(words: int) -> int:
+            return ceil_div(words, per_beat) * per_beat
+
+        return cls(
+            (spec.max_depth + 4) * isa.CMD_BYTES,
+            (min(columns, cfg.pb_tiles) + 1) * isa.CMD_BYTES,
+            beats(in_words(cfg, 1, spec.n_in)) * cfg.rows,
+            beats(out_words(cfg, 1, spec.n_out, int32=True)) * cfg.rows,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,16 +92,8 @@ class MemoryMap:
         into RAM after the other regions. At least one program slot, at most ``prog_slots``."""
         ram = cfg.mem_bytes if ram_bytes is None else ram_bytes
         align = max(isa.CMD_BYTES, cfg.mem_width)
-        per_beat = max(1, cfg.mem_width // cfg.rows)  # as the compiler rounds LOAD/STORE_ACT
-
-        def beats(words: int) -> int:
-            return ceil_div(words, per_beat) * per_beat
-
-        # LOAD_ACT, one GEMM per layer, STORE_ACT, DONE
-        prog = _align((work.max_layers + 3) * isa.CMD_BYTES, align)
-        cache = (work.cache_commands + 1) * isa.CMD_BYTES
-        inp = beats(in_words(cfg, 1, work.n_in)) * cfg.rows
-        out = beats(out_words(cfg, 1, work.n_out, int32=True)) * cfg.rows
+        prog = _align(work.prog_bytes, align)
+        cache, inp, out = work.cache_prog_bytes, work.input_bytes, work.output_bytes
         fixed = [cache, inp, out] + ([weight_bytes] if weight_base is None else [])
         need = prog + sum(_align(s, align) for s in fixed)
         if need > ram:

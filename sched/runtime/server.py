@@ -3,7 +3,7 @@
 :class:`Server` owns the memory map, the weight image and the compiled programs of one backend:
 
 * :meth:`Server.fill_pb` writes and runs a CACHE program that puts a SubGraph (a
-  :class:`~sushi_sched.compiler.PBLayout`) into the Persistent Buffer;
+  :meth:`Server.layout` of a SubGraph) into the Persistent Buffer;
 * :meth:`Server.query` serves one SubNet on one input: writes the input (and the program, once
   per program slot), runs it, reads the int32 logits and the counters, and checks the logits bit
   for bit against the numpy int8 reference and the byte counters against the compiler's;
@@ -21,29 +21,20 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sushi_hw import isa
-from sushi_hw.program import act_bytes, int32_from_bytes, out_words
 
-from ..compiler import (
-    CompileError,
-    LayerCall,
-    PBLayout,
-    WeightImage,
-    cache_program,
-    layer_calls,
-    network_program,
-    offchip_weight_bytes,
-    pb_layout,
-)
+from ..compiler import CompileError, LayerCall, layer_calls
 from ..digits.store import load_digits_supernet
 from ..digits.supernet import DigitsSuperNet
 from ..subgraph import EMPTY, SubGraph
 from ..traces import Query
 from .backend import Backend, RunResult, require_ok
 from .digits import ServeError, net_tensors, query_images, subgraph_of, subnet_info
-from .memmap import MemoryMap, MemoryMapError, Workload
+from .memmap import MemoryMap, MemoryMapError
+from .models import MLPModel, ServedModel
 
 __all__ = [
     "CacheResult",
@@ -64,11 +55,11 @@ __all__ = [
 
 @dataclass
 class CacheResult:
-    layout: PBLayout  #: what the PB holds now (pass it to later queries)
+    layout: Any  #: what the PB holds now, a PB layout (pass it to later queries)
     expected_bytes: int  #: weight bytes the CACHE program must read off-chip
     run: RunResult
     problems: list[str] = field(default_factory=list)
-    written: PBLayout | None = None  #: the blocks the CACHE program wrote (default: layout)
+    written: Any = None  #: the blocks the CACHE program wrote (default: layout)
 
     @property
     def counters(self) -> dict[str, int]:
@@ -163,38 +154,44 @@ class PolicyResult:
     unreachable_floors: int = 0
     pb_series: list[int] = field(default_factory=list)
     updates_at: list[int] = field(default_factory=list)
+    #: (query index from which it is cached, SubGraph as JSON) for every PB contents
+    cached: list[tuple[int, dict]] = field(default_factory=list)
 
 
 # ---- the server ----------------------------------------------------------------------------
 
 
 class Server:
-    """Serves digits SubNets on ``backend``.
+    """Serves the SubNets of one trained SuperNet (``model``, a
+    :class:`~sushi_sched.runtime.models.ServedModel`; default the digits MLP, or give its
+    ``DigitsSuperNet``) on ``backend``.
 
     ``weights``: where the weight image is. Default: built at the memory map's weight region
     and written by :meth:`load_weights` (golden model, RTL); a board passes its flash image's
-    (already programmed) :class:`WeightImage` and the RAM size from its INFO (``ram_bytes``).
+    (already programmed) image and the RAM size from its INFO (``ram_bytes``).
     """
 
     def __init__(
         self,
         backend: Backend,
-        net: DigitsSuperNet | None = None,
+        model: ServedModel | DigitsSuperNet | None = None,
         *,
-        weights: WeightImage | None = None,
+        weights=None,  # noqa: ANN001 - the model's weight image
         ram_bytes: int | None = None,
         prog_slots: int | None = None,
     ):
         self.backend, self.cfg = backend, backend.cfg
         cfg = self.cfg
-        self.net = net or load_digits_supernet()
-        work = Workload.of_digits(cfg, self.net.spec)
-        tensors = net_tensors(self.net)
+        if not isinstance(model, ServedModel):
+            model = MLPModel(cfg, model or load_digits_supernet())
+        self.model = model
+        self.net = model.net
         try:
+            work = model.workload()
             if weights is None:
-                size = WeightImage.build(cfg, tensors, 0).end
+                size = model.weight_image(0).end
                 self.mem = MemoryMap.plan(cfg, work, ram_bytes=ram_bytes, weight_bytes=size)
-                self.image = WeightImage.build(cfg, tensors, self.mem.weights)
+                self.image = model.weight_image(self.mem.weights)
             else:
                 kw = {} if prog_slots is None else {"prog_slots": prog_slots}
                 self.mem = MemoryMap.plan(
@@ -203,8 +200,8 @@ class Server:
                 self.image = weights
         except (CompileError, MemoryMapError) as e:
             raise ServeError(str(e)) from None
-        self.x_test, self.y_test = self.net.test_set()
-        self._programs: dict[tuple, bytes] = {}
+        self.x_test, self.y_test = model.test_set
+        self._programs: dict[tuple, list[bytes]] = {}
         self._slot_of: dict[tuple, int] = {}  #: program key -> slot it is written in
         self._in_slot: list[tuple | None] = [None] * self.mem.prog_slots
         self._next_slot = 0
@@ -219,38 +216,36 @@ class Server:
         """Write the weight image (not on a backend whose weights are preloaded)."""
         if self.mem.weights_preloaded:
             return
-        for name, blob in self.image.blobs.items():
-            self.backend.write(self.image.addr[name], blob)
+        for addr, blob in self.image.writes():
+            self.backend.write(addr, blob)
 
     # ---- programs --------------------------------------------------------------------------
     def calls(self, key: str) -> list[LayerCall]:
+        """The GEMM layers of MLP SubNet ``key`` (the digits MLP only)."""
         return layer_calls(self.net.layers(subnet_info(self.net, key).id))
 
-    def query_program(self, key: str, layout: PBLayout) -> bytes:
+    def commands(self, key: str, layout) -> list[bytes]:  # noqa: ANN001
+        """SubNet ``key``'s query program with the PB holding ``layout``, compiled once."""
         pkey = (key, layout.key())
         if pkey not in self._programs:
+            mem = self.mem
             try:
-                cmds = network_program(
-                    self.cfg,
-                    self.image,
-                    layout,
-                    self.calls(key),
-                    1,
-                    self.mem.input,
-                    self.mem.output,
-                )
+                cmds = self.model.program(self.image, key, layout, mem.input, mem.output)
             except CompileError as e:
                 raise ServeError(f"SubNet {key}: {e}") from None
-            prog = b"".join(cmds)
-            if len(prog) > self.mem.prog_bytes:
+            nbytes = len(cmds) * isa.CMD_BYTES
+            if nbytes > mem.prog_bytes:
                 raise ServeError(
-                    f"the program of SubNet {key} is {len(prog)} bytes; the memory map has "
-                    f"{self.mem.prog_bytes} bytes per program slot"
+                    f"the program of SubNet {key} is {nbytes} bytes; the memory map has "
+                    f"{mem.prog_bytes} bytes per program slot"
                 )
-            self._programs[pkey] = prog
+            self._programs[pkey] = cmds
         return self._programs[pkey]
 
-    def program_addr(self, key: str, layout: PBLayout) -> int:
+    def query_program(self, key: str, layout) -> bytes:  # noqa: ANN001
+        return b"".join(self.commands(key, layout))
+
+    def program_addr(self, key: str, layout) -> int:  # noqa: ANN001
         """Address of the query program, written into a slot the first time it is needed
         (slots are reused round-robin when they are all taken)."""
         pkey = (key, layout.key())
@@ -266,9 +261,9 @@ class Server:
             self._in_slot[slot], self._slot_of[pkey] = pkey, slot
         return self.mem.slot(slot)
 
-    def cache_program(self, layout: PBLayout) -> bytes:
+    def cache_program(self, layout) -> bytes:  # noqa: ANN001
         try:
-            prog = b"".join([*cache_program(self.cfg, self.image, layout), isa.done()])
+            prog = b"".join([*self.model.cache_program(self.image, layout), isa.done()])
         except CompileError as e:
             raise ServeError(str(e)) from None
         if len(prog) > self.mem.cache_prog_bytes:
@@ -278,22 +273,25 @@ class Server:
             )
         return prog
 
-    def layout(self, sub: SubGraph) -> PBLayout:
+    def layout(self, sub: SubGraph):  # noqa: ANN201 - the model's PB layout
         try:
-            return pb_layout(self.cfg, sub)
+            return self.model.layout(self.image, sub)
         except CompileError as e:
             raise ServeError(str(e)) from None
 
+    def empty_layout(self):  # noqa: ANN201
+        return self.layout(SubGraph())
+
     # ---- the PB ---------------------------------------------------------------------------
-    def fill_pb(self, cache: PBLayout | SubGraph, old: PBLayout | None = None) -> CacheResult:
-        """Write and run a CACHE program that fills the PB with ``cache`` (a PBLayout, or a
-        SubGraph laid out by :func:`~sushi_sched.compiler.pb_layout`); with ``old`` (what the
-        PB holds) only the blocks that are not already in place. Later queries pass
-        ``layout``: ``cache`` laid out (all of it, not only what was written)."""
-        layout = cache if isinstance(cache, PBLayout) else self.layout(cache)
+    def fill_pb(self, cache, old=None) -> CacheResult:  # noqa: ANN001
+        """Write and run a CACHE program that fills the PB with ``cache`` (a PB layout, or a
+        SubGraph laid out by the model); with ``old`` (what the PB holds) only the blocks that
+        are not already in place. Later queries pass ``layout``: ``cache`` laid out (all of
+        it, not only what was written)."""
+        layout = self.layout(cache) if isinstance(cache, SubGraph) else cache
         todo = layout
         if old is not None:
-            todo = PBLayout({t: b for t, b in layout.blocks.items() if old.blocks.get(t) != b})
+            todo = type(layout)({t: b for t, b in layout.blocks.items() if old.blocks.get(t) != b})
         prog = self.cache_program(todo)
         self.backend.write(self.mem.cache_prog, prog)
         res = require_ok(self.backend.run(self.mem.cache_prog, f"CACHE {todo.blocks}"))
@@ -312,80 +310,58 @@ class Server:
         *,
         image: int | None = None,
         x: np.ndarray | None = None,
-        layout: PBLayout | None = None,
+        layout=None,  # noqa: ANN001
     ) -> QueryResult:
-        """Serve SubNet ``key`` on held-out image ``image`` (or int8 input row ``x``, as
-        ``net.quantize_input`` makes it) with the PB holding ``layout`` (default: empty)."""
-        cfg, mem = self.cfg, self.mem
-        layout = layout or PBLayout()
-        info = subnet_info(self.net, key)
-        calls = self.calls(info.id)
-        x, label = self._input(image, x, calls[0].k)
-        where = f"SubNet {info.id}, " + (f"image {image}" if image is not None else "given input")
+        """Serve SubNet ``key`` on held-out image ``image`` (or the int8 input ``x``) with the
+        PB holding ``layout`` (default: empty)."""
+        mem, model = self.mem, self.model
+        layout = layout if layout is not None else self.empty_layout()
+        sid = model.subnet_id(key)
+        x, label = self._input(image, x)
+        where = f"SubNet {sid}, " + (f"image {image}" if image is not None else "given input")
         where += f", PB {layout.blocks or 'empty'}"
-        data = act_bytes(cfg, x[:, : calls[0].k])
+        data = model.input_bytes(x)
         if len(data) > mem.input_bytes:
             raise ServeError(
                 f"{where}: the input is {len(data)} bytes; the memory map has {mem.input_bytes}"
             )
         t0 = time.perf_counter()
-        addr = self.program_addr(info.id, layout)
+        addr = self.program_addr(sid, layout)
         self.backend.write(mem.input, data)
         res = require_ok(self.backend.run(addr, where))
-        n_out = calls[-1].n
-        nbytes = out_words(cfg, 1, n_out, int32=True) * cfg.rows
-        raw = self.backend.read(
-            mem.output, min(mem.output_bytes, -(-nbytes // cfg.mem_width) * cfg.mem_width)
-        )
-        logits = int32_from_bytes(cfg, raw[:nbytes], 1, n_out)
+        raw = self.backend.read(mem.output, mem.output_bytes)
+        logits = model.logits(raw)
         wall = time.perf_counter() - t0
-        off = offchip_weight_bytes(cfg, layout, calls, 1)
-        # whole tiles of every layer (an empty PB) minus what comes off-chip
-        pb = offchip_weight_bytes(cfg, PBLayout(), calls, 1) - off
+        want = model.expected(self.image, sid, layout, self.commands(sid, layout))
         out = QueryResult(
-            subnet=info.id,
+            subnet=sid,
             image=image,
             label=label,
-            logits=logits[0],
-            reference=self.net.reference_logits(info.id, x)[0],
+            logits=logits,
+            reference=model.reference(sid, x),
             pb_tiles=layout.tiles,
-            expected_offchip_bytes=off,
-            expected_pb_bytes=pb,
-            expected_commands=len(calls) + 3,
+            expected_offchip_bytes=want["rd_weight_bytes"],
+            expected_pb_bytes=want["pb_read_bytes"],
+            expected_commands=want["commands"],
             run=res,
             wall_s=wall,
         )
         ctr = res.counters
-        for name, want in (
-            ("rd_weight_bytes", off),
-            ("pb_read_bytes", pb),
-            ("commands", out.expected_commands),
-        ):
-            if ctr[name] != want:
-                out.problems.append(f"counter {name} = {ctr[name]}, expected {want}")
+        for name, value in want.items():
+            if ctr[name] != value:
+                out.problems.append(f"counter {name} = {ctr[name]}, expected {value}")
         return out
 
-    def _input(
-        self, image: int | None, x: np.ndarray | None, k: int
-    ) -> tuple[np.ndarray, int | None]:
+    def _input(self, image: int | None, x: np.ndarray | None) -> tuple[np.ndarray, int | None]:
         if (image is None) == (x is None):
-            raise ServeError("give either a held-out image index or an input row")
-        if image is not None:
-            n = len(self.y_test)
-            if not 0 <= int(image) < n:
-                raise ServeError(f"image {image} out of range: the held-out split has {n}")
-            i = int(image)
-            return self.x_test[i : i + 1], int(self.y_test[i])
-        a = np.asarray(x)
-        if a.ndim == 1:
-            a = a[None, :]
-        if a.ndim != 2 or a.shape[0] != 1 or a.shape[1] < k:
-            raise ServeError(f"input must be one row of at least {k} int8 values")
-        if a.dtype != np.int8:
-            if not np.array_equal(a, a.astype(np.int8)):
-                raise ServeError("input values must be int8")
-            a = a.astype(np.int8)
-        return a, None
+            raise ServeError("give either a held-out image index or an input")
+        if image is None:
+            return self.model.check_input(x), None
+        n = len(self.y_test)
+        if not 0 <= int(image) < n:
+            raise ServeError(f"image {image} out of range: the held-out split has {n}")
+        i = int(image)
+        return self.model.check_input(self.x_test[i]), int(self.y_test[i])
 
     # ---- a stream ------------------------------------------------------------------------
     def serve(
@@ -407,7 +383,7 @@ class Server:
         if clock == "measured" and not self.backend.cycle_accurate:
             raise ValueError(f"the {self.backend.name} backend has no clock; use the cost model")
         res = PolicyResult(policy.name)
-        layout = PBLayout()
+        layout = self.empty_layout()
         server_free = 0.0
         best_acc = max(s.accuracy for s in candidates)
 
@@ -416,6 +392,7 @@ class Server:
             new_layout = self.layout(new)
             changed = any(layout.blocks.get(t) != b for t, b in new_layout.blocks.items())
             policy.cache, old, layout = new, layout, new_layout
+            res.cached.append((len(res.records), new.as_json()))
             if not changed:
                 return now
             c = self.fill_pb(new_layout, old)

@@ -18,13 +18,13 @@ import numpy as np
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig
 
-from ..compiler import PBLayout
 from ..cost import CostModel
-from ..digits.space import DigitsSpace
 from ..policies import Context, make_policies
 from ..simulate import Setup
+from ..supernet.base import SuperNet
 from ..traces import Query
 from .backend import Backend, require_ok
+from .models import DEFAULT_MODEL, served_model
 from .server import PolicyResult, Server, query_images
 
 
@@ -34,6 +34,7 @@ class StreamJob:
 
     policies: list[str]
     trace: list[tuple[float, float, float]]
+    supernet: str = DEFAULT_MODEL  #: the trained SuperNet served (runtime.models)
     objective: str = "latency"
     seed: int = 0
     update_every: int = 16
@@ -44,9 +45,9 @@ class StreamJob:
 
     def __call__(self, backend: Backend, progress=None) -> dict:  # noqa: ANN001
         cfg = backend.cfg
-        space = DigitsSpace()
-        setup = Setup.build(space, cfg)
-        server = Server(backend, space.net)
+        model = served_model(self.supernet, cfg)
+        setup = Setup.build(model.space, cfg)
+        server = Server(backend, model)
         trace = [Query(*q) for q in self.trace]
         images = query_images(len(trace), self.seed, len(server.y_test))
         ctx = Context(
@@ -81,6 +82,7 @@ class StreamJob:
             "records": {r.name: [vars(x) for x in r.records] for r in results},
             "pb_series": {r.name: r.pb_series for r in results},
             "updates_at": {r.name: r.updates_at for r in results},
+            "cached": {r.name: r.cached for r in results},
             "serve_seconds": cosim_s,
             "candidates": [
                 {
@@ -107,6 +109,50 @@ class StreamJob:
         else:
             out.update(cosim_cycles_per_s=None, freerun_cycles_per_s=None)
         return out
+
+
+@dataclass
+class DemoJob:
+    """Several :class:`StreamJob` runs (e.g. traces x objectives) on one backend session, each
+    from a reset accelerator; returns their results in order."""
+
+    jobs: list[StreamJob]
+
+    def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
+        out = []
+        for job in self.jobs:
+            backend.reset()
+            out.append(job(backend, progress))
+        return out
+
+
+def summary_report(reports: Sequence[dict], wall_s: float) -> dict:
+    """The top-level report.json of a demo: every run's report and what holds over all."""
+    errs = [r for r in reports if r["model_error_max"] is not None]
+    cosim = [r for r in reports if r["cosim_cycles_per_s"] is not None]
+    first = reports[0]
+    out = {
+        "supernet": first["supernet"],
+        "accel": first["config"]["accel"],
+        "backend": first["config"]["backend"],
+        "runs": {f"{r['trace'].get('kind', 'file')}-{r['objective']}": r for r in reports},
+        "mismatches": sum(r["mismatches"] for r in reports),
+        "queries": sum(r["queries"] * len(r["policies"]) for r in reports),
+        "model_error_max": max((r["model_error_max"] for r in errs), default=None),
+        "model_points": sum(r["model_points"] for r in errs),
+        "wall_seconds": wall_s,
+        "cosim_cycles_per_s": None,
+        "freerun_cycles_per_s": None,
+        "cosim_ratio": None,
+    }
+    if cosim:  # the worst run's rate against its own free-run measurement
+        worst = min(cosim, key=lambda r: r["cosim_cycles_per_s"] / r["freerun_cycles_per_s"])
+        out.update(
+            cosim_cycles_per_s=worst["cosim_cycles_per_s"],
+            freerun_cycles_per_s=worst["freerun_cycles_per_s"],
+            cosim_ratio=worst["cosim_cycles_per_s"] / worst["freerun_cycles_per_s"],
+        )
+    return out
 
 
 class _CycleCount:
@@ -138,7 +184,7 @@ def freerun_rate(server: Server, setup: Setup, repeats: int) -> tuple[float, int
     """Cycles/s of the same design running one long program with the host asleep: the largest
     SubNet's GEMMs ``repeats`` times, in the memory map's scratch region."""
     s = max(setup.candidates, key=lambda c: c.macs)
-    body = server.query_program(s.key, PBLayout())
+    body = server.query_program(server.model.subnet_id(s.key), server.empty_layout())
     cmds = [body[i : i + isa.CMD_BYTES] for i in range(0, len(body), isa.CMD_BYTES)]
     work = [c for c in cmds if isa.decode(c)[0] != isa.Op.DONE]
     fit = (server.mem.scratch_bytes // isa.CMD_BYTES - 1) // len(work)
@@ -193,7 +239,7 @@ def model_error(results: Sequence[PolicyResult]) -> dict:
 
 
 def report_from_results(
-    raw: dict, cfg: AccelConfig, trace: Sequence[Query], source: dict, args, space: DigitsSpace
+    raw: dict, cfg: AccelConfig, trace: Sequence[Query], source: dict, args, space: SuperNet
 ) -> dict:  # noqa: ANN001
     """report.json: the required keys plus the notes a reader needs."""
     best = max(s.accuracy for s in space.accuracy_table())
@@ -225,6 +271,9 @@ def report_from_results(
             "update_every": args.update_every,
             "seed": args.seed,
         },
+        "supernet": space.name,
+        "trace": source,
+        "objective": args.objective,
         "queries": len(trace),
         "mismatches": mism,
         "policies": raw["policies"],
@@ -293,3 +342,51 @@ def write_plots(raw: dict, trace: Sequence[Query], out_dir) -> list:  # noqa: AN
         plt.close(fig)
         files.append(path)
     return files
+
+
+def layer_plot(raw: dict, setup: Setup, out_dir, policy: str = "sushi"):  # noqa: ANN001, ANN201
+    """``layers.png``: what each layer of the SubNets ``policy`` served most takes from the PB
+    and from off-chip (weight bytes per query, cost model = the counters), with the SubGraph
+    that served each most often. None when the policy is not in ``raw``."""
+    from collections import Counter
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..subgraph import SubGraph
+
+    recs, cached = raw["records"].get(policy), raw["cached"].get(policy, [])
+    if not recs:
+        return None
+    by_key = {s.key: s for s in setup.candidates}
+
+    def cache_at(i: int) -> SubGraph:
+        now = SubGraph()
+        for start, sg in cached:
+            if start <= i:
+                now = SubGraph({t: tuple(d) for t, d in sg.items()})
+        return now
+
+    served = Counter((r["subnet"], cache_at(r["index"])) for r in recs).most_common(3)
+    fig, axes = plt.subplots(len(served), 1, figsize=(10, 2.6 * len(served)), squeeze=False)
+    for ax, ((key, sg), n) in zip(axes[:, 0], served, strict=True):
+        s = by_key[key]
+        layers = setup.cost.query(s, sg).layers
+        layers = [ly for ly in layers if ly.weight_offchip_bytes or ly.pb_hit_bytes]
+        x = np.arange(len(layers))
+        pb = np.array([ly.pb_hit_bytes for ly in layers]) / 1024
+        off = np.array([ly.weight_offchip_bytes for ly in layers]) / 1024
+        ax.bar(x, pb, label="from the PB", color="tab:green")
+        ax.bar(x, off, bottom=pb, label="from off-chip", color="tab:red")
+        ax.set_xticks(x, [ly.name for ly in layers], rotation=30, fontsize=7, ha="right")
+        ax.set(ylabel="weight KiB", title=f"{policy}: SubNet {s.label} {key} "
+               f"({s.accuracy:.1f}%), served {n}x with this PB contents")  # fmt: skip
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out_dir) / "layers.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

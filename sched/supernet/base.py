@@ -155,6 +155,11 @@ class SuperNet(ABC):
         """SubNets with measured accuracy. Empty when the space has none (never invented)."""
         return []
 
+    def vector_ops(self, config: Mapping[str, Any]) -> list[tuple[str, str, int, int]]:
+        """The weightless on-chip commands of a SubNet, ``(kind, name, pixels, channels)``
+        (``add``, ``pool``), for a cost model; empty for a space that does not lower them."""
+        return []
+
     # ---- shared helpers ----------------------------------------------------------------------
     def subnet(
         self, config: Mapping[str, Any], accuracy: float | None = None, id: int | None = None
@@ -168,7 +173,9 @@ class SuperNet(ABC):
                     f"{self.name}: layer {ly.name} uses {ly.dims} of {ly.tensor} "
                     f"{full}: not a leading slice"
                 )
-        return SubNet(self.name, key, dict(config), tuple(layers), accuracy, id)
+        vec = tuple(self.vector_ops(config))
+        extra = {"vector_ops": vec} if vec else {}
+        return SubNet(self.name, key, dict(config), tuple(layers), accuracy, id, extra)
 
     def table_subnet(self, id: int) -> SubNet:
         for s in self.accuracy_table():

@@ -85,7 +85,8 @@ def test_golden_stream(net):
     cfg = PRESETS["default"]
     setup = Setup.build(DigitsSpace(net), cfg)
     trace = generate("phases", 30, 1, setup.scale(), phase_len=8.0)
-    job = StreamJob(["sushi", "no_pb"], [(q.t_ms, q.acc_floor, q.slo_ms) for q in trace], seed=1)
+    rows = [(q.t_ms, q.acc_floor, q.slo_ms) for q in trace]
+    job = StreamJob(["sushi", "no_pb"], rows, supernet="digits-mlp", seed=1)
     res = job(GoldenBackend(cfg))
     assert res["cycles_source"] == "cost_model" and res["cosim_cycles_per_s"] is None
     for name, rep in res["policies"].items():
@@ -96,14 +97,35 @@ def test_golden_stream(net):
 
 
 def test_demo_on_the_golden_backend(tmp_path, capsys):
+    """The default demo (the CNN, two traces x both objectives) on the golden model: one
+    report per run, named by its SuperNet, trace and objective, and a summary over all."""
     out = tmp_path / "demo"
-    argv = ["demo", "--backend", "golden", "--queries", "12", "--out", str(out)]
+    argv = ["demo", "--backend", "golden", "--queries", "6", "--out", str(out)]
     assert main([*argv, "--policies", "sushi,no_pb"]) == 0
     printed = capsys.readouterr().out
-    assert "policy" in printed and "no clock" in printed
+    assert "policy" in printed and "no clock" in printed and "digits-cnn" in printed
+    top = json.loads((out / "report.json").read_text())
+    assert top["supernet"] == "digits-cnn" and top["mismatches"] == 0
+    assert set(top["runs"]) == {"phases-latency", "phases-accuracy", "walk-latency",
+                                "walk-accuracy"}  # fmt: skip
+    assert top["queries"] == 4 * 2 * 6
+    for name, rep in top["runs"].items():
+        trace, objective = name.split("-")
+        assert (rep["supernet"], rep["trace"]["kind"], rep["objective"]) == (
+            "digits-cnn", trace, objective)  # fmt: skip
+        assert rep["cycles_source"] == "cost_model" and rep["model_error_max"] is None
+        assert rep == json.loads((out / name / "report.json").read_text())
+        for plot in ("stream.png", "layers.png"):
+            assert (out / name / plot).stat().st_size > 0
+
+
+def test_demo_serves_the_mlp_on_request(tmp_path):
+    out = tmp_path / "demo"
+    argv = ["demo", "--backend", "golden", "--queries", "5", "--out", str(out)]
+    assert main([*argv, "--supernet", "digits-mlp", "--trace", "uniform", "--objective",
+                 "latency", "--policies", "sushi"]) == 0  # fmt: skip
     rep = json.loads((out / "report.json").read_text())
-    assert rep["cycles_source"] == "cost_model" and rep["mismatches"] == 0
-    assert rep["config"]["backend"] == "golden" and rep["model_error_max"] is None
+    assert rep["supernet"] == "digits" and list(rep["runs"]) == ["uniform-latency"]
 
 
 @pytest.mark.parametrize(
@@ -114,6 +136,9 @@ def test_demo_on_the_golden_backend(tmp_path, capsys):
         (["demo", "--sim", "vcs"], "unknown simulator 'vcs'"),
         (["demo", "--set", "rows=3"], "field 'rows'"),
         (["demo", "--set", "bogus=1"], "unknown config field 'bogus'"),
+        (["demo", "--supernet", "lenet"], "unknown SuperNet 'lenet'"),
+        (["demo", "--preset", "tiny", "--backend", "golden"], "no convolution hardware"),
+        (["demo", "--trace", "phases,zigzag"], "give distinct kinds"),
         (
             ["simulate", "--json", "x.json", "--trace", "phases", "--preset", "huge"],
             "unknown preset 'huge'",
