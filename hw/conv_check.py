@@ -3,7 +3,8 @@
 :class:`~.check.CommandCheck` owns the priority and the error register; this unit computes the
 conditions of docs/isa.md for the three opcodes of configurations with ``conv``. The products
 (plane sizes, spans of the weight walk) run one after the other on one shift-and-add multiplier
-(:data:`CHECK_CYCLES` after DECODE): the DSPs are the array's.
+(:func:`check_cycles` after DECODE: a CONV needs all of them, a POOL one, an ADD none): the
+DSPs are the array's.
 """
 
 from __future__ import annotations
@@ -32,8 +33,17 @@ CODES = {
 }
 PRODUCTS = 10  # the multiplications the checks need, on one shift-and-add multiplier
 Y_BITS = 12  # width of each product's smaller operand: a product takes Y_BITS + 1 cycles
-#: cycles from DECODE until ``ready`` (the conditions hold this command's values)
-CHECK_CYCLES = 1 + PRODUCTS * (Y_BITS + 1) + 2
+#: the first product each opcode needs: the products run in order to the last, which POOL's
+#: own product is; ADD needs none
+FIRST_PRODUCT = {isa.Op.CONV: 0, isa.Op.POOL: PRODUCTS - 1, isa.Op.ADD: PRODUCTS}
+
+
+def check_cycles(op: isa.Op) -> int:
+    """Cycles from DECODE until ``ready`` (the conditions hold this command's values)."""
+    return 1 + (PRODUCTS - FIRST_PRODUCT[op]) * (Y_BITS + 1) + 2
+
+
+CHECK_CYCLES = check_cycles(isa.Op.CONV)
 
 
 def _overlap(a: Value, a_n: Value, b: Value, b_n: Value) -> Value:
@@ -41,7 +51,7 @@ def _overlap(a: Value, a_n: Value, b: Value, b_n: Value) -> Value:
 
 
 class ConvCheck(wiring.Component):
-    """``start`` (DECODE) starts the products; ``ready`` rises :data:`CHECK_CYCLES` cycles later
+    """``start`` (DECODE) starts the products; ``ready`` rises :func:`check_cycles` later
     and stays until the next start. ``conds[i]`` is condition ``i`` of :data:`CODES` for the opcode
     on ``cmd``. ``geom``, ``im2col`` and ``pixels`` are a CONV's geometry (valid with ready)."""
 
@@ -106,9 +116,9 @@ class ConvCheck(wiring.Component):
             (pb_cprod, cv.pb_cstride, cv.pb_ct - 1),
             (w_nprod, cv.w_nstride, nt_n - 1),
             (pb_nprod, cv.pb_nstride, cv.pb_nt - 1),
-            (pool_words, pl.pixels, pl.tiles),
             (a_words_p, p_in, ct_n),
             (o_pix, p_out, nt_n),
+            (pool_words, pl.pixels, pl.tiles),
         ]
         assert len(steps) == PRODUCTS
         acc, x = Signal(32), Signal(32)
@@ -116,8 +126,10 @@ class ConvCheck(wiring.Component):
         step = Signal(range(PRODUCTS + 1), init=PRODUCTS)
         i = Signal(range(Y_BITS + 1))
         settle = Signal(range(3))  # the sums after the last product, then ready
+        first = Mux(op == isa.Op.ADD, FIRST_PRODUCT[isa.Op.ADD],
+                    Mux(op == isa.Op.POOL, FIRST_PRODUCT[isa.Op.POOL], 0))  # fmt: skip
         with m.If(self.start):
-            m.d.sync += [step.eq(0), i.eq(0), settle.eq(2)]
+            m.d.sync += [step.eq(first), i.eq(0), settle.eq(2)]
         with m.Elif(step != PRODUCTS):
             with m.If(i == 0):  # load
                 with m.Switch(step):

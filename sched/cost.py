@@ -29,8 +29,9 @@ from sushi_hw.act_buffers import act_read_latency
 from sushi_hw.array import array_latency
 from sushi_hw.config import AccelConfig
 from sushi_hw.conv_check import CHECK_CYCLES as CONV_CHECK_CYCLES
+from sushi_hw.conv_check import check_cycles
 from sushi_hw.gemm_core import GemmCore
-from sushi_hw.isa import CMD_BYTES
+from sushi_hw.isa import CMD_BYTES, Op
 from sushi_hw.requant import Requantizer
 from sushi_hw.vector_unit import vector_latency
 
@@ -193,10 +194,11 @@ class TimingModel:
         in_pb[: pb[0], : pb[1], : pb[2]] = True
         return self.walk_cycles(pixels, in_pb.reshape(nt, ct * taps), int32) + self.conv_check
 
-    def vector_cycles(self, reads: int) -> int:
-        """ADD (``reads = 2 * words``) or POOL (``pixels * tiles``): one buffer read a cycle,
-        then the vector unit's pipeline (sushi_hw.vector_unit)."""
-        return reads + vector_latency() + self.vector_fixed
+    def vector_cycles(self, reads: int, op: Op = Op.ADD) -> int:
+        """ADD (``reads = 2 * words``) or POOL (``pixels * tiles``): its checks (longer than a
+        GEMM's by the products it needs), one buffer read a cycle, then the vector unit's
+        pipeline (sushi_hw.vector_unit)."""
+        return check_cycles(op) - 1 + reads + vector_latency() + self.vector_fixed
 
     def walk_cycles(self, m: int, in_pb: np.ndarray, int32: bool = False) -> int:
         """The weight walk of a GEMM or CONV: ``in_pb[nt, kt]`` says which of an M-tile's tiles
@@ -515,7 +517,7 @@ class CostModel:
             words = pixels * math.ceil(channels / self.cfg.rows)
             reads, writes = (2 * words, words) if kind == "add" else (words, words // pixels)
             sram = (reads + writes) * self.cfg.rows
-            cycles = tm.cmd_cycles + tm.vector_cycles(reads)
+            cycles = tm.cmd_cycles + tm.vector_cycles(reads, Op.ADD if kind == "add" else Op.POOL)
             out.append(LayerCost(name, cycles, 0, 0, 0, 0, 0, sram, sram * self.pj_act))
         return out
 

@@ -177,7 +177,7 @@ def program_cost(
             cycles += tm.gemm_cycles(f["m"], kt, nt, f["pb_kt"], f["pb_nt"],
                                      int32=not f["requant"])  # fmt: skip
         elif op == isa.Op.ADD:
-            cycles += tm.vector_cycles(2 * f["words"])
+            cycles += tm.vector_cycles(2 * f["words"], op)
         elif op == isa.Op.POOL:
-            cycles += tm.vector_cycles(f["pixels"] * f["tiles"])
+            cycles += tm.vector_cycles(f["pixels"] * f["tiles"], op)
     return ProgramCost(int(cycles), w_off, pb, act, wr, macs, len(program))
