@@ -26,7 +26,7 @@ from sushi_sched.simulate import Setup
 from sushi_sched.traces import generate
 from sushi_tb.runner import SIM_BUILD, require_simulator
 
-QUERIES = 20
+QUERIES = 12
 #: what must agree between backends for every served query (all but the clock)
 SAME = ("subnet", "predicted", "logits", "correct", "match", "offchip_bytes", "weight_bytes",
         "pb_bytes", "pb_tiles")  # fmt: skip

@@ -40,7 +40,7 @@ class StreamJob:
     update_every: int = 16
     window: int = 32
     drift_len: int = 8
-    freerun_repeats: int = 20
+    freerun_repeats: int = 5
     clock: str | None = None  #: "measured" or "cost_model" (default: what the backend has)
 
     def __call__(self, backend: Backend, progress=None) -> dict:  # noqa: ANN001
