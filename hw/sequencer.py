@@ -3,6 +3,14 @@
 One command at a time: FETCH it, DECODE and CHECK it, then run it (CACHE, LOAD, STORE, GEMM or
 CONV, ADD or POOL) and move on (NEXT), or halt: done at DONE, error at the first failing check.
 After an error it waits in HALT until the failed command's memory requests have drained.
+
+Two errors come from the memory rather than a check. ``mem_timeout`` (the watchdog,
+:mod:`.watchdog`) halts at once, in any state, with MEM_TIMEOUT and pulses ``abort``, which
+returns the units of the command to their reset state (the memory will not finish it).
+``bus_error`` (a memory that answered with an error: the AXI master's SLVERR/DECERR) halts
+with BUS_ERROR at the next command boundary, before the next fetch: the bus adapter answers
+the failing command's remaining reads with zeros and drops its writes, so it ends within its
+own bounded time, and nothing more is fetched.
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ class Sequencer(wiring.Component):
                 # halt after an error: wait for the memory requests to drain
                 "halt": Out(1),
                 "issuer_busy": In(1),
+                # errors from the memory side (see the module's docstring)
+                "mem_timeout": In(1),
+                "abort": Out(1),
+                "bus_error": In(1),
             }
         )
 
@@ -63,6 +75,14 @@ class Sequencer(wiring.Component):
             self.writer.run.eq(gemm),
         ]
 
+        def watchdog() -> None:
+            """In a state that waits on memory: halt at once on a timeout (called last in the
+            state, so it overrides the state's own next state and error)."""
+            with m.If(self.mem_timeout):
+                m.d.comb += self.abort.eq(1)
+                m.d.sync += err.eq(isa.ErrorCode.MEM_TIMEOUT)
+                m.next = "HALT"
+
         with m.FSM(name="cp"):
             with m.State("IDLE"):
                 with m.If(self.doorbell):
@@ -71,7 +91,10 @@ class Sequencer(wiring.Component):
                     m.next = "FETCH"
 
             with m.State("FETCH"):
-                with m.If(fetch.error != 0):
+                with m.If(self.bus_error):
+                    m.d.sync += err.eq(isa.ErrorCode.BUS_ERROR)
+                    m.next = "HALT"
+                with m.Elif(fetch.error != 0):
                     m.d.sync += err.eq(fetch.error)
                     m.next = "HALT"
                 with m.Else():
@@ -82,6 +105,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.fetch_data.eq(1)
                 with m.If(fetch.done):
                     m.next = "DECODE"
+                watchdog()
 
             with m.State("DECODE"):
                 m.d.comb += check.start.eq(1)
@@ -127,6 +151,7 @@ class Sequencer(wiring.Component):
                     m.d.comb += getattr(dma, state.lower()).eq(1)
                     with m.If(dma.done):
                         m.next = "NEXT"
+                    watchdog()
 
             with m.State("GEMM"):
                 m.d.comb += [gemm.eq(1), self.core_valid.eq(~core_started)]
@@ -134,6 +159,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += core_started.eq(1)
                 with m.If(core_started & self.core_idle & self.feed.done):
                     m.next = "NEXT"
+                watchdog()
 
             if self.with_vec:
                 with m.State("VEC"):

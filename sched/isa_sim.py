@@ -23,6 +23,14 @@ CONV, ADD and POOL (configurations with ``conv``; ILLEGAL_OPCODE without) run as
 defines them: CONV as an implicit GEMM on whole tiles (padding lanes included), its weight tiles
 from the PB or off-chip per (nt, ct, t), counted once per M-tile like the GEMM's; ADD and POOL
 lane-wise on activation words, moving no off-chip bytes.
+
+Errors from the memory side: :attr:`IsaSim.hang_addr` models the simulation memory's fault
+injection (``sushi_hw.sim_memory.SimMemory``: it stops answering from the first request that
+covers that byte on). The run halts with MEM_TIMEOUT at the first command whose fetch or
+data covers it, before the command is counted when it is the fetch; when a command's data
+hangs, the RTL has done part of the command, which the model does not: its result says only
+that the program halted with MEM_TIMEOUT at that command. BUS_ERROR (an AXI error response)
+has no model here: the golden memory never fails.
 """
 
 from __future__ import annotations
@@ -340,6 +348,8 @@ class IsaSim:
         self.acc = np.zeros((cfg.acc_depth, cfg.cols), dtype=np.int32)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._decoded: dict[bytes, tuple[isa.Op | None, dict[str, int]]] = {}
+        #: fault injection: the memory stops answering at the first access covering this byte
+        self.hang_addr: int | None = None
 
     # ---- host access -------------------------------------------------------------------------
     def write(self, addr: int, data) -> None:
@@ -375,6 +385,8 @@ class IsaSim:
                 return RunResult(False, int(E.BAD_ALIGN), dict(ctr), pc=pc)
             if pc + isa.CMD_BYTES > cfg.mem_bytes:
                 return RunResult(False, int(E.MEM_RANGE), dict(ctr), pc=pc)
+            if self._hangs([(pc - pc % fetch_bytes, fetch_bytes)]):
+                return RunResult(False, int(E.MEM_TIMEOUT), dict(ctr), pc=pc)
             raw = self.mem.read(pc, isa.CMD_BYTES).tobytes()
             ctr["rd_cmd_bytes"] += fetch_bytes
             ctr["commands"] += 1
@@ -384,6 +396,8 @@ class IsaSim:
                 return RunResult(False, int(err), dict(ctr), pc=pc)
             if op == isa.Op.DONE:
                 return RunResult(True, int(E.NONE), dict(ctr), pc=pc)
+            if self.hang_addr is not None and self._hangs(self.accesses(op, f)):
+                return RunResult(False, int(E.MEM_TIMEOUT), dict(ctr), pc=pc)
             if op == isa.Op.CACHE:
                 self._cache(f)
             elif op == isa.Op.LOAD_ACT:
@@ -402,6 +416,37 @@ class IsaSim:
             if max_commands is not None and executed >= max_commands:
                 raise RuntimeError(f"no DONE after {executed} commands (pc={pc:#x})")
             pc = (pc + isa.CMD_BYTES) & MASK32
+
+    def _hangs(self, ranges: list[tuple[int, int]]) -> bool:
+        h = self.hang_addr
+        return h is not None and any(a <= h < a + n for a, n in ranges)
+
+    def accesses(self, op: isa.Op, f: dict[str, int]) -> list[tuple[int, int]]:
+        """The off-chip byte ranges (start, length) a checked command reads or writes."""
+        cfg = self.cfg
+        tb = cfg.tile_bytes
+        if op == isa.Op.CACHE:
+            return [(f["mem_addr"], f["tiles"] * tb)]
+        if op in (isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
+            return [(f["mem_addr"], f["words"] * cfg.rows)]
+        if op == isa.Op.GEMM:
+            g = GemmGeometry.of(cfg, f)
+            return [
+                (f["w_addr"] + (nt * f["w_stride"] + kt) * tb, tb)
+                for nt in range(g.nt)
+                for kt in range(g.kt)
+                if not (nt < f["pb_nt"] and kt < f["pb_kt"])
+            ]
+        if op == isa.Op.CONV:
+            g = ConvGeometry.of(cfg, f)
+            return [
+                (f["w_addr"] + (nt * f["w_nstride"] + ct * f["w_cstride"] + t) * tb, tb)
+                for nt in range(g.nt)
+                for ct in range(g.ct)
+                for t in range(g.taps)
+                if not (nt < f["pb_nt"] and ct < f["pb_ct"] and t < f["pb_t"])
+            ]
+        return []
 
     def _cache(self, f: dict[str, int]) -> None:
         cfg = self.cfg

@@ -14,6 +14,7 @@ from accel_host import AccelHost
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from sushi_hw import isa
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import AccelConfig
 from sushi_hw.program import act_bytes, int32_from_bytes
 from sushi_hw.reference import gemm_ref
@@ -344,3 +345,60 @@ async def reset_in_the_middle(dut):
         raw = await host.read(OUT_ADDR, m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4)
         out = int32_from_bytes(cfg, raw, m, calls[-1].n)
         assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s} trial {trial}"
+
+
+def build_opts() -> dict:
+    """The build options the model was built with (``SUSHI_OPTS``)."""
+    return json.loads(os.environ.get("SUSHI_OPTS", "{}"))
+
+
+@cocotb.test()
+async def memory_timeout_halts(dut):
+    """A memory that stops answering (SimMemory's fault injection) at a command fetch, a
+    weight read in the middle of a GEMM and an output write: the program halts with
+    MEM_TIMEOUT within the watchdog's limit, the core is idle, and the same program then runs
+    bit-exactly: re-rung without a reset after a read hung (its late answers are drained), after
+    a reset when a write hung (the memory took the write request and still expects its beats,
+    which the abandoned command will not send: docs/isa.md, "Memory errors")."""
+    limit = build_opts().get("mem_timeout", BuildOptions().mem_timeout)
+    if not limit:
+        dut._log.info("no watchdog in this build (BuildOptions.mem_timeout = 0)")
+        return
+    host, cfg = await setup(dut)
+    s = seed() + 11
+    rng = np.random.default_rng(s)
+    tensors, calls, x, m = random_net(cfg, rng, 2)
+    want = reference(tensors, calls, x)
+    image = WeightImage.build(cfg, tensors, W_ADDR)
+    for name, blob in image.blobs.items():
+        await host.write(image.addr[name], blob)
+    await host.write(IN_ADDR, act_bytes(cfg, x))
+    prog = network_program(cfg, image, PBLayout(), calls, m, IN_ADDR, OUT_ADDR)
+    await write_program(host, PROG_ADDR, prog)
+    out_bytes = m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4
+    cases = [
+        ("fetch of command 2", PROG_ADDR + 2 * isa.CMD_BYTES, False),
+        ("weight read", image.addr["t0"] + len(image.blobs["t0"]) - cfg.tile_bytes, False),
+        ("output write", OUT_ADDR + cfg.mem_width, True),
+    ]
+    for what, addr, with_reset in cases:
+        host.hang(addr)
+        res = await host.run(PROG_ADDR, timeout_cycles=50 * limit)
+        assert not res.done and res.error == isa.ErrorCode.MEM_TIMEOUT, (
+            f"seed={s} {what}: done={res.done} error={res.error.name}"
+        )
+        assert not int(dut.ctrl__busy.value), f"seed={s} {what}: busy after the timeout"
+        if what.startswith("fetch"):
+            assert res.counters["commands"] == 2, f"seed={s} {what}: {res.counters}"
+        host.hang(None)  # the memory comes back: it answers what it had taken
+        if with_reset:
+            await host.reset()
+            await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
+        else:
+            await ClockCycles(dut.clk, 200)  # idle: the late answers are drained
+        await host.write(OUT_ADDR, bytes(out_bytes))
+        res = await host.run(PROG_ADDR)
+        assert_ok(res, f"rerun after a timeout at the {what}", s)
+        out = int32_from_bytes(cfg, await host.read(OUT_ADDR, out_bytes), m, calls[-1].n)
+        assert np.array_equal(out, want), f"seed={s}: wrong after a timeout at the {what}"
+        dut._log.info(f"timeout at the {what}: halted, rerun exact")

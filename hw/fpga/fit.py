@@ -110,6 +110,10 @@ class FitPlan:
             # the requantiser and the PEs take every DSP: the command check's products share
             # one shift-add multiplier (sushi_hw.check.CheckProducts)
             shared_check_mul=True,
+            # the memory watchdog is for a memory that can stop answering (an SoC's bus); a
+            # board's memory is this design's own RAM and SPI flash reader, which answer every
+            # request by construction, and the UP5K has no logic cells to spare for it
+            mem_timeout=0 if self.board.family == "ice40" else BuildOptions.mem_timeout,
         )
 
     def summary(self) -> str:

@@ -67,6 +67,8 @@ class AccelHost:
             ("mem_bytes_per_cycle", cfg.mem_bytes_per_cycle),
             ("mem_stall_prob", 0),
             ("mem_seed", 1),
+            ("mem_hang_en", 0),
+            ("mem_hang_addr", 0),
         ):
             getattr(dut, name).value = value
 
@@ -99,6 +101,13 @@ class AccelHost:
         d.mem_seed_load.value = 1
         await RisingEdge(d.clk)
         d.mem_seed_load.value = 0
+
+    def hang(self, addr: int | None) -> None:
+        """Fault injection: the memory stops answering from the first request that covers
+        byte ``addr`` on (:class:`sushi_hw.sim_memory.SimMemory`); ``None`` lifts it (the
+        memory then serves what it holds)."""
+        self.dut.mem_hang_en.value = int(addr is not None)
+        self.dut.mem_hang_addr.value = addr or 0
 
     async def write(self, addr: int, data: bytes) -> None:
         """Backdoor write; ``addr`` and the length are padded to memory words."""

@@ -487,7 +487,9 @@ def test_every_error_code(cfg_name):
         good = [isa.load_act(IN, 0, 0, 2 * wpb), isa.store_act(OUT, 0, 0, 2 * wpb), isa.done()]
         run_ok(sim, PROG, good, what)
         assert sim.read(OUT, 2 * wpb * cfg.rows) == sim.read(IN, 2 * wpb * cfg.rows), what
-    assert seen == set(E) - {E.NONE, E.BAD_CONV}  # BAD_CONV: test_conv_add_pool_checks
+    # BAD_CONV: test_conv_add_pool_checks; the memory's own errors: test_memory_timeout (the
+    # golden memory never answers with a bus error)
+    assert seen == set(E) - {E.NONE, E.BAD_CONV, E.MEM_TIMEOUT, E.BUS_ERROR}
 
 
 def test_checks_that_do_not_apply_are_skipped():
@@ -903,3 +905,49 @@ def test_conv_checks_that_do_not_apply_are_skipped():
     res = run_ok(sim, PROG, cmds)
     assert res.counters["rd_weight_bytes"] == 0
     assert res.counters["pb_read_bytes"] == 9 * cfg.tile_bytes
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default", "wide64"])
+def test_memory_timeout(preset):
+    """A memory that stops answering (``IsaSim.hang_addr``, the simulation memory's fault
+    injection): the program halts with MEM_TIMEOUT at the first command whose fetch or data
+    covers the byte; a hang at a fetch leaves exactly the state of the commands before it."""
+    cfg = config(preset)
+    wpb = max(1, cfg.mem_width // cfg.rows)
+    prog = [
+        isa.load_act(IN, 0, 0, 2 * wpb),
+        isa.store_act(OUT, 0, 0, 2 * wpb),
+        isa.store_act(OUT + 0x100, 0, 0, 2 * wpb),
+        isa.done(),
+    ]
+    data = bytes(range(1, 1 + 2 * wpb * cfg.rows))
+    fetch = max(isa.CMD_BYTES, cfg.mem_width)
+    for hang, pc, commands in (
+        (PROG + 2 * isa.CMD_BYTES + 5, PROG + 2 * isa.CMD_BYTES, 2),  # fetch of command 2
+        (IN + 1, PROG, 1),  # LOAD_ACT's data: halts at command 0, counted
+        (OUT + 0x100, PROG + 2 * isa.CMD_BYTES, 3),  # the second store's write
+        (0x7000, None, 4),  # never touched: runs to DONE
+    ):
+        sim = IsaSim(cfg)
+        sim.write(IN, data)
+        sim.write_program(PROG, prog)
+        sim.hang_addr = hang
+        res = sim.run(PROG)
+        what = f"{preset}: hang at {hang:#x}"
+        if pc is None:
+            assert res.done and res.error == E.NONE, what
+            continue
+        assert (
+            not res.done
+            and res.error == E.MEM_TIMEOUT
+            and res.pc - res.pc % fetch == (pc - pc % fetch)
+        ), f"{what}: {res}"
+        assert res.counters["commands"] == commands, f"{what}: {res.counters}"
+        if commands == 2:
+            assert sim.read(OUT, len(data)) == data and res.counters["wr_bytes"] == len(data)
+    # a memory that never answers: the first fetch times out, nothing is counted
+    sim = IsaSim(cfg)
+    sim.write_program(PROG, prog)
+    sim.hang_addr = PROG
+    res = sim.run(PROG)
+    assert res.error == E.MEM_TIMEOUT and not any(res.counters.values()), res
