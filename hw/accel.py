@@ -210,6 +210,8 @@ class SushiAccel(wiring.Component):
             ctrl.error.eq(seq.error_code != 0),
             ctrl.error_code.eq(seq.error_code),
             seq.op.eq(fetch.cmd[:4]),
+            seq.accumulate.eq(g.accumulate),
+            seq.hold.eq(g.hold),
             # every unit sees the fetched command; the check decodes its geometry
             check.cmd.eq(fetch.cmd),
             dma.cmd.eq(fetch.cmd),
@@ -252,5 +254,8 @@ class SushiAccel(wiring.Component):
             ctrs.inc[C.WR_BYTES].eq(self.mem.wdata.valid & self.mem.wdata.ready),
             ctrs.inc[C.PB_READ_BYTES].eq(feed.pb_word),
             ctrs.inc[C.COMMANDS].eq(seq.check.start),
+            ctrs.inc[C.DOORBELLS_DROPPED].eq(
+                seq.doorbell_dropped if opts.count_dropped_doorbells else 0
+            ),
         ]
         return m

@@ -42,6 +42,12 @@ class BuildOptions:
     #: 350 ns plus a closed-page access, about 0.5 us; JEDEC JESD79-4) behind an arbitrating
     #: interconnect, and far above the simulation memory's latencies (presets <= 100 cycles).
     mem_timeout: int = 4096
+    #: count doorbells rung while a program runs (Counter.DOORBELLS_DROPPED); without, the
+    #: counter reads 0 (a host link that never rings while busy, as the boards' does)
+    count_dropped_doorbells: bool = True
+    #: flag a counter that overflowed (bit ``counter_bits`` of its value, sticky until the
+    #: doorbell; hosts read it as saturated at 2**counter_bits - 1): :mod:`sushi_hw.counters`
+    counter_overflow: bool = True
 
     def __post_init__(self) -> None:
         if self.dsp_pes is not None and self.dsp_pes < 0:

@@ -14,7 +14,9 @@ leaves memory, buffers, PB and accumulator untouched.
 :func:`check_command` rejects exactly what the RTL's CHECK state rejects, with the same error
 code. Among its checks: ``requant=1`` with ``mult == 0`` is BAD_SHAPE, and ``accumulate`` or
 ``hold`` on a GEMM of more than one M-tile or N-tile is BAD_ACCUMULATE, so the accumulator (which
-survives from one GEMM to the next) only ever carries the sums of a single output tile.
+survives from one GEMM to the next) only ever carries the sums of a single output tile. After
+the checks, one that depends on state: ``accumulate`` when the last GEMM or CONV did not hold
+its result (or none did since the reset) is STALE_ACCUMULATE (:attr:`IsaSim.acc_held`).
 
 A GEMM whose output would overlap its own A in the same buffer is rejected too (ACT_RANGE: the
 RTL re-reads A for every N-tile).
@@ -42,7 +44,7 @@ from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.reference import requantize
 
-from .runtime.backend import COUNTER_NAMES, RunResult
+from .runtime.backend import COUNTER_NAMES, RunResult, saturate_counters
 
 E = isa.ErrorCode
 MASK32 = (1 << 32) - 1
@@ -350,6 +352,14 @@ class IsaSim:
         self._decoded: dict[bytes, tuple[isa.Op | None, dict[str, int]]] = {}
         #: fault injection: the memory stops answering at the first access covering this byte
         self.hang_addr: int | None = None
+        #: the accumulator holds a result to accumulate onto (the last GEMM/CONV held it);
+        #: survives programs, not a reset (:meth:`reset`) or a memory timeout
+        self.acc_held = False
+
+    def reset(self) -> None:
+        """The RTL's reset: control state only (memory, buffers, PB and accumulator keep their
+        contents; the accumulator no longer counts as held)."""
+        self.acc_held = False
 
     # ---- host access -------------------------------------------------------------------------
     def write(self, addr: int, data) -> None:
@@ -374,7 +384,14 @@ class IsaSim:
         return hit
 
     def run(self, prog_addr: int, max_commands: int | None = None) -> RunResult:
-        """Ring the doorbell: run the program at ``prog_addr`` until DONE or an error."""
+        """Ring the doorbell: run the program at ``prog_addr`` until DONE or an error. Counters
+        saturate at ``2**counter_bits - 1`` as the RTL's read (``RunResult.overflowed``)."""
+        res = self._run(prog_addr, max_commands)
+        res.counters, res.overflowed = saturate_counters(self.cfg, res.counters)
+        self.counters = dict(res.counters)
+        return res
+
+    def _run(self, prog_addr: int, max_commands: int | None) -> RunResult:
         cfg = self.cfg
         ctr = self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         pc = prog_addr & MASK32
@@ -386,7 +403,7 @@ class IsaSim:
             if pc + isa.CMD_BYTES > cfg.mem_bytes:
                 return RunResult(False, int(E.MEM_RANGE), dict(ctr), pc=pc)
             if self._hangs([(pc - pc % fetch_bytes, fetch_bytes)]):
-                return RunResult(False, int(E.MEM_TIMEOUT), dict(ctr), pc=pc)
+                return self._timeout(ctr, pc)
             raw = self.mem.read(pc, isa.CMD_BYTES).tobytes()
             ctr["rd_cmd_bytes"] += fetch_bytes
             ctr["commands"] += 1
@@ -396,8 +413,10 @@ class IsaSim:
                 return RunResult(False, int(err), dict(ctr), pc=pc)
             if op == isa.Op.DONE:
                 return RunResult(True, int(E.NONE), dict(ctr), pc=pc)
+            if op == isa.Op.GEMM and f["accumulate"] and not self.acc_held:
+                return RunResult(False, int(E.STALE_ACCUMULATE), dict(ctr), pc=pc)
             if self.hang_addr is not None and self._hangs(self.accesses(op, f)):
-                return RunResult(False, int(E.MEM_TIMEOUT), dict(ctr), pc=pc)
+                return self._timeout(ctr, pc)
             if op == isa.Op.CACHE:
                 self._cache(f)
             elif op == isa.Op.LOAD_ACT:
@@ -406,8 +425,10 @@ class IsaSim:
                 self._store(f)
             elif op == isa.Op.GEMM:
                 self._gemm(f)
+                self.acc_held = bool(f["hold"])
             elif op == isa.Op.CONV:
                 self._conv(f)
+                self.acc_held = False
             elif op == isa.Op.ADD:
                 self._add(f)
             else:
@@ -416,6 +437,11 @@ class IsaSim:
             if max_commands is not None and executed >= max_commands:
                 raise RuntimeError(f"no DONE after {executed} commands (pc={pc:#x})")
             pc = (pc + isa.CMD_BYTES) & MASK32
+
+    def _timeout(self, ctr: dict[str, int], pc: int) -> RunResult:
+        """MEM_TIMEOUT: the RTL abandons the command, and with it the accumulator's result."""
+        self.acc_held = False
+        return RunResult(False, int(E.MEM_TIMEOUT), dict(ctr), pc=pc)
 
     def _hangs(self, ranges: list[tuple[int, int]]) -> bool:
         h = self.hang_addr
