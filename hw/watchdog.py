@@ -67,7 +67,8 @@ class MemWatchdog(wiring.Component):
         waiting = (owed != 0) | self.req_valid | self.wdata_valid
         with m.If(self.clear | progress | ~waiting):
             m.d.sync += timer.eq(0)
-        with m.Elif(timer != self.limit):
+        # compares, not equality: no state of the counter (reachable or not) escapes them
+        with m.Elif(timer < self.limit):
             m.d.sync += timer.eq(timer + 1)
-        m.d.comb += self.timeout.eq(timer == self.limit)
+        m.d.comb += self.timeout.eq(timer >= self.limit)
         return m

@@ -28,7 +28,7 @@ import json
 import sys
 import time
 from collections import Counter as Tally
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -260,11 +260,9 @@ class Generator:
             return raw
         name = str(self.rng.choice(names))
         width = isa.LAYOUTS[op][name].width
-        f[name] = int(
-            self.rng.choice(
-                [0, (1 << width) - 1, f[name] + 1, max(0, f[name] - 1), self._int(0, (1 << width) - 1)]
-            )
-        ) & ((1 << width) - 1)
+        top = (1 << width) - 1
+        choices = [0, top, f[name] + 1, max(0, f[name] - 1), self._int(0, top)]
+        f[name] = int(self.rng.choice(choices)) & top
         value = isa.LAYOUTS[op].const(f).as_value().value
         return value.to_bytes(isa.CMD_BYTES, "little")
 
@@ -419,9 +417,10 @@ def coverage_report(tally: Tally, cfg: AccelConfig) -> dict:
     goal = {(o, e) for o in ops for e in GOALS[o]}
     if not cfg.conv:
         goal.add(("ILLEGAL", "ILLEGAL_OPCODE"))
-    ksp_goal = {
-        f"CONV_KSP|k{k}|s{s}|p{p}" for k in isa.KERNELS for s in isa.STRIDES for p in range(k // 2 + 1)
-    } if cfg.conv else set()  # fmt: skip
+    ksp_goal = set()
+    if cfg.conv:
+        for k in isa.KERNELS:
+            ksp_goal |= {f"CONV_KSP|k{k}|s{s}|p{p}" for s in isa.STRIDES for p in range(k // 2 + 1)}
     ksp_hit = {b for b in tally if b.startswith("CONV_KSP")}
     dims = {}
     for i, name in enumerate(("opcode", "error", "weight_source", "timing")):
@@ -478,14 +477,18 @@ def save_replay(out: Path, res: dict, sim: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sushi_sched.fuzz", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m sushi_sched.fuzz", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--presets", default="tiny,default", help="comma-separated (sushi_sim presets)")
     p.add_argument("--sims", default="verilator", help="verilator, icarus or both (comma)")
     p.add_argument("--seconds", type=float, default=180.0, help="time budget (default 180)")
     p.add_argument("--programs", type=int, default=40, help="programs per batch (seed)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: from the clock)")
     p.add_argument("--out", default="build/fuzz")
-    p.add_argument("--replay", default=None, help="a replay file: rerun that batch up to the mismatch")
+    p.add_argument(
+        "--replay", default=None, help="a replay file: rerun that batch up to the mismatch"
+    )
     a = p.parse_args(argv)
     from sushi_hw.config import PRESETS
 
@@ -516,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seed = a.seed if a.seed is not None else int(time.time()) % 100_000
     t_end = time.monotonic() + a.seconds
-    total, bad, rates, tally = 0, 0, {}, Tally()
+    total, bad, rates = 0, 0, {}
+    tallies: dict[str, Tally] = {p_: Tally() for p_ in presets}
     while time.monotonic() < t_end:
         for preset in presets:
             for sim in sims:
@@ -525,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_batch(sim, preset, seed, a.programs, out)
                 total += res["programs_run"]
                 rates.setdefault(f"{preset}/{sim}", []).append(res["seconds_per_program"])
-                tally.update(res["coverage"]["bins"])
+                tallies[preset].update(res["coverage"]["bins"])
                 if res.get("mismatch"):
                     bad += 1
                     path = save_replay(out, res, sim)
@@ -538,14 +542,16 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() >= t_end:
                 break
         seed += 1
-    cov = {p: coverage_report(Tally({k: v for k, v in tally.items()}), PRESETS[p]) for p in presets}
+    cov = {p_: coverage_report(tallies[p_], PRESETS[p_]) for p_ in presets}
     report = {"programs": total, "mismatches": bad, "seconds_per_program": {
         k: sum(v) / len(v) for k, v in rates.items()}, "coverage": cov}  # fmt: skip
     (out / "fuzz.json").write_text(json.dumps(report, indent=1))
     for p_, c in cov.items():
-        oe = c["opcode_x_error"]
-        print(f"coverage {p_}: opcode x error {oe['hit']}/{oe['goal']}, conv k x s x p "
-              f"{c['conv_kernel_stride_pad']['hit']}/{c['conv_kernel_stride_pad']['goal']}")  # fmt: skip
+        oe, ksp = c["opcode_x_error"], c["conv_kernel_stride_pad"]
+        print(
+            f"coverage {p_}: opcode x error {oe['hit']}/{oe['goal']}, "
+            f"conv k x s x p {ksp['hit']}/{ksp['goal']}"
+        )
     print(f"fuzz: {total} programs, {bad} mismatching batches; {out / 'fuzz.json'}")
     return 1 if bad else 0
 
