@@ -479,7 +479,9 @@ async def doorbell_while_busy_counted(dut):
     out = int32_from_bytes(cfg, raw, m, calls[-1].n)
     assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s}: wrong result"
     got = res.counters["doorbells_dropped"]
-    assert got == extra, f"seed={s}: DOORBELLS_DROPPED {got}, rang {extra} times while busy"
+    # builds for a host link that never rings while busy count nothing (BuildOptions)
+    want = extra if build_opts().get("count_dropped_doorbells", True) else 0
+    assert got == want, f"seed={s}: DOORBELLS_DROPPED {got}, rang {extra} times while busy"
     res = await host.run(PROG_ADDR)
     assert_ok(res, "the next program", s)
     assert res.counters["doorbells_dropped"] == 0, f"seed={s}: {res.counters}"
