@@ -12,7 +12,7 @@ from sushi_tb.runner import SIM_BUILD, require_simulator
 
 SEED = int(os.environ.get("SUSHI_SEED", "1"))
 #: programs per simulator: Icarus runs at a tenth of Verilator's speed
-PROGRAMS = {"verilator": 24, "icarus": 6}
+PROGRAMS = {"verilator": 16, "icarus": 4}
 
 
 @pytest.mark.parametrize("preset", ["tiny", "default"])
