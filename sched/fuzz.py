@@ -450,6 +450,7 @@ def run_batch(
     from .runtime import simbuild
 
     tb_dir = Path(__file__).resolve().parents[1] / "tb"
+    out = out.resolve()  # the simulator runs in its own directory
     out.mkdir(parents=True, exist_ok=True)
     summary = out / f"batch-{preset}-{sim}-{seed}.json"
     summary.unlink(missing_ok=True)
