@@ -24,6 +24,7 @@ help:
 	@echo "make sweep    - the example design-space sweep (sweeps/bandwidth_pb.toml) into build/sweep/"
 	@echo "make train    - retrain the digits MLP and CNN SuperNets (deterministic) into sched/data/"
 	@echo "make formal   - formal proofs (SymbiYosys + Boolector) into build/formal/report.json"
+	@echo "make fuzz     - differential fuzzing, RTL vs golden model (FUZZ_SECONDS=180) into build/fuzz/"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
 	@echo "make clean    - remove build/ and sim_build/"
@@ -87,3 +88,12 @@ SEED ?= 1
 .PHONY: bitstream
 bitstream: $(STAMP)
 	$(BIN)/sushi bitstream --board $(BOARD) --out build --seed $(SEED) $(if $(BOARD_PRESET),--preset $(BOARD_PRESET))
+
+# differential fuzzing (sushi_sched.fuzz): random programs on the RTL and the golden model for
+# FUZZ_SECONDS (default 180), each batch's seed printed; a mismatch is saved as a replay file
+# under build/fuzz/ with the command that replays it. FUZZ_ARGS passes more options.
+FUZZ_SECONDS ?= 180
+.PHONY: fuzz
+fuzz: $(STAMP)
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
+	  $(BIN)/python -m sushi_sched.fuzz --seconds $(FUZZ_SECONDS) --out build/fuzz $(FUZZ_ARGS)

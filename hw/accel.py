@@ -16,7 +16,7 @@ buffers and the read queue.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, unsigned
+from amaranth.hdl import Const, Module, Mux, ResetInserter, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,17 +36,26 @@ from .pipeline import CreditedReadQueue
 from .ports import share
 from .sequencer import Sequencer
 from .vector_unit import VectorUnit
+from .watchdog import MemWatchdog
 from .weight_feed import WeightFeed
 from .width import WidthConverter
 
 
 class SushiAccel(wiring.Component):
     """``mem``: the off-chip memory port (:mod:`.mem_port`); ``ctrl``: the host's control
-    port (:class:`.control.ControlSignature`)."""
+    port (:class:`.control.ControlSignature`); ``bus_error``: the memory answered a transfer
+    with an error (a bus adapter's sticky flag; 0 where memory cannot fail), the program
+    halts with BUS_ERROR before its next command."""
 
     def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
         self.cfg, self.opts = cfg, opts
-        super().__init__({"mem": Out(mem_port_signature(cfg)), "ctrl": In(ControlSignature())})
+        super().__init__(
+            {
+                "mem": Out(mem_port_signature(cfg)),
+                "ctrl": In(ControlSignature()),
+                "bus_error": In(1),
+            }
+        )
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -60,21 +69,35 @@ class SushiAccel(wiring.Component):
         pipe_regs = opts.pipeline_regs
 
         m.submodules.seq = seq = Sequencer(with_vec=cfg.conv)
+
+        # the units a memory timeout abandons mid-command: seq.abort returns them to their
+        # reset state (no watchdog: nothing is ever abandoned, and nothing is added)
+        def unit(name: str, component):
+            if opts.mem_timeout:
+                component_r = ResetInserter(seq.abort)(component)
+            else:
+                component_r = component
+            m.submodules[name] = component_r
+            return component
+
         m.submodules.fetch = fetch = CommandFetch(cfg)
         m.submodules.check = check = CommandCheck(cfg, opts)
-        m.submodules.dma = dma = Dma(cfg)
-        m.submodules.feed = feed = WeightFeed(cfg, opts)
-        m.submodules.writer = writer = OutputWriter(cfg)
+        dma = unit("dma", Dma(cfg))
+        feed = unit("feed", WeightFeed(cfg, opts))
+        writer = unit("writer", OutputWriter(cfg))
         m.submodules.acts = acts = ActBuffers(cfg, opts)
         m.submodules.ctrs = ctrs = AccelCounters(cfg, opts)
         # no C_in stream (accumulation goes through acc_keep) and A is always all there
-        m.submodules.core = core = GemmCore(
-            cfg,
-            with_c_in=False,
-            a_flow=False,
-            int32_gap=4,
-            a_latency=act_read_latency(pipe_regs),
-            opts=opts,
+        core = unit(
+            "core",
+            GemmCore(
+                cfg,
+                with_c_in=False,
+                a_flow=False,
+                int32_gap=4,
+                a_latency=act_read_latency(pipe_regs),
+                opts=opts,
+            ),
         )
 
         # ---- the resources units take turns on, one of each -----------------------------
@@ -82,19 +105,21 @@ class SushiAccel(wiring.Component):
         cache, load, store, gemm = seq.dma.cache, seq.dma.load, seq.dma.store, seq.feed.run
         # memory requests: the issuer (commands, CACHE, LOAD/STORE) or, during a GEMM, the
         # weight feed's off-chip walker
-        m.submodules.issuer = issuer = RequestIssuer(cfg)
+        issuer = unit("issuer", RequestIssuer(cfg))
         share(m, issuer.cmd, [(fetch.issue.start, fetch.issue), (1, dma.issue)])
         share(m, self.mem.req, [(gemm, feed.req), (1, issuer.req)], gate=False)
         # read data: the command's beats, CACHE/LOAD/GEMM data through the rows-wide
-        # converter, or (HALT) drained
-        m.submodules.conv_in = conv_in = WidthConverter(W, R)
+        # converter, or (HALT) drained; with the watchdog also while idle (the late answers of
+        # requests a timeout abandoned)
+        conv_in = unit("conv_in", WidthConverter(W, R))
         drain = stream.Signature(unsigned(8 * W)).flip().create(path=("drain",))
         m.d.comb += drain.ready.eq(1)
         via_conv = cache | load | gemm
+        drained = seq.halt | ~seq.busy if opts.mem_timeout else seq.halt
         share(
             m,
             self.mem.rdata,
-            [(seq.fetch_data, fetch.rdata), (seq.halt, drain), (via_conv, conv_in.i)],
+            [(seq.fetch_data, fetch.rdata), (drained, drain), (via_conv, conv_in.i)],
         )
         share(m, conv_in.o, [(cache | load, dma.words), (gemm, feed.words)])
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
@@ -104,8 +129,11 @@ class SushiAccel(wiring.Component):
         # readq.data a cycle later, three with the read and address registers) only while
         # readq.room. Its output goes to the weight feed while that feeds (keyed on the feed's
         # own cursor, as in sushi_hw.weight_feed: only during a GEMM), else to STORE.
-        m.submodules.readq = readq = CreditedReadQueue(
-            word, depth=8 if pipe_regs else 4, latency=act_read_latency(pipe_regs)
+        readq = unit(
+            "readq",
+            CreditedReadQueue(
+                word, depth=8 if pipe_regs else 4, latency=act_read_latency(pipe_regs)
+            ),
         )
         share(m, readq, [(store, dma.rd), (gemm, feed.pb_rd)])
         share(m, readq.o, [(~feed.ctl.done, feed.pb_words), (store, dma.rd_words)], gate=False)
@@ -134,7 +162,7 @@ class SushiAccel(wiring.Component):
         ]
         if cfg.conv:
             # ADD and POOL: the vector unit takes the core's and the writer's buffer ports
-            m.submodules.vec = vec = VectorUnit(cfg, opts)
+            vec = unit("vec", VectorUnit(cfg, opts))
             vec_run = seq.vec.run
             wiring.connect(m, seq.vec, vec.ctl)
             m.d.comb += [vec.cmd.eq(fetch.cmd), acts.gemm.eq(gemm | vec_run)]
@@ -182,6 +210,8 @@ class SushiAccel(wiring.Component):
             ctrl.error.eq(seq.error_code != 0),
             ctrl.error_code.eq(seq.error_code),
             seq.op.eq(fetch.cmd[:4]),
+            seq.accumulate.eq(g.accumulate),
+            seq.hold.eq(g.hold),
             # every unit sees the fetched command; the check decodes its geometry
             check.cmd.eq(fetch.cmd),
             dma.cmd.eq(fetch.cmd),
@@ -192,7 +222,23 @@ class SushiAccel(wiring.Component):
             seq.core_ready.eq(core.cmd.ready),
             seq.core_idle.eq(core.idle),
             seq.issuer_busy.eq(issuer.busy),
+            seq.bus_error.eq(self.bus_error),
         ]
+        if opts.mem_timeout:
+            m.submodules.watchdog = wd = MemWatchdog(cfg, opts.mem_timeout)
+            req, rdata, wdata = self.mem.req, self.mem.rdata, self.mem.wdata
+            m.d.comb += [
+                wd.req_valid.eq(req.valid),
+                wd.req_ready.eq(req.ready),
+                wd.req_write.eq(req.payload.write),
+                wd.req_beats.eq(req.payload.beats),
+                wd.rdata_valid.eq(rdata.valid),
+                wd.rdata_ready.eq(rdata.ready),
+                wd.wdata_valid.eq(wdata.valid),
+                wd.wdata_ready.eq(wdata.ready),
+                wd.clear.eq(seq.fetch.load | seq.abort),
+                seq.mem_timeout.eq(wd.timeout),
+            ]
 
         # ---- counters -----------------------------------------------------------------------
         C = isa.Counter
@@ -208,5 +254,8 @@ class SushiAccel(wiring.Component):
             ctrs.inc[C.WR_BYTES].eq(self.mem.wdata.valid & self.mem.wdata.ready),
             ctrs.inc[C.PB_READ_BYTES].eq(feed.pb_word),
             ctrs.inc[C.COMMANDS].eq(seq.check.start),
+            ctrs.inc[C.DOORBELLS_DROPPED].eq(
+                seq.doorbell_dropped if opts.count_dropped_doorbells else 0
+            ),
         ]
         return m

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,7 +15,8 @@ from .counters import CounterBank
 class AccelCounters(wiring.Component):
     """``inc[c]``: event :class:`~.isa.Counter` ``c`` happened this cycle (RD_CMD_BYTES is
     not an input); ``clear`` zeroes them all; ``value`` is counter ``sel``
-    :attr:`CounterBank.latency` cycles after the select."""
+    :attr:`CounterBank.latency` cycles after the select, with ``BuildOptions.counter_overflow``
+    its overflow flag in bit ``counter_bits``."""
 
     def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
         self.cfg, self.opts = cfg, opts
@@ -36,8 +37,12 @@ class AccelCounters(wiring.Component):
         # of a fetch: one counter less (read during a fetch, it lags by that command's beats)
         counted = [c for c in C if c != C.RD_CMD_BYTES]
         amount = {C.RD_WEIGHT_BYTES: W, C.RD_ACT_BYTES: W, C.WR_BYTES: W, C.PB_READ_BYTES: cfg.rows}
+        bits = cfg.counter_bits
         m.submodules.bank = bank = CounterBank(
-            [amount.get(c, 1) for c in counted], cfg.counter_bits, read_reg=self.opts.pipeline_regs
+            [amount.get(c, 1) for c in counted],
+            bits,
+            read_reg=self.opts.pipeline_regs,
+            overflow=self.opts.counter_overflow,
         )
         m.d.comb += bank.clear.eq(self.clear)
         for i, c in enumerate(counted):
@@ -53,7 +58,12 @@ class AccelCounters(wiring.Component):
             m.d.sync += delayed.eq(cmd_bytes_sel)
             cmd_bytes_sel = delayed
         shift = max(isa.CMD_BYTES, W).bit_length() - 1
-        m.d.comb += self.value.eq(
-            Mux(cmd_bytes_sel, (bank.value << shift)[: cfg.counter_bits], bank.value)
-        )
+        cmd_bytes = (bank.value[:bits] << shift)[:bits]
+        if self.opts.counter_overflow:
+            # the flag (bit `bits`) for RD_CMD_BYTES: COMMANDS' own, or the shift's carry. A
+            # program holds at most mem_bytes / 32 commands: when their bytes fit, no carry
+            most = cfg.mem_bytes // isa.CMD_BYTES * max(isa.CMD_BYTES, W)
+            carry = bank.value[bits - shift : bits].any() if most >= 1 << bits else 0
+            cmd_bytes = Cat(cmd_bytes, bank.value[bits] | carry)
+        m.d.comb += self.value.eq(Mux(cmd_bytes_sel, cmd_bytes, bank.value))
         return m

@@ -35,10 +35,27 @@ class BuildOptions:
     #: the command check's products from one shift-add multiplier instead of four parallel
     #: ones (when the requantiser and the PEs take every DSP)
     shared_check_mul: bool = False
+    #: the memory watchdog (:mod:`sushi_hw.watchdog`): cycles the memory may owe the core an
+    #: answer (read data it requested, or room for write data or a request) before the program
+    #: halts with MEM_TIMEOUT; 0 builds no watchdog. 4096 cycles is 41 us at 100 MHz, 14 us at
+    #: 300 MHz: over ten times the worst response of a DRAM controller (DDR4 refresh tRFC
+    #: 350 ns plus a closed-page access, about 0.5 us; JEDEC JESD79-4) behind an arbitrating
+    #: interconnect, and far above the simulation memory's latencies (presets <= 100 cycles).
+    mem_timeout: int = 4096
+    #: count doorbells rung while a program runs (Counter.DOORBELLS_DROPPED); without, the
+    #: counter reads 0 (a host link that never rings while busy, as the boards' does)
+    count_dropped_doorbells: bool = True
+    #: flag a counter that overflowed (bit ``counter_bits`` of its value, sticky until the
+    #: doorbell; hosts read it as saturated at 2**counter_bits - 1): :mod:`sushi_hw.counters`
+    counter_overflow: bool = True
 
     def __post_init__(self) -> None:
         if self.dsp_pes is not None and self.dsp_pes < 0:
             raise ValueError(f"dsp_pes must be >= 0 or None, got {self.dsp_pes}")
+        if not isinstance(self.mem_timeout, int) or not 0 <= self.mem_timeout < 1 << 24:
+            raise ValueError(
+                f"mem_timeout must be 0 (off) or cycles below 2**24, got {self.mem_timeout}"
+            )
         object.__setattr__(self, "spram", frozenset(self.spram))
 
     def dsp_pe_count(self, n_pes: int) -> int:

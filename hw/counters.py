@@ -18,6 +18,13 @@ before its next read, and its pending count never exceeds ``slots`` events. Host
 second read port, transparent for the write, and see ``word + pending + (the counts taken but
 not yet written back, if they are this counter's)``, the two parts registered before they are
 added.
+
+With ``overflow``, a counter that passes ``2**bits - 1`` is flagged: the write-back adder's
+carry sets the slot's sticky bit (cleared with the counters), and ``value`` has one bit more,
+bit ``bits``: the sticky bit or the carry of the read's own sum. The low bits wrap; a host
+reads a flagged counter as saturated at ``2**bits - 1`` (:func:`saturate`). One carry bit per
+adder and a bit per slot: saturating all ``bits`` in hardware would take two ``bits``-wide
+multiplexers.
 """
 
 from __future__ import annotations
@@ -40,18 +47,21 @@ class CounterBank(wiring.Component):
     #: cycles from ``sel`` to ``value``
     latency = 2
 
-    def __init__(self, amounts: list[int], bits: int, *, read_reg: bool = True):
+    def __init__(
+        self, amounts: list[int], bits: int, *, read_reg: bool = True, overflow: bool = False
+    ):
         if not amounts or min(amounts) < 1:
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"counter amounts must be >= 1, got {amounts}")
         self.amounts, self.bits, self.read_reg = list(amounts), bits, read_reg
+        self.overflow = overflow
         self.slots = 1 << clog2(max(4, len(amounts)))
         super().__init__(
             {
                 "inc": In(len(amounts)),
                 "clear": In(1),
                 "sel": In(range(len(amounts))),
-                "value": Out(bits),
+                "value": Out(bits + overflow),
             }
         )
 
@@ -106,7 +116,13 @@ class CounterBank(wiring.Component):
             # stage B: write back
             w_valid, w_idx, w_val, w_word = b_valid, b_idx, b_val, b_word
             not_written = [(b_valid, b_idx, b_val)]
-        m.d.comb += [wp.addr.eq(w_idx), wp.en.eq(w_valid), wp.data.eq(w_word + w_val)]
+        w_sum = Signal(bits + 1)  # the carry: the counter passed 2**bits - 1
+        m.d.comb += [
+            w_sum.eq(w_word + w_val),
+            wp.addr.eq(w_idx),
+            wp.en.eq(w_valid),
+            wp.data.eq(w_sum[:bits]),
+        ]
         with m.If(self.clear):
             m.d.sync += stale.eq(-1)
         with m.Elif(w_valid):
@@ -127,5 +143,23 @@ class CounterBank(wiring.Component):
         # mux and a counter-wide carry chain in one cycle were the iCE40's critical path
         word_q, small_q = Signal(bits), Signal(pend_bits + 2)
         m.d.sync += [word_q.eq(word), small_q.eq(pend_sel + in_flight)]
-        m.d.comb += self.value.eq(word_q + small_q)
+        if not self.overflow:
+            m.d.comb += self.value.eq(word_q + small_q)
+            return m
+        ovf = Signal(slots)  # sticky: the slot's write-back carried
+        with m.If(self.clear):
+            m.d.sync += ovf.eq(0)
+        with m.Elif(w_valid & w_sum[bits]):
+            m.d.sync += ovf.bit_select(w_idx, 1).eq(1)
+        ovf_q = Signal()
+        m.d.sync += ovf_q.eq(ovf.bit_select(sel_q, 1))
+        total = Signal(bits + 1)
+        m.d.comb += [total.eq(word_q + small_q), self.value.eq(total | (ovf_q << bits))]
         return m
+
+
+def saturate(value: int, bits: int) -> tuple[int, bool]:
+    """A counter read with its overflow flag (bit ``bits``): the count, saturated at
+    ``2**bits - 1``, and whether it overflowed."""
+    top = (1 << bits) - 1
+    return (top, True) if value > top else (value, False)

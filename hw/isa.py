@@ -40,6 +40,9 @@ class ErrorCode(enum.IntEnum):
     BAD_ALIGN = 6  # off-chip address or length not a multiple of the memory width
     BAD_ACCUMULATE = 7  # accumulate/hold with more than one M-tile
     BAD_CONV = 8  # a kernel, stride or padding the convolution does not support
+    MEM_TIMEOUT = 9  # the memory owed an answer for BuildOptions.mem_timeout cycles
+    BUS_ERROR = 10  # the memory answered a transfer with an error (AXI SLVERR/DECERR)
+    STALE_ACCUMULATE = 11  # accumulate, but the last GEMM/CONV did not hold its result
 
 
 class Counter(enum.IntEnum):
@@ -51,9 +54,47 @@ class Counter(enum.IntEnum):
     WR_BYTES = 5  # off-chip bytes written (STORE_ACT)
     PB_READ_BYTES = 6  # bytes served by the Persistent Buffer to the array
     COMMANDS = 7  # commands executed
+    DOORBELLS_DROPPED = 8  # doorbells rung while a program ran (ignored)
 
 
 NUM_COUNTERS = len(Counter)
+
+#: what each counter counts (docs/isa.md's table is rendered from this)
+COUNTER_DOC: dict[Counter, str] = {
+    Counter.CYCLES: "cycles from the doorbell to done/error",
+    Counter.MAC_ACTIVE: "cycles in which a row of activations entered the array",
+    Counter.RD_WEIGHT_BYTES: "off-chip bytes read for weights (GEMM/CONV streaming and CACHE)",
+    Counter.RD_ACT_BYTES: "off-chip bytes read by LOAD_ACT",
+    Counter.RD_CMD_BYTES: "off-chip bytes read fetching commands (= `COMMANDS` x "
+    "max(32, mem_width): every decoded command was fetched whole)",
+    Counter.WR_BYTES: "off-chip bytes written (STORE_ACT)",
+    Counter.PB_READ_BYTES: "bytes the Persistent Buffer served to the array",
+    Counter.COMMANDS: "commands decoded (including `DONE` and a command that fails its checks)",
+    Counter.DOORBELLS_DROPPED: "doorbells rung while the program ran, which the command "
+    "processor ignores (a host that does not wait for `busy` to fall; nonzero is its flag)",
+}
+
+#: what raises each error code (docs/isa.md's table is rendered from this: ``sushi docs``)
+ERROR_DOC: dict[ErrorCode, str] = {
+    ErrorCode.NONE: "no error (`done`, or still running)",
+    ErrorCode.ILLEGAL_OPCODE: "unknown opcode (0 too: zeroed memory); CONV, ADD and POOL on a "
+    "configuration without `conv`",
+    ErrorCode.PB_RANGE: "PB tiles beyond the Persistent Buffer",
+    ErrorCode.ACT_RANGE: "activation words beyond a buffer, or an output overlapping its own input",
+    ErrorCode.MEM_RANGE: "off-chip bytes (or the next command) beyond `mem_bytes`",
+    ErrorCode.BAD_SHAPE: "zero or oversized m/k/n, a PB block larger than the GEMM, a stride "
+    "smaller than the tile count, zero words/tiles, `requant=1` with `mult=0`",
+    ErrorCode.BAD_ALIGN: "an unaligned address or length",
+    ErrorCode.BAD_ACCUMULATE: "`hold`/`accumulate` with more than one M-tile or N-tile",
+    ErrorCode.BAD_CONV: "a kernel, stride or padding CONV does not support",
+    ErrorCode.STALE_ACCUMULATE: "a GEMM with `accumulate=1` whose accumulator does not hold a "
+    "result: no GEMM with `hold=1` since the reset, or a GEMM without `hold` or a CONV ran after "
+    "it (it left partial sums), or a memory timeout abandoned one",
+    ErrorCode.MEM_TIMEOUT: "the memory owed an answer (read data, or room for a request or "
+    "write data) for `BuildOptions.mem_timeout` cycles: the command is abandoned at once",
+    ErrorCode.BUS_ERROR: "the memory answered with an error (AXI SLVERR/DECERR): halts before "
+    "the next command",
+}
 
 _OP = {"opcode": unsigned(4)}
 

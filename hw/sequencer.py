@@ -3,6 +3,15 @@
 One command at a time: FETCH it, DECODE and CHECK it, then run it (CACHE, LOAD, STORE, GEMM or
 CONV, ADD or POOL) and move on (NEXT), or halt: done at DONE, error at the first failing check.
 After an error it waits in HALT until the failed command's memory requests have drained.
+
+Two errors come from the memory rather than a check. ``mem_timeout`` (the watchdog,
+:mod:`.watchdog`) halts at once, in any state, with MEM_TIMEOUT and pulses ``abort``, which
+returns the units of the command to their reset state (the memory will not finish it).
+``bus_error`` (a memory that answered with an error: the AXI master's SLVERR/DECERR) halts
+with BUS_ERROR at the next command boundary: before the next fetch, or before a fetched
+command runs (its own fetch may have failed). The bus adapter answers the failing command's
+remaining reads with zeros and drops its writes, so it ends within its own bounded time, and
+nothing more is fetched.
 """
 
 from __future__ import annotations
@@ -28,9 +37,13 @@ class Sequencer(wiring.Component):
             {
                 "doorbell": In(1),
                 "busy": Out(1),
+                "doorbell_dropped": Out(1),  # a doorbell while busy: ignored, and counted
                 "done": Out(1),
                 "error_code": Out(ERR_SHAPE),
                 "op": In(4),  # the fetched command's opcode
+                # a GEMM's accumulate and hold bits (the fetched command's, when it is a GEMM)
+                "accumulate": In(1),
+                "hold": In(1),
                 "fetch": Out(fetch_control()),
                 "fetch_data": Out(1),
                 "check": Out(check_control()),
@@ -47,6 +60,10 @@ class Sequencer(wiring.Component):
                 # halt after an error: wait for the memory requests to drain
                 "halt": Out(1),
                 "issuer_busy": In(1),
+                # errors from the memory side (see the module's docstring)
+                "mem_timeout": In(1),
+                "abort": Out(1),
+                "bus_error": In(1),
             }
         )
 
@@ -55,13 +72,29 @@ class Sequencer(wiring.Component):
         err = self.error_code
         fetch, check, dma = self.fetch, self.check, self.dma
         core_started = Signal()  # the GEMM's descriptor has been taken
+        # the accumulator holds a result to accumulate onto: the last GEMM/CONV held it. It
+        # survives programs (a program may accumulate onto the previous one's held result),
+        # not a reset or an abandoned command
+        acc_held = Signal()
+        with m.If(self.abort):
+            m.d.sync += acc_held.eq(0)
         gemm_start, gemm = Signal(), Signal()
+        # busy is low exactly in IDLE, where a doorbell is taken
+        m.d.comb += self.doorbell_dropped.eq(self.doorbell & self.busy)
         m.d.comb += [
             self.feed.start.eq(gemm_start),
             self.writer.start.eq(gemm_start),
             self.feed.run.eq(gemm),
             self.writer.run.eq(gemm),
         ]
+
+        def watchdog() -> None:
+            """In a state that waits on memory: halt at once on a timeout (called last in the
+            state, so it overrides the state's own next state and error)."""
+            with m.If(self.mem_timeout):
+                m.d.comb += self.abort.eq(1)
+                m.d.sync += err.eq(isa.ErrorCode.MEM_TIMEOUT)
+                m.next = "HALT"
 
         with m.FSM(name="cp"):
             with m.State("IDLE"):
@@ -71,7 +104,10 @@ class Sequencer(wiring.Component):
                     m.next = "FETCH"
 
             with m.State("FETCH"):
-                with m.If(fetch.error != 0):
+                with m.If(self.bus_error):
+                    m.d.sync += err.eq(isa.ErrorCode.BUS_ERROR)
+                    m.next = "HALT"
+                with m.Elif(fetch.error != 0):
                     m.d.sync += err.eq(fetch.error)
                     m.next = "HALT"
                 with m.Else():
@@ -82,6 +118,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.fetch_data.eq(1)
                 with m.If(fetch.done):
                     m.next = "DECODE"
+                watchdog()
 
             with m.State("DECODE"):
                 m.d.comb += check.start.eq(1)
@@ -98,8 +135,14 @@ class Sequencer(wiring.Component):
                 # check.error holds this command's checks: conditions registered in the last
                 # CHECK_PREP cycle, the choice in CHECK_WAIT
                 op = self.op
-                with m.If(check.error != 0):
+                with m.If(self.bus_error):  # the command itself may be the failed read's zeros
+                    m.d.sync += err.eq(isa.ErrorCode.BUS_ERROR)
+                    m.next = "HALT"
+                with m.Elif(check.error != 0):
                     m.d.sync += err.eq(check.error)
+                    m.next = "HALT"
+                with m.Elif((op == isa.Op.GEMM) & self.accumulate & ~acc_held):
+                    m.d.sync += err.eq(isa.ErrorCode.STALE_ACCUMULATE)
                     m.next = "HALT"
                 with m.Elif(op == isa.Op.DONE):
                     m.d.sync += [self.done.eq(1), self.busy.eq(0)]
@@ -119,7 +162,7 @@ class Sequencer(wiring.Component):
                         m.next = "VEC"
                 with m.Else():  # GEMM or CONV: any other opcode failed as ILLEGAL_OPCODE
                     m.d.comb += gemm_start.eq(1)
-                    m.d.sync += core_started.eq(0)
+                    m.d.sync += [core_started.eq(0), acc_held.eq((op == isa.Op.GEMM) & self.hold)]
                     m.next = "GEMM"
 
             for state in ("CACHE", "LOAD", "STORE"):
@@ -127,6 +170,7 @@ class Sequencer(wiring.Component):
                     m.d.comb += getattr(dma, state.lower()).eq(1)
                     with m.If(dma.done):
                         m.next = "NEXT"
+                    watchdog()
 
             with m.State("GEMM"):
                 m.d.comb += [gemm.eq(1), self.core_valid.eq(~core_started)]
@@ -134,6 +178,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += core_started.eq(1)
                 with m.If(core_started & self.core_idle & self.feed.done):
                     m.next = "NEXT"
+                watchdog()
 
             if self.with_vec:
                 with m.State("VEC"):

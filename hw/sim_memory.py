@@ -5,6 +5,12 @@ memory setting. Requests are accepted into a queue stamped with ``now + latency`
 served once its stamp has passed, one beat whenever the bandwidth token bucket holds a full beat
 and the LFSR does not stall. Reads return in order; write data is consumed at the same rate.
 A backdoor port lets the host load and read the contents in bulk while the accelerator is idle.
+
+Fault injection (``hang_en``): a memory that stops answering. The first request whose bytes
+cover ``hang_addr`` is accepted but never served, and neither is anything after it (no read
+beat, no write beat taken, the request queue fills) until ``hang_en`` falls or a reset. The
+requests before it are served as usual, so the hang lands at a chosen point of a program (the
+fetch of one of its commands, say).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class SimMemory(wiring.Component):
                 "bd_wdata": In(beat),
                 "bd_rdata": Out(beat),  # one cycle after bd_addr
                 "busy": Out(1),
+                "hang_en": In(1),
+                "hang_addr": In(32),
             }
         )
 
@@ -96,8 +104,17 @@ class SimMemory(wiring.Component):
         word = Signal(range(self.words))
         can_beat = (tokens >= W) & ~stalled
         beat = Signal()
+        # the hang: the head request covers hang_addr (addresses in beats, an inclusive range)
+        head_first = head.req.addr >> lw
+        hang_beat = self.hang_addr >> lw
+        hits = (
+            self.hang_en
+            & (head.req.beats != 0)
+            & (head_first <= hang_beat)
+            & (hang_beat < head_first + head.req.beats)
+        )
         with m.If(~active):
-            m.d.comb += reqq.r_en.eq(reqq.r_rdy & ~since_due[31])
+            m.d.comb += reqq.r_en.eq(reqq.r_rdy & ~since_due[31] & ~hits)
             with m.If(reqq.r_en):
                 m.d.sync += [
                     active.eq(head.req.beats != 0),

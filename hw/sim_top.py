@@ -34,6 +34,8 @@ class SushiSim(wiring.Component):
                 "bd_wdata": In(beat),
                 "bd_rdata": Out(beat),
                 "mem_busy": Out(1),
+                "mem_hang_en": In(1),  # fault injection (SimMemory): stop answering from the
+                "mem_hang_addr": In(32),  # first request that covers this address on
             }
         )
 
@@ -54,5 +56,7 @@ class SushiSim(wiring.Component):
             mem.bd_wdata.eq(self.bd_wdata),
             self.bd_rdata.eq(mem.bd_rdata),
             self.mem_busy.eq(mem.busy),
+            mem.hang_en.eq(self.mem_hang_en),
+            mem.hang_addr.eq(self.mem_hang_addr),
         ]
         return m

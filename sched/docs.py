@@ -10,7 +10,9 @@ A generated section sits between ``<!-- generated: NAME ... -->`` and ``<!-- end
 * ``tops`` (README.md): what each top of ``sushi verilog`` is for, and for which presets
   (:data:`sushi_hw.generate.TOPS`, :func:`sushi_hw.generate.top_skip_reason`);
 * ``presets`` (README.md, docs/platforms.md): the numbers of every preset
-  (:data:`sushi_hw.config.PRESETS`); ``preset-notes`` (docs/platforms.md): their notes (sources).
+  (:data:`sushi_hw.config.PRESETS`); ``preset-notes`` (docs/platforms.md): their notes (sources);
+* ``errors`` and ``counters`` (docs/isa.md): :class:`sushi_hw.isa.ErrorCode` and
+  :class:`sushi_hw.isa.Counter` with :data:`sushi_hw.isa.ERROR_DOC` / ``COUNTER_DOC``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from sushi_hw import isa
 from sushi_hw.array import array_latency
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.report_table import load_builds, render_table
@@ -140,6 +143,20 @@ def render_preset_notes() -> str:
     return "\n".join(f"* `{name}`: {c.note}" for name, c in PRESETS.items())
 
 
+def render_errors() -> str:
+    """The error codes of :class:`sushi_hw.isa.ErrorCode` and what raises each."""
+    lines = ["| code | name | raised by |", "|---|---|---|"]
+    lines += [f"| {int(e)} | `{e.name}` | {isa.ERROR_DOC[e]} |" for e in isa.ErrorCode]
+    return "\n".join(lines)
+
+
+def render_counters() -> str:
+    """The counters of :class:`sushi_hw.isa.Counter` and what each counts."""
+    lines = ["| index | counter | counts |", "|---|---|---|"]
+    lines += [f"| {int(c)} | `{c.name}` | {isa.COUNTER_DOC[c]} |" for c in isa.Counter]
+    return "\n".join(lines)
+
+
 #: (file, section name) -> renderer
 SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
     ("docs/architecture.md", "timing"): render_timing,
@@ -149,6 +166,8 @@ SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
     ("README.md", "presets"): render_presets,
     ("docs/platforms.md", "presets"): render_presets,
     ("docs/platforms.md", "preset-notes"): render_preset_notes,
+    ("docs/isa.md", "errors"): render_errors,
+    ("docs/isa.md", "counters"): render_counters,
 }
 
 

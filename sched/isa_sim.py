@@ -14,7 +14,9 @@ leaves memory, buffers, PB and accumulator untouched.
 :func:`check_command` rejects exactly what the RTL's CHECK state rejects, with the same error
 code. Among its checks: ``requant=1`` with ``mult == 0`` is BAD_SHAPE, and ``accumulate`` or
 ``hold`` on a GEMM of more than one M-tile or N-tile is BAD_ACCUMULATE, so the accumulator (which
-survives from one GEMM to the next) only ever carries the sums of a single output tile.
+survives from one GEMM to the next) only ever carries the sums of a single output tile. After
+the checks, one that depends on state: ``accumulate`` when the last GEMM or CONV did not hold
+its result (or none did since the reset) is STALE_ACCUMULATE (:attr:`IsaSim.acc_held`).
 
 A GEMM whose output would overlap its own A in the same buffer is rejected too (ACT_RANGE: the
 RTL re-reads A for every N-tile).
@@ -23,6 +25,14 @@ CONV, ADD and POOL (configurations with ``conv``; ILLEGAL_OPCODE without) run as
 defines them: CONV as an implicit GEMM on whole tiles (padding lanes included), its weight tiles
 from the PB or off-chip per (nt, ct, t), counted once per M-tile like the GEMM's; ADD and POOL
 lane-wise on activation words, moving no off-chip bytes.
+
+Errors from the memory side: :attr:`IsaSim.hang_addr` models the simulation memory's fault
+injection (``sushi_hw.sim_memory.SimMemory``: it stops answering from the first request that
+covers that byte on). The run halts with MEM_TIMEOUT at the first command whose fetch or
+data covers it, before the command is counted when it is the fetch; when a command's data
+hangs, the RTL has done part of the command, which the model does not: its result says only
+that the program halted with MEM_TIMEOUT at that command. BUS_ERROR (an AXI error response)
+has no model here: the golden memory never fails.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.reference import requantize
 
-from .runtime.backend import COUNTER_NAMES, RunResult
+from .runtime.backend import COUNTER_NAMES, RunResult, saturate_counters
 
 E = isa.ErrorCode
 MASK32 = (1 << 32) - 1
@@ -340,6 +350,16 @@ class IsaSim:
         self.acc = np.zeros((cfg.acc_depth, cfg.cols), dtype=np.int32)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._decoded: dict[bytes, tuple[isa.Op | None, dict[str, int]]] = {}
+        #: fault injection: the memory stops answering at the first access covering this byte
+        self.hang_addr: int | None = None
+        #: the accumulator holds a result to accumulate onto (the last GEMM/CONV held it);
+        #: survives programs, not a reset (:meth:`reset`) or a memory timeout
+        self.acc_held = False
+
+    def reset(self) -> None:
+        """The RTL's reset: control state only (memory, buffers, PB and accumulator keep their
+        contents; the accumulator no longer counts as held)."""
+        self.acc_held = False
 
     # ---- host access -------------------------------------------------------------------------
     def write(self, addr: int, data) -> None:
@@ -364,7 +384,14 @@ class IsaSim:
         return hit
 
     def run(self, prog_addr: int, max_commands: int | None = None) -> RunResult:
-        """Ring the doorbell: run the program at ``prog_addr`` until DONE or an error."""
+        """Ring the doorbell: run the program at ``prog_addr`` until DONE or an error. Counters
+        saturate at ``2**counter_bits - 1`` as the RTL's read (``RunResult.overflowed``)."""
+        res = self._run(prog_addr, max_commands)
+        res.counters, res.overflowed = saturate_counters(self.cfg, res.counters)
+        self.counters = dict(res.counters)
+        return res
+
+    def _run(self, prog_addr: int, max_commands: int | None) -> RunResult:
         cfg = self.cfg
         ctr = self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         pc = prog_addr & MASK32
@@ -375,6 +402,8 @@ class IsaSim:
                 return RunResult(False, int(E.BAD_ALIGN), dict(ctr), pc=pc)
             if pc + isa.CMD_BYTES > cfg.mem_bytes:
                 return RunResult(False, int(E.MEM_RANGE), dict(ctr), pc=pc)
+            if self._hangs([(pc - pc % fetch_bytes, fetch_bytes)]):
+                return self._timeout(ctr, pc)
             raw = self.mem.read(pc, isa.CMD_BYTES).tobytes()
             ctr["rd_cmd_bytes"] += fetch_bytes
             ctr["commands"] += 1
@@ -384,6 +413,10 @@ class IsaSim:
                 return RunResult(False, int(err), dict(ctr), pc=pc)
             if op == isa.Op.DONE:
                 return RunResult(True, int(E.NONE), dict(ctr), pc=pc)
+            if op == isa.Op.GEMM and f["accumulate"] and not self.acc_held:
+                return RunResult(False, int(E.STALE_ACCUMULATE), dict(ctr), pc=pc)
+            if self.hang_addr is not None and self._hangs(self.accesses(op, f)):
+                return self._timeout(ctr, pc)
             if op == isa.Op.CACHE:
                 self._cache(f)
             elif op == isa.Op.LOAD_ACT:
@@ -392,8 +425,10 @@ class IsaSim:
                 self._store(f)
             elif op == isa.Op.GEMM:
                 self._gemm(f)
+                self.acc_held = bool(f["hold"])
             elif op == isa.Op.CONV:
                 self._conv(f)
+                self.acc_held = False
             elif op == isa.Op.ADD:
                 self._add(f)
             else:
@@ -402,6 +437,42 @@ class IsaSim:
             if max_commands is not None and executed >= max_commands:
                 raise RuntimeError(f"no DONE after {executed} commands (pc={pc:#x})")
             pc = (pc + isa.CMD_BYTES) & MASK32
+
+    def _timeout(self, ctr: dict[str, int], pc: int) -> RunResult:
+        """MEM_TIMEOUT: the RTL abandons the command, and with it the accumulator's result."""
+        self.acc_held = False
+        return RunResult(False, int(E.MEM_TIMEOUT), dict(ctr), pc=pc)
+
+    def _hangs(self, ranges: list[tuple[int, int]]) -> bool:
+        h = self.hang_addr
+        return h is not None and any(a <= h < a + n for a, n in ranges)
+
+    def accesses(self, op: isa.Op, f: dict[str, int]) -> list[tuple[int, int]]:
+        """The off-chip byte ranges (start, length) a checked command reads or writes."""
+        cfg = self.cfg
+        tb = cfg.tile_bytes
+        if op == isa.Op.CACHE:
+            return [(f["mem_addr"], f["tiles"] * tb)]
+        if op in (isa.Op.LOAD_ACT, isa.Op.STORE_ACT):
+            return [(f["mem_addr"], f["words"] * cfg.rows)]
+        if op == isa.Op.GEMM:
+            g = GemmGeometry.of(cfg, f)
+            return [
+                (f["w_addr"] + (nt * f["w_stride"] + kt) * tb, tb)
+                for nt in range(g.nt)
+                for kt in range(g.kt)
+                if not (nt < f["pb_nt"] and kt < f["pb_kt"])
+            ]
+        if op == isa.Op.CONV:
+            g = ConvGeometry.of(cfg, f)
+            return [
+                (f["w_addr"] + (nt * f["w_nstride"] + ct * f["w_cstride"] + t) * tb, tb)
+                for nt in range(g.nt)
+                for ct in range(g.ct)
+                for t in range(g.taps)
+                if not (nt < f["pb_nt"] and ct < f["pb_ct"] and t < f["pb_t"])
+            ]
+        return []
 
     def _cache(self, f: dict[str, int]) -> None:
         cfg = self.cfg

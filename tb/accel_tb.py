@@ -14,8 +14,9 @@ from accel_host import AccelHost
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from sushi_hw import isa
+from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import AccelConfig
-from sushi_hw.program import act_bytes, int32_from_bytes
+from sushi_hw.program import act_bytes, int32_from_bytes, weight_tiles
 from sushi_hw.reference import gemm_ref
 from sushi_sched.compiler import (
     LayerCall,
@@ -24,6 +25,7 @@ from sushi_sched.compiler import (
     cache_program,
     network_program,
 )
+from sushi_sched.isa_sim import IsaSim
 
 PROG_ADDR = 0x0
 CACHE_PROG_ADDR = 0x800
@@ -344,3 +346,142 @@ async def reset_in_the_middle(dut):
         raw = await host.read(OUT_ADDR, m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4)
         out = int32_from_bytes(cfg, raw, m, calls[-1].n)
         assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s} trial {trial}"
+
+
+def build_opts() -> dict:
+    """The build options the model was built with (``SUSHI_OPTS``)."""
+    return json.loads(os.environ.get("SUSHI_OPTS", "{}"))
+
+
+@cocotb.test()
+async def memory_timeout_halts(dut):
+    """A memory that stops answering (SimMemory's fault injection) at a command fetch, a
+    weight read in the middle of a GEMM and an output write: the program halts with
+    MEM_TIMEOUT within the watchdog's limit, the core is idle, and the same program then runs
+    bit-exactly: re-rung without a reset after a read hung (its late answers are drained), after
+    a reset when a write hung (the memory took the write request and still expects its beats,
+    which the abandoned command will not send: docs/isa.md, "Memory errors")."""
+    limit = build_opts().get("mem_timeout", BuildOptions().mem_timeout)
+    if not limit:
+        dut._log.info("no watchdog in this build (BuildOptions.mem_timeout = 0)")
+        return
+    host, cfg = await setup(dut)
+    s = seed() + 11
+    rng = np.random.default_rng(s)
+    tensors, calls, x, m = random_net(cfg, rng, 2)
+    want = reference(tensors, calls, x)
+    image = WeightImage.build(cfg, tensors, W_ADDR)
+    for name, blob in image.blobs.items():
+        await host.write(image.addr[name], blob)
+    await host.write(IN_ADDR, act_bytes(cfg, x))
+    prog = network_program(cfg, image, PBLayout(), calls, m, IN_ADDR, OUT_ADDR)
+    await write_program(host, PROG_ADDR, prog)
+    out_bytes = m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4
+    cases = [
+        ("fetch of command 2", PROG_ADDR + 2 * isa.CMD_BYTES, False),
+        ("weight read", image.addr["t0"] + len(image.blobs["t0"]) - cfg.tile_bytes, False),
+        ("output write", OUT_ADDR + cfg.mem_width, True),
+    ]
+    for what, addr, with_reset in cases:
+        host.hang(addr)
+        res = await host.run(PROG_ADDR, timeout_cycles=50 * limit)
+        assert not res.done and res.error == isa.ErrorCode.MEM_TIMEOUT, (
+            f"seed={s} {what}: done={res.done} error={res.error.name}"
+        )
+        assert not int(dut.ctrl__busy.value), f"seed={s} {what}: busy after the timeout"
+        if what.startswith("fetch"):
+            assert res.counters["commands"] == 2, f"seed={s} {what}: {res.counters}"
+        host.hang(None)  # the memory comes back: it answers what it had taken
+        if with_reset:
+            await host.reset()
+            await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
+        else:
+            await ClockCycles(dut.clk, 200)  # idle: the late answers are drained
+        await host.write(OUT_ADDR, bytes(out_bytes))
+        res = await host.run(PROG_ADDR)
+        assert_ok(res, f"rerun after a timeout at the {what}", s)
+        out = int32_from_bytes(cfg, await host.read(OUT_ADDR, out_bytes), m, calls[-1].n)
+        assert np.array_equal(out, want), f"seed={s}: wrong after a timeout at the {what}"
+        dut._log.info(f"timeout at the {what}: halted, rerun exact")
+
+
+@cocotb.test()
+async def stale_accumulate_halts(dut):
+    """accumulate=1 onto an accumulator that holds no result (after the reset, or after a GEMM
+    without hold) halts with STALE_ACCUMULATE and the same as the golden model; a hold then an
+    accumulate, also across programs, still adds up exactly."""
+    host, cfg = await setup(dut)
+    s = seed() + 12
+    rng = np.random.default_rng(s)
+    r = cfg.rows
+    golden = IsaSim(cfg)
+    x = rng.integers(-128, 128, (2, 2 * r), dtype=np.int8)
+    w = rng.integers(-128, 128, (2 * r, cfg.cols), dtype=np.int8)
+    blob = np.ascontiguousarray(weight_tiles(cfg, w)).tobytes()
+    for dst in (host, golden):
+        await _maybe(dst.write(W_ADDR, blob))
+        await _maybe(dst.write(IN_ADDR, act_bytes(cfg, x)))
+    g = dict(m=2, n=cfg.cols, a_buf=0, o_buf=1, o_word=0, w_stride=2, k=r)
+    half0 = dict(g, a_word=0, w_addr=W_ADDR)
+    half1 = dict(g, a_word=2, w_addr=W_ADDR + cfg.tile_bytes)
+    load = isa.load_act(IN_ADDR, 0, 0, 4)
+    store = isa.store_act(OUT_ADDR, 1, 0, 8)
+    hold, acc = isa.gemm(**half0, hold=True), isa.gemm(**half1, accumulate=True)
+    programs = [
+        ("accumulate after the reset", [load, acc]),
+        ("hold, accumulate", [load, hold, acc, store]),
+        ("accumulate after a plain GEMM", [load, isa.gemm(**half0), acc]),
+        ("hold (program 1)", [load, hold]),
+        ("accumulate (program 2)", [acc, store]),
+    ]
+    for what, cmds in programs:
+        await write_program(host, PROG_ADDR, [*cmds, isa.done()])
+        golden.write_program(PROG_ADDR, [*cmds, isa.done()])
+        res, want = await host.run(PROG_ADDR, timeout_cycles=20_000), golden.run(PROG_ADDR)
+        assert (res.done, res.error) == (want.done, want.error), (
+            f"seed={s} {what}: RTL done={res.done} {res.error.name}, golden {want.error.name}"
+        )
+        if what.startswith("accumulate after"):
+            assert res.error == isa.ErrorCode.STALE_ACCUMULATE, f"seed={s} {what}"
+        elif cmds[-1] == store:
+            assert_ok(res, what, s)
+            out = int32_from_bytes(cfg, await host.read(OUT_ADDR, 8 * r), 2, cfg.cols)
+            assert np.array_equal(out, gemm_ref(x, w)), f"seed={s} {what}: wrong sums"
+
+
+async def _maybe(x):
+    """Await ``x`` when it is awaitable (the RTL host), else take it (the golden model)."""
+    return await x if hasattr(x, "__await__") else x
+
+
+@cocotb.test()
+async def doorbell_while_busy_counted(dut):
+    """Doorbells rung while a program runs are ignored (the program runs to its exact end)
+    and counted in DOORBELLS_DROPPED; the next program's doorbell restarts the count."""
+    host, cfg = await setup(dut)
+    s = seed() + 13
+    rng = np.random.default_rng(s)
+    tensors, calls, x, m = random_net(cfg, rng, 2)
+    image = WeightImage.build(cfg, tensors, W_ADDR)
+    for name, blob in image.blobs.items():
+        await host.write(image.addr[name], blob)
+    await host.write(IN_ADDR, act_bytes(cfg, x))
+    prog = network_program(cfg, image, PBLayout(), calls, m, IN_ADDR, OUT_ADDR)
+    await write_program(host, PROG_ADDR, prog)
+    extra = int(rng.integers(1, 4))
+    await host.start(PROG_ADDR)
+    for _ in range(extra):  # rung at a bad address: taken, it would fail with BAD_ALIGN
+        await ClockCycles(dut.clk, int(rng.integers(5, 40)))
+        await host.start(PROG_ADDR + 4)
+    res = await host.run_started(what="the program rung over")
+    assert_ok(res, f"{extra} doorbells while busy", s)
+    raw = await host.read(OUT_ADDR, m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4)
+    out = int32_from_bytes(cfg, raw, m, calls[-1].n)
+    assert np.array_equal(out, reference(tensors, calls, x)), f"seed={s}: wrong result"
+    got = res.counters["doorbells_dropped"]
+    # builds for a host link that never rings while busy count nothing (BuildOptions)
+    want = extra if build_opts().get("count_dropped_doorbells", True) else 0
+    assert got == want, f"seed={s}: DOORBELLS_DROPPED {got}, rang {extra} times while busy"
+    res = await host.run(PROG_ADDR)
+    assert_ok(res, "the next program", s)
+    assert res.counters["doorbells_dropped"] == 0, f"seed={s}: {res.counters}"

@@ -190,7 +190,8 @@ async def gemm_programs(dut):
 @cocotb.test()
 async def axi_errors_halt_and_recover(dut):
     """SLVERR on a weight read, on a command fetch and on the output's write: the program
-    halts within a bounded time with STATUS.axi_error, the response and the direction; the
+    halts within a bounded time with STATUS.axi_error, the response and the direction, and the
+    core with BUS_ERROR; the
     next doorbell (faults removed) runs the same program bit-exactly."""
     env = await setup(dut)
     cfg, s = env.cfg, seed() + 7
@@ -216,6 +217,8 @@ async def axi_errors_halt_and_recover(dut):
                 f"seed={s} {what}: {st}"
             )
             assert st.axi_resp == 2 and st.axi_write == is_write, f"seed={s} {what}: {st}"
+            # the core halts on the bus error itself, with its code (not on the zeroed data)
+            assert st.code == isa.ErrorCode.BUS_ERROR, f"seed={s} {what}: core code {st.code}"
             assert res.cycles < 20_000, f"seed={s} {what}: halted only after {res.cycles} cycles"
             dut._log.info(f"{what}: {st}, core code {st.code}, {res.cycles} cycles")
             env.faults.clear()

@@ -13,9 +13,10 @@
 * **Ordering.** A read request waits until every write burst before it has its write response
   (read-after-write through the interconnect); writes need no wait.
 * **Errors.** A read or write response other than OKAY sets ``error`` (sticky, with the
-  response, the direction and the accelerator address of the request). From then on every read
-  returns zeros (the core fetches an illegal opcode and halts) and no new transfer reaches the
-  bus, until ``clear`` (the doorbell) with the adapter ``idle``.
+  response, the direction and the accelerator address of the request), which halts the core
+  with BUS_ERROR at its next command boundary. From then on every read returns zeros (the
+  failing command ends on them) and no new transfer reaches the bus, until ``clear`` (the
+  doorbell) with the adapter ``idle``.
 """
 
 from __future__ import annotations

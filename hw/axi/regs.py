@@ -97,8 +97,7 @@ STATUS_FIELDS = (
         "code",
         8,
         8,
-        "the core's error code (`isa.ErrorCode`; after an AXI error, the "
-        "consequence of the zeroed data, usually ILLEGAL_OPCODE)",
+        "the core's error code (`isa.ErrorCode`; BUS_ERROR after an AXI error)",
     ),
     Field("axi_resp", 16, 2, "the failing RRESP/BRESP (2 SLVERR, 3 DECERR)"),
     Field("axi_write", 18, 1, "the failing response was a write's BRESP (0: a read's RRESP)"),

@@ -156,6 +156,8 @@ class SushiAxi(wiring.Component):
         m.submodules.master = master = Axi4Master(cfg, self.data_bytes, self.reads)
         m.submodules.lite = lite = AxiLiteSlave()
         wiring.connect(m, accel.mem, master.mem)
+        # an AXI error response halts the core with BUS_ERROR at its next command boundary
+        m.d.comb += accel.bus_error.eq(master.error)
         self._bridge(m, "m_axi_", self._axi_sig, master.axi)
         self._bridge(m, "s_axil_", self._axil_sig, lite.bus)
 

@@ -95,6 +95,7 @@ class FitPlan:
     def build_options(self) -> BuildOptions:
         """How the board builds ``cfg`` under this plan."""
         ecp5 = self.board.family == "ecp5"
+        ice40 = self.board.family == "ice40"
         return BuildOptions(
             # registers after block RAM reads and stream register slices are there for the
             # ECP5's 100 MHz; at the iCE40's 30 MHz they are logic cells the UP5K lacks
@@ -110,6 +111,15 @@ class FitPlan:
             # the requantiser and the PEs take every DSP: the command check's products share
             # one shift-add multiplier (sushi_hw.check.CheckProducts)
             shared_check_mul=True,
+            # the memory watchdog is for a memory that can stop answering (an SoC's bus); a
+            # board's memory is this design's own RAM and SPI flash reader, which answer every
+            # request by construction, and the UP5K has no logic cells to spare for it
+            mem_timeout=0 if ice40 else BuildOptions.mem_timeout,
+            # the boards' host link answers a RUN while busy with BUSY and never rings then
+            count_dropped_doorbells=not ice40,
+            # no logic cells to spare; a 32-bit counter of tiny wraps only after 2**32 events,
+            # a program of over 143 s at 30 MHz (docs/isa.md, "Counters")
+            counter_overflow=not ice40,
         )
 
     def summary(self) -> str:

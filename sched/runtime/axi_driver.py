@@ -28,7 +28,7 @@ from sushi_hw import isa
 from sushi_hw.axi import regs
 from sushi_hw.config import AccelConfig
 
-from .backend import COUNTER_NAMES, RunResult, pad_to
+from .backend import COUNTER_NAMES, RunResult, pad_to, saturate_counters
 
 
 class RegisterIO(Protocol):
@@ -181,9 +181,9 @@ class AxiDriver:
     def run(self, prog_addr: int, what: str = "") -> RunResult:
         self.start(prog_addr)
         st = self.wait()
-        self._last = self.counters()
+        self._last, over = saturate_counters(self.cfg, self.counters())
         code = st.code if st.error else 0
-        return RunResult(st.done, code, dict(self._last), what, status=st)
+        return RunResult(st.done, code, dict(self._last), what, status=st, overflowed=over)
 
     def counters(self) -> dict[str, int]:
         """Every counter, 64 bits each: ``_LO`` then ``_HI`` (latched by the ``_LO`` read)."""

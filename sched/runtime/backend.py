@@ -31,7 +31,8 @@ class RunResult:
 
     ``status`` is the backend's own status record when it has one (a board's
     :class:`sushi_hw.fpga.host.BoardStatus`), ``pc`` the address of the last command fetched
-    when the backend knows it (the golden model)."""
+    when the backend knows it (the golden model). A counter that overflowed reads
+    ``2**counter_bits - 1`` and is named in ``overflowed``."""
 
     done: bool
     error_code: int
@@ -39,6 +40,8 @@ class RunResult:
     what: str = ""
     pc: int | None = None
     status: Any = None
+    #: counters that overflowed ``counter_bits`` (their values are saturated)
+    overflowed: tuple[str, ...] = ()
 
     @property
     def error(self) -> isa.ErrorCode:
@@ -101,6 +104,15 @@ class Backend(Protocol):
     def reset(self) -> None:
         """Return the accelerator's control state to power-on (memory and PB keep their
         contents); a no-op where the host cannot reset it (a board over UART)."""
+
+
+def saturate_counters(cfg: AccelConfig, raw: dict[str, int]) -> tuple[dict, tuple[str, ...]]:
+    """Counter reads (each with its overflow flag in bit ``counter_bits``, or unbounded
+    counts) as the host reports them: saturated at ``2**counter_bits - 1``, and the names of
+    those that overflowed."""
+    top = (1 << cfg.counter_bits) - 1
+    over = tuple(k for k, v in raw.items() if v > top)
+    return {k: min(v, top) for k, v in raw.items()}, over
 
 
 def require_ok(res: RunResult) -> RunResult:

@@ -42,3 +42,4 @@ class GoldenBackend:
 
     def reset(self) -> None:
         """Like the RTL's reset: control state only (memory, buffers, PB keep their data)."""
+        self.sim.reset()

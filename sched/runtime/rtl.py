@@ -30,7 +30,7 @@ from sushi_hw import isa
 from sushi_hw.config import AccelConfig
 
 from . import simbuild
-from .backend import RunResult, pad_to
+from .backend import RunResult, pad_to, saturate_counters
 
 TOP = "sushi_sim"
 CLOCK_NS = 10
@@ -67,6 +67,8 @@ class AccelHost:
             ("mem_bytes_per_cycle", cfg.mem_bytes_per_cycle),
             ("mem_stall_prob", 0),
             ("mem_seed", 1),
+            ("mem_hang_en", 0),
+            ("mem_hang_addr", 0),
         ):
             getattr(dut, name).value = value
 
@@ -99,6 +101,13 @@ class AccelHost:
         d.mem_seed_load.value = 1
         await RisingEdge(d.clk)
         d.mem_seed_load.value = 0
+
+    def hang(self, addr: int | None) -> None:
+        """Fault injection: the memory stops answering from the first request that covers
+        byte ``addr`` on (:class:`sushi_hw.sim_memory.SimMemory`); ``None`` lifts it (the
+        memory then serves what it holds)."""
+        self.dut.mem_hang_en.value = int(addr is not None)
+        self.dut.mem_hang_addr.value = addr or 0
 
     async def write(self, addr: int, data: bytes) -> None:
         """Backdoor write; ``addr`` and the length are padded to memory words."""
@@ -138,9 +147,10 @@ class AccelHost:
             await RisingEdge(d.clk)
         return bytes(out[:length])
 
-    async def counters(self) -> dict[str, int]:
+    async def counters(self, raw: bool = False) -> dict[str, int]:
         """Every counter: ``ctr_value`` follows ``ctr_sel`` two cycles later (block RAM, then
-        registers in front of the sum)."""
+        registers in front of the sum); saturated at ``2**counter_bits - 1`` unless ``raw``
+        (then with the overflow flag in bit ``counter_bits``)."""
         from cocotb.triggers import ReadOnly, RisingEdge
 
         d = self.dut
@@ -152,7 +162,7 @@ class AccelHost:
             await ReadOnly()
             out[c.name.lower()] = int(d.ctrl__ctr_value.value)
             await RisingEdge(d.clk)
-        return out
+        return out if raw else saturate_counters(self.cfg, out)[0]
 
     async def start(self, prog_addr: int) -> None:
         from cocotb.triggers import RisingEdge
@@ -168,10 +178,16 @@ class AccelHost:
         self, prog_addr: int, timeout_cycles: int = 2_000_000, what: str = ""
     ) -> RunResult:
         """Ring the doorbell and sleep until the program halts (done or error)."""
+        await self.start(prog_addr)
+        return await self.run_started(prog_addr, timeout_cycles, what)
+
+    async def run_started(
+        self, prog_addr: int = 0, timeout_cycles: int = 2_000_000, what: str = ""
+    ) -> RunResult:
+        """Sleep until the program already started (:meth:`start`) halts."""
         from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
         d = self.dut
-        await self.start(prog_addr)
         if int(d.ctrl__busy.value):
             try:
                 await with_timeout(FallingEdge(d.ctrl__busy), timeout_cycles * CLOCK_NS, "ns")
@@ -185,7 +201,8 @@ class AccelHost:
         await ReadOnly()
         done, code = bool(d.ctrl__done.value), int(d.ctrl__error_code.value)
         await RisingEdge(d.clk)
-        return RunResult(done, code, await self.counters(), what)
+        ctrs, over = saturate_counters(self.cfg, await self.counters(raw=True))
+        return RunResult(done, code, ctrs, what, overflowed=over)
 
 
 # ---- the backend (a cocotb bridge thread) ----------------------------------------------------

@@ -215,6 +215,10 @@ def run(
         sys.path.insert(0, str(module_dir))
     extra_env = {
         "SUSHI_CONFIG": json.dumps(cfg.to_dict()),
+        # the build options the model was built with (what a testbench may depend on)
+        "SUSHI_OPTS": json.dumps(
+            (TOPS[top].default_options(cfg) if opts is None else opts).to_dict()
+        ),
         **(env or {}),
     }
     results_xml = test_dir / f"{test_module}.{testcase or 'all'}.xml"

@@ -224,6 +224,61 @@ def sequencer_halts(n: int, with_vec: bool = True) -> tuple[Module, list]:
     return m, ports
 
 
+def watchdog_halts(limit: int, n: int) -> tuple[Module, list]:
+    """2 (the sequencer and the memory watchdog, k-induction): the memory may stop answering
+    (no ready, no read data, from any cycle on; the core's side of the port is free). A state
+    that waits on memory while the memory has owed an answer for ``limit`` cycles halts with
+    MEM_TIMEOUT in the next cycle, pulsing ``abort``; with the other proofs' HALT bound that is
+    back in IDLE within ``limit + n + 3`` cycles of the memory's last answer."""
+    from sushi_hw.config import PRESETS
+    from sushi_hw.sequencer import Sequencer
+    from sushi_hw.watchdog import MemWatchdog
+
+    m, cd = harness()
+    seq = Sequencer()
+    frag = Fragment.get(seq, None)
+    m.submodules.seq = frag
+    m.submodules.wd = wd = MemWatchdog(PRESETS["tiny"], limit)
+    state, enc = fsm_state(frag, "cp")
+    dead = Signal(name="mem_dead")  # sticky: from here on the memory answers nothing
+    dead_in = Signal(name="mem_dies")
+    m.d.sync += dead.eq(dead | dead_in)
+    m.d.comb += [
+        seq.mem_timeout.eq(wd.timeout),
+        wd.clear.eq(seq.fetch.load | seq.abort),
+        Assume(~dead | ~(wd.req_ready | wd.rdata_valid | wd.wdata_ready)),
+    ]
+    ports = [cd.clk, cd.rst, seq.doorbell, seq.op, seq.core_ready, seq.core_idle, seq.issuer_busy]
+    ports += [seq.fetch.error, seq.fetch.done, seq.check.ready, seq.check.error, seq.dma.done]
+    ports += [seq.feed.done, seq.vec.done, seq.bus_error, seq.accumulate, seq.hold, dead_in]
+    ports += [wd.req_valid, wd.req_ready, wd.req_write, wd.req_beats, wd.rdata_valid]
+    ports += [wd.rdata_ready, wd.wdata_valid, wd.wdata_ready]
+    wait = run_length(m, (state == enc["HALT"]) & seq.issuer_busy, "issuer_wait")
+    m.d.comb += Assume(wait < n)
+    waits_on_mem = sum((state == enc[s]) for s in ("FETCH_DATA", "CACHE", "LOAD", "STORE", "GEMM"))
+    owed = (wd.req_valid | wd.wdata_valid) & dead  # the core waits on a dead memory
+    stuck = run_length(m, owed & (waits_on_mem != 0) & ~seq.fetch.load, "stuck", width=12)
+    # the run has lasted ``limit`` cycles and the state still waits: its timeout is now
+    was_stuck = past(m, (stuck >= limit) & (waits_on_mem != 0), "was_stuck")
+    # (stuck counts the cycles before this one: the timed-out cycle itself is the limit + 1st)
+    m.d.comb += Assert(stuck <= limit + 1, f"waited on a dead memory over {limit + 1} cycles")
+    with m.If(was_stuck):
+        m.d.comb += Assert(
+            (state == enc["HALT"]) & (seq.error_code == isa_code("MEM_TIMEOUT")),
+            "a timed-out wait did not halt with MEM_TIMEOUT",
+        )
+    halt_run = run_length(m, state == enc["HALT"], "halt_run")
+    with m.If(state == enc["HALT"]):
+        m.d.comb += Assert(halt_run < n + 1, f"HALT lasts more than {n + 1} cycles")
+    return m, ports
+
+
+def isa_code(name: str) -> int:
+    from sushi_hw import isa
+
+    return int(isa.ErrorCode[name])
+
+
 # ---- 3. component contracts -------------------------------------------------------------------
 
 
@@ -348,6 +403,7 @@ def small_conv() -> AccelConfig:
 
 
 HALT_N = 8  # the memory takes a request within this many cycles
+WATCHDOG_N = 6  # the watchdog limit of the proof (BuildOptions.mem_timeout is 4096)
 
 
 def proofs() -> list[Proof]:
@@ -405,6 +461,17 @@ def proofs() -> list[Proof]:
             HALT_N + 4,
             True,
             config="-",
+        ),
+        Proof(
+            "watchdog_halts",
+            "2",
+            f"Sequencer + memory watchdog: a wait on a memory that stopped answering -> "
+            f"MEM_TIMEOUT after {WATCHDOG_N} cycles, then IDLE (the HALT bound)",
+            lambda: watchdog_halts(WATCHDOG_N, HALT_N),
+            "prove",
+            WATCHDOG_N + 6,
+            True,
+            config="tiny, mem_timeout=6",
         ),
         Proof(
             "accel_halts_tiny",
