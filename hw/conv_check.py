@@ -243,13 +243,26 @@ class ConvCheck(wiring.Component):
             g.out.pixels.eq(p_out),
         ]
         i2c = self.im2col
+        c_off = Signal(2)
+        m.d.comb += c_off.eq(half - cv.pad)
+        # the first two K-tiles' offsets (sushi_hw.im2col.first_offsets), registered: the
+        # im2col generator starts from them (c*(w+1) by shifts and adds, no multiplier)
+        w1 = Signal(9)
+        off0, off1 = Signal.like(i2c.off0), Signal.like(i2c.off1)
+        m.d.sync += [
+            w1.eq(cv.w + 1),
+            off0.eq(Array([Const(0), w1, w1 << 1, (w1 << 1) + w1])[c_off]),
+            off1.eq(Mux(cv.k == 1, p_in, off0 - w1)),
+        ]
         m.d.comb += [
             i2c.h.eq(cv.h),
             i2c.w.eq(cv.w),
             i2c.w_out.eq(w_out),
             i2c.stride.eq(cv.stride),
-            i2c.c_off.eq(half - cv.pad),
+            i2c.c_off.eq(c_off),
             i2c.taps.eq(taps),
             i2c.plane.eq(p_in),
+            i2c.off0.eq(off0),
+            i2c.off1.eq(off1),
         ]
         return m
