@@ -178,3 +178,15 @@ def test_core_keeps_the_tile_gap(seed, int32_gap):
     end_cycles = [c for i, c in enumerate(fires) if i in ends]
     gaps = [b - a for a, b in zip(end_cycles, end_cycles[1:], strict=False)]
     assert min(gaps, default=MIN_TILE_GAP) >= MIN_TILE_GAP, f"seed {seed}: gaps {gaps}"
+
+
+def test_tiny_builds_no_im2col():
+    """conv is off on tiny (the iCEBreaker is nearly full): its accelerator has no generator,
+    so a change here costs the iCE40 build nothing."""
+    from amaranth.back import rtlil
+    from sushi_hw.accel import SushiAccel
+
+    assert not PRESETS["tiny"].conv
+    text = rtlil.convert(SushiAccel(PRESETS["tiny"]))
+    assert "module \\top.core.array" in text  # the core is there ...
+    assert "im2col" not in text  # ... without the generator
