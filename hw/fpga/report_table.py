@@ -61,7 +61,9 @@ def load_builds(builds_dir: Path = BUILDS_DIR) -> list[dict[str, Any]]:
         if path.name != want:
             raise ValueError(f"{path}: a report of {rep['board']} {rep['preset']} is named {want}")
         out.append(b)
-    out.sort(key=lambda b: (b["report"]["board"], b.get("top", "board"), b["report"]["rows"]))
+    out.sort(
+        key=lambda b: (b["report"]["board"], b.get("top", "board") != "board", b["report"]["rows"])
+    )
     return out
 
 
