@@ -115,7 +115,8 @@ class ConvCheck(wiring.Component):
         y = Signal(Y_BITS)
         step = Signal(range(PRODUCTS + 1), init=PRODUCTS)
         i = Signal(range(Y_BITS + 1))
-        settle = Signal(range(3))  # the sums after the last product, then ready
+        # the sums after the last product, then the registered conditions, then ready
+        settle = Signal(range(3))
         with m.If(self.start):
             m.d.sync += [step.eq(0), i.eq(0), settle.eq(2)]
         with m.Elif(step != PRODUCTS):
@@ -153,7 +154,12 @@ class ConvCheck(wiring.Component):
         pb_used = (cv.pb_nt != 0) & (cv.pb_ct != 0) & (cv.pb_t != 0)
         off_used = (cv.pb_nt < nt_n) | (cv.pb_ct < ct_n) | (cv.pb_t < taps)
         act = cfg.act_words
-        conds = self.conds
+        # the conditions are registered here: the command's fields through the compares and
+        # the check's opcode choice did not fit 10 ns (ULX3S default). The sums they read are
+        # in the cycle after the last product, the conditions the cycle after, the first
+        # ``ready`` cycle: no cycle is added
+        conds = Signal.like(self.conds)
+        m.d.sync += self.conds.eq(conds)
         with m.Switch(op):
             with m.Case(isa.Op.CONV):
                 m.d.comb += [
