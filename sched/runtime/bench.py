@@ -5,6 +5,7 @@ backend. Results land as JSON under ``build/bench/``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,7 +360,7 @@ def conv_calibration_layers() -> list[ConvShape]:
 def calibration_config(
     cfg: AccelConfig,
     layers: list[tuple[str, int, int, int]],
-    convs: list[ConvShape] = (),  # type: ignore[assignment]
+    convs: Sequence[ConvShape] = (),
 ) -> AccelConfig:
     """``cfg`` with ``mem_bytes`` shrunk to what the layers need, so that the HDL memory model
     is small: the GEMMs' largest weight grid plus the program; a CONV's weights above its input
