@@ -85,9 +85,11 @@ clean:
 BOARD ?= icebreaker
 BOARD_PRESET ?=
 SEED ?= 1
+# TOP=axi builds the sushi_axi IP alone (its ports through scan chains) into build/<board>-axi/
+TOP ?=
 .PHONY: bitstream
 bitstream: $(STAMP)
-	$(BIN)/sushi bitstream --board $(BOARD) --out build --seed $(SEED) $(if $(BOARD_PRESET),--preset $(BOARD_PRESET))
+	$(BIN)/sushi bitstream --board $(BOARD) --out build --seed $(SEED) $(if $(BOARD_PRESET),--preset $(BOARD_PRESET)) $(if $(TOP),--top $(TOP))
 
 # differential fuzzing (sushi_sched.fuzz): random programs on the RTL and the golden model for
 # FUZZ_SECONDS (default 180), each batch's seed printed; a mismatch is saved as a replay file

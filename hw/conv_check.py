@@ -127,7 +127,8 @@ class ConvCheck(wiring.Component):
         y = Signal(Y_BITS)
         step = Signal(range(PRODUCTS + 1), init=PRODUCTS)
         i = Signal(range(PRODUCT_CYCLES))
-        settle = Signal(range(3))  # the sums after the last product, then ready
+        # the sums after the last product, then the registered conditions, then ready
+        settle = Signal(range(3))
         first = Mux(op == isa.Op.ADD, FIRST_PRODUCT[isa.Op.ADD],
                     Mux(op == isa.Op.POOL, FIRST_PRODUCT[isa.Op.POOL], 0))  # fmt: skip
         with m.If(self.start):
@@ -169,7 +170,12 @@ class ConvCheck(wiring.Component):
         pb_used = (cv.pb_nt != 0) & (cv.pb_ct != 0) & (cv.pb_t != 0)
         off_used = (cv.pb_nt < nt_n) | (cv.pb_ct < ct_n) | (cv.pb_t < taps)
         act = cfg.act_words
-        conds = self.conds
+        # the conditions are registered here: the command's fields through the compares and
+        # the check's opcode choice did not fit 10 ns (ULX3S default). The sums they read are
+        # in the cycle after the last product, the conditions the cycle after, the first
+        # ``ready`` cycle: no cycle is added
+        conds = Signal.like(self.conds)
+        m.d.sync += self.conds.eq(conds)
         with m.Switch(op):
             with m.Case(isa.Op.CONV):
                 m.d.comb += [
@@ -259,13 +265,26 @@ class ConvCheck(wiring.Component):
             g.out.pixels.eq(p_out),
         ]
         i2c = self.im2col
+        c_off = Signal(2)
+        m.d.comb += c_off.eq(half - cv.pad)
+        # the first two K-tiles' offsets (sushi_hw.im2col.first_offsets), registered: the
+        # im2col generator starts from them (c*(w+1) by shifts and adds, no multiplier)
+        w1 = Signal(9)
+        off0, off1 = Signal.like(i2c.off0), Signal.like(i2c.off1)
+        m.d.sync += [
+            w1.eq(cv.w + 1),
+            off0.eq(Array([Const(0), w1, w1 << 1, (w1 << 1) + w1])[c_off]),
+            off1.eq(Mux(cv.k == 1, p_in, off0 - w1)),
+        ]
         m.d.comb += [
             i2c.h.eq(cv.h),
             i2c.w.eq(cv.w),
             i2c.w_out.eq(w_out),
             i2c.stride.eq(cv.stride),
-            i2c.c_off.eq(half - cv.pad),
+            i2c.c_off.eq(c_off),
             i2c.taps.eq(taps),
             i2c.plane.eq(p_in),
+            i2c.off0.eq(off0),
+            i2c.off1.eq(off1),
         ]
         return m

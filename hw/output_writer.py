@@ -48,6 +48,12 @@ class OutputWriter(wiring.Component):
         mtile = Signal.like(o_addr)  # the M-tile's first group
         row, rows_m1 = Signal(range(D)), Signal(range(D))  # row in the group, rows less one
         nt, mt = Signal.like(geom.nt_n), Signal.like(geom.mt_n)
+        # nt is the last N-tile, and the M-tile after mt is the last, kept in registers: the
+        # count compares sat between a row's arrival and the address registers (ULX3S default).
+        # next_mt_last follows mt a cycle late: an M-tile before the last has acc_depth rows
+        # per N-tile, so mt has settled long before the M-tile ends
+        nt_last, next_mt_last = Signal(), Signal()
+        m.d.sync += next_mt_last.eq(mt + 2 == geom.mt_n)
         last_m1 = Signal(range(D))  # rows of the last M-tile, less one
         m.d.comb += last_m1.eq((out.pixels - 1) & (D - 1))
         mtile_words = Mux(out.requant, D, 4 * D)  # an M-tile of one channel tile
@@ -61,6 +67,7 @@ class OutputWriter(wiring.Component):
                 row.eq(0),
                 rows_m1.eq(Mux(geom.mt_n == 1, last_m1, D - 1)),
                 nt.eq(0),
+                nt_last.eq(geom.nt_n == 1),
                 mt.eq(0),
             ]
 
@@ -88,17 +95,23 @@ class OutputWriter(wiring.Component):
                 m.d.sync += row.eq(row + 1)
                 with m.If(row == rows_m1):  # the group ends: the next N-tile, or the next M-tile
                     m.d.sync += row.eq(0)
-                    with m.If(nt == geom.nt_n - 1):
+                    with m.If(nt_last):
                         nxt = mtile + mtile_words
                         m.d.sync += [
                             nt.eq(0),
+                            nt_last.eq(geom.nt_n == 1),
                             mt.eq(mt + 1),
                             o_addr.eq(nxt),
                             group.eq(nxt),
                             mtile.eq(nxt),
-                            rows_m1.eq(Mux(mt + 2 == geom.mt_n, last_m1, D - 1)),
+                            rows_m1.eq(Mux(next_mt_last, last_m1, D - 1)),
                         ]
                     with m.Else():
                         nxt = group + plane_words
-                        m.d.sync += [nt.eq(nt + 1), o_addr.eq(nxt), group.eq(nxt)]
+                        m.d.sync += [
+                            nt.eq(nt + 1),
+                            nt_last.eq(nt + 2 == geom.nt_n),
+                            o_addr.eq(nxt),
+                            group.eq(nxt),
+                        ]
         return m

@@ -149,8 +149,11 @@ def spram_blocks(width_bits: int, depth: int) -> int:
     return -(-width_bits // w) * -(-depth // d)
 
 
-def _memories(cfg: AccelConfig, ram_bytes: int) -> list[tuple[str, int, int, bool]]:
-    """(name, width bits, depth, may live in SPRAM) of every RAM SushiAccel builds."""
+def _memories(
+    cfg: AccelConfig, ram_bytes: int, host: bool = True
+) -> list[tuple[str, int, int, bool]]:
+    """(name, width bits, depth, may live in SPRAM) of every RAM SushiAccel builds, and with
+    ``host`` the board design's host RAM and link write buffer."""
     # SushiAccel's GemmCore has neither a C_in FIFO nor an output FIFO (see GemmCore's
     # with_c_in / int32_gap); the activation buffers are read and written in the same cycle
     # during a GEMM, so they cannot be single-ported SPRAM
@@ -160,17 +163,22 @@ def _memories(cfg: AccelConfig, ram_bytes: int) -> list[tuple[str, int, int, boo
         ("act1", 8 * cfg.rows, cfg.act_words, False),
         ("accumulator", 32 * cfg.cols, cfg.acc_depth, False),
         ("dyn", 8 * cfg.cols, cfg.dyn_bytes // cfg.cols, False),
-        ("host_ram", 8 * cfg.mem_width, ram_bytes // cfg.mem_width, True),
-        ("link_wbuf", 8 * cfg.mem_width, 256 // cfg.mem_width, False),
     ]
+    if host:
+        mems += [
+            ("host_ram", 8 * cfg.mem_width, ram_bytes // cfg.mem_width, True),
+            ("link_wbuf", 8 * cfg.mem_width, 256 // cfg.mem_width, False),
+        ]
     # the counters (sushi_hw.counters.CounterBank, ram_style "block"): one copy per read port
     slots = 1 << clog2(len(isa.Counter) - 1)
     mems += [(name, cfg.counter_bits, slots, False) for name in ("counters", "counters_read")]
     return [m for m in mems if m[2] > 0]
 
 
-def plan(board: Board, cfg: AccelConfig) -> FitPlan:
-    """Map ``cfg`` onto ``board``; ``problems`` lists what does not fit (empty: it fits)."""
+def plan(board: Board, cfg: AccelConfig, host: bool = True) -> FitPlan:
+    """Map ``cfg`` onto ``board``; ``problems`` lists what does not fit (empty: it fits).
+    ``host=False``: the accelerator without the board design's host RAM and link (the AXI
+    top, :mod:`sushi_hw.fpga.axi_board`); the logic estimate keeps its fixed part."""
     r, fam = board.resources, board.family
     pes = cfg.rows * cfg.cols
     # the requantiser's two per column, and the vector unit's one per lane (configurations with
@@ -184,7 +192,7 @@ def plan(board: Board, cfg: AccelConfig) -> FitPlan:
             f"the device has {r.dsps}"
         )
     spram_left = r.sprams
-    for name, width, depth, spram_ok in _memories(cfg, board.ram_bytes):
+    for name, width, depth, spram_ok in _memories(cfg, board.ram_bytes, host):
         if spram_ok and spram_left and depth <= _SPRAM_SHAPE[1]:
             n = spram_blocks(width, depth)
             if n <= spram_left:
@@ -216,9 +224,9 @@ def plan(board: Board, cfg: AccelConfig) -> FitPlan:
     return p
 
 
-def check_fit(board: Board, cfg: AccelConfig) -> FitPlan:
+def check_fit(board: Board, cfg: AccelConfig, host: bool = True) -> FitPlan:
     """The plan, or :class:`FitError` naming every resource that overflows."""
-    p = plan(board, cfg)
+    p = plan(board, cfg, host)
     if p.problems:
         raise FitError(
             f"preset {cfg.name!r} ({cfg.rows}x{cfg.cols}, PB {cfg.pb_bytes} B) does not fit "

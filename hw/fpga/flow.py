@@ -346,6 +346,7 @@ def estimate(
     out_dir: Path,
     *,
     seed: int = 1,
+    name: str | None = None,
     nextpnr_args: Sequence[str] = (),
     timeout_min: float | None = None,
 ) -> dict[str, Any]:
@@ -354,7 +355,7 @@ def estimate(
     estimate. Writes ``estimate.json`` and ``estimate.log`` into ``out_dir``.
     """
     out_dir = Path(out_dir)
-    name = f"sushi_{board.name}"
+    name = name or f"sushi_{board.name}"
     t0 = time.time()
     work, _ = _run_flow(
         board,

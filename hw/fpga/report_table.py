@@ -1,11 +1,13 @@
 """The FPGA build figures quoted in the README and docs, rendered from committed reports.
 
-Each quoted build has one file ``docs/builds/<board>-<preset>.json``: the build's
-``report.json`` (``sushi bitstream``, keys :data:`sushi_hw.fpga.flow.REPORT_KEYS`) under
-``report``, plus ``seed``, ``commit``, ``build_s`` and optional ``logic_cells`` (iCE40) and
-``note``. To quote a new build, copy its ``build/<board>/report.json`` into that file, set the
-seed and commit, and run ``sushi docs`` (it rewrites every generated table;
-``tests/sched/test_docs.py`` fails while a table differs from its reports).
+Each quoted build has one file ``docs/builds/<board>-<preset>.json`` (the board design) or
+``docs/builds/<board>-<top>-<preset>.json`` (another top of ``sushi bitstream --top``, named in
+its ``top`` key): the build's ``report.json`` (``sushi bitstream``, keys
+:data:`sushi_hw.fpga.flow.REPORT_KEYS`) under ``report``, plus ``seed``, ``commit``,
+``build_s`` and optional ``logic_cells`` (iCE40) and ``note``. To quote a new build, copy
+its ``build/<board>[-<top>]/report.json`` into that file, set the seed and commit, and run
+``sushi docs`` (it rewrites every generated table; ``tests/sched/test_docs.py`` fails while a
+table differs from its reports).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from .flow import check_report
 BUILDS_DIR = Path(__file__).resolve().parents[2] / "docs" / "builds"
 
 _BOARD_TITLE = {"icebreaker": "iCEBreaker", "ulx3s": "ULX3S"}
+#: what each ``top`` is, in the table (``board``: the board design, the default)
+_TOP_TITLE = {"board": "board design", "axi": "`sushi_axi` (ports on scan chains)"}
 _EXTRA_KEYS = {
+    "top",
     "seed",
     "commit",
     "build_s",
@@ -48,11 +53,17 @@ def load_builds(builds_dir: Path = BUILDS_DIR) -> list[dict[str, Any]]:
         for k in ("seed", "commit", "build_s"):
             if k not in b:
                 raise ValueError(f"{path}: missing {k!r}")
-        want = f"{rep['board']}-{rep['preset']}.json"
+        top = b.get("top", "board")
+        if top not in _TOP_TITLE:
+            raise ValueError(f"{path}: unknown top {top!r}; one of {', '.join(_TOP_TITLE)}")
+        middle = "" if top == "board" else f"{top}-"
+        want = f"{rep['board']}-{middle}{rep['preset']}.json"
         if path.name != want:
             raise ValueError(f"{path}: a report of {rep['board']} {rep['preset']} is named {want}")
         out.append(b)
-    out.sort(key=lambda b: (b["report"]["board"], b["report"]["rows"]))
+    out.sort(
+        key=lambda b: (b["report"]["board"], b.get("top", "board") != "board", b["report"]["rows"])
+    )
     return out
 
 
@@ -63,8 +74,8 @@ def _n(x: int) -> str:
 def render_table(builds: Sequence[Mapping[str, Any]]) -> str:
     """The Markdown table of the builds (one row each)."""
     lines = [
-        "| board | preset | clock | Fmax | timing | logic | FF | DSP | block RAM | build |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| board | preset | top | clock | Fmax | timing | logic | FF | DSP | block RAM | build |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for b in builds:
         r = b["report"]
@@ -83,7 +94,8 @@ def render_table(builds: Sequence[Mapping[str, Any]]) -> str:
         met = "**met**" if r["timing_met"] else "missed"
         lines.append(
             f"| {_BOARD_TITLE.get(r['board'], r['board'])} ({board.device.split('-')[0]}) "
-            f"| `{r['preset']}` | {r['clock_mhz']:g} MHz | {r['fmax_mhz']:.2f} MHz | {met} "
+            f"| `{r['preset']}` | {_TOP_TITLE[b.get('top', 'board')]} "
+            f"| {r['clock_mhz']:g} MHz | {r['fmax_mhz']:.2f} MHz | {met} "
             f"| {logic} | {_n(r['ffs'])} | {r['dsps']} of {res.dsps} | {ram} "
             f"| seed {b['seed']} at {b['commit']}, {round(b['build_s'] / 60)} min |"
         )

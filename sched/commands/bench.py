@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--calibration",
         choices=("yes", "no", "only"),
         default="yes",
-        help="also (yes) or only (only) run the calibration at OFA-ResNet50 1x1 layer shapes on "
-        "the zcu104 preset (OUT/calibration.json; several minutes, the first Verilator build "
+        help="also (yes) or only (only) run the calibration at OFA-ResNet50 layer shapes on the "
+        "zcu104 preset: 1x1 layers as GEMMs, 3x3 layers as CONVs with their outputs checked "
+        "bit-exactly (OUT/calibration.json; about half an hour, the first Verilator build "
         "takes longer); default yes",
     )
     p.set_defaults(func=run)

@@ -63,6 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="stop the tools after MIN minutes with an error (default 120): nextpnr's router "
         "has no limit of its own and runs on when it does not converge",
     )
+    p.add_argument(
+        "--top",
+        choices=TOPS,
+        default="board",
+        help="board (default): the board design (accelerator, UART host link, RAM, SPI flash) "
+        "into OUT/<board>/; axi: the sushi_axi IP alone, every AXI port registered and reached "
+        "through two scan chains (sushi_hw.fpga.axi_board), to measure its resources and Fmax, "
+        "into OUT/<board>-axi/",
+    )
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument(
         "--check-only", action="store_true", help="only run the fit check and print the plan"
@@ -75,6 +84,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and on ECP5 the placer's Fmax estimate. Minutes, not the hour a full ECP5 route takes",
     )
     p.set_defaults(func=run)
+
+
+#: what ``--top`` builds
+TOPS = ("board", "axi")
+
+
+def _top(board, cfg, opts, args: argparse.Namespace):  # noqa: ANN001
+    """(top, output directory, design name) of ``--top``."""
+    if args.top == "axi":
+        from sushi_hw.fpga.axi_board import AxiBoardTop
+
+        return (
+            AxiBoardTop(board, cfg, opts),
+            args.out / f"{board.name}-axi",
+            f"sushi_{board.name}_axi",
+        )
+    from sushi_hw.fpga.board import BoardTop
+
+    top = BoardTop(board, cfg, opts, ram_bytes=board.ram_bytes, baud=args.baud)
+    return top, args.out / board.name, f"sushi_{board.name}"
 
 
 def _seed_list(text: str) -> list[int]:
@@ -108,23 +137,22 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_args(args, args.preset or board.preset)
         if args.estimate:
             return _estimate(board, cfg, args)
-        fit = check_fit(board, cfg)
+        fit = check_fit(board, cfg, host=args.top == "board")
     except (BoardError, FitError) as e:
         raise UserError(str(e)) from None
     print(fit.summary())
     if args.check_only:
         return 0
-    from sushi_hw.fpga.board import BoardTop
     from sushi_hw.fpga.flow import build_bitstream
 
-    out = args.out / board.name
-    top = BoardTop(board, cfg, fit.build_options(), ram_bytes=board.ram_bytes, baud=args.baud)
+    top, out, name = _top(board, cfg, fit.build_options(), args)
     try:
         rep = build_bitstream(
             board,
             top,
             cfg,
             out,
+            name=name,
             clock_mhz=cfg.clock_mhz,
             seeds=args.seed,
             jobs=args.jobs,
@@ -146,24 +174,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _estimate(board, cfg, args: argparse.Namespace) -> int:
-    from sushi_hw.fpga.board import BoardTop
     from sushi_hw.fpga.fit import plan
     from sushi_hw.fpga.flow import estimate
 
     if len(args.seed) > 1:
         raise UserError("--estimate takes one --seed, not a list")
-    p = plan(board, cfg)
+    p = plan(board, cfg, host=args.top == "board")
     print(p.summary())
     for problem in p.problems:
         print(f"  does not fit: {problem}")
-    out = args.out / board.name
-    top = BoardTop(board, cfg, p.build_options(), ram_bytes=board.ram_bytes, baud=args.baud)
+    top, out, name = _top(board, cfg, p.build_options(), args)
     try:
         est = estimate(
             board,
             top,
             cfg,
             out,
+            name=name,
             seed=args.seed[0],
             nextpnr_args=shlex.split(args.nextpnr_args),
             timeout_min=args.timeout,

@@ -4,7 +4,9 @@ backend. Results land as JSON under ``build/bench/``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,17 @@ from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.program import act_bytes, in_words
 
 from ..compiler import PBLayout, WeightImage, cache_program
+from ..conv_compiler import (
+    ConvImage,
+    ConvLayer,
+    Network,
+    conv_pb_layout,
+    fmap_bytes,
+    fmap_from_bytes,
+    fmap_words,
+)
+from ..conv_compiler import cache_program as conv_cache_program
+from ..supernet.base import Layer
 from .backend import Backend, require_ok
 from .gemm_rtl import TOP as GEMM_TOP
 from .gemm_rtl import GemmBench
@@ -157,16 +170,6 @@ class ConvBench:
     def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
         from sushi_hw.reference import conv2d_ref
 
-        from ..conv_compiler import (
-            ConvImage,
-            ConvLayer,
-            Network,
-            conv_pb_layout,
-            fmap_bytes,
-            fmap_from_bytes,
-            fmap_words,
-        )
-        from ..conv_compiler import cache_program as conv_cache_program
         from ..cost import TimingModel
 
         cfg = backend.cfg
@@ -277,42 +280,126 @@ CALIBRATION_LAYERS = (
 )
 CALIBRATION_PB = {"s3b0.down": 1.0, "s3b3.conv3": 0.5}
 
+#: 3x3 OFA-ResNet50 layers (largest SubNet, resolution 224) run as CONV commands: the stem's
+#: second 3x3 (``stem0``, 224x224x3, does not fit one activation buffer of ``zcu104``: its
+#: input is 50,176 words of 32 bytes, the buffer holds 32,768), and each stage's 3x3 conv of
+#: the first block (stride 2 from stage 1 on) and of the last. ``s0b3.conv2`` is left out: the
+#: same command as ``s0b0.conv2`` (56x56x88 -> 88, stride 1), and no cycle depends on the data.
+CONV_CALIBRATION_LAYERS = (
+    "stem1",
+    "s0b0.conv2",
+    "s1b0.conv2",
+    "s1b3.conv2",
+    "s2b0.conv2",
+    "s2b5.conv2",
+    "s3b0.conv2",
+    "s3b3.conv2",
+)
+#: also with the leading N-tiles in the PB, as many as it holds: PB and off-chip tiles mixed
+CONV_CALIBRATION_PB = ("s3b3.conv2",)
 
-def calibration_layers() -> list[tuple[str, int, int, int]]:
-    """(name, M, K, N) of :data:`CALIBRATION_LAYERS` in the largest OFA-ResNet50 SubNet."""
+# the conv calibration's addresses: programs as above, the input map, the output map, weights
+CONV_IN_ADDR, CONV_OUT_ADDR, CONV_W_ADDR = 0x1000, 0x10_0000, 0x20_0000
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """One CONV of the calibration: the SubNet's layer (for the cost model) and its geometry."""
+
+    layer: Layer
+    h: int
+    w: int
+    stride: int
+
+    @property
+    def c_out(self) -> int:
+        return self.layer.dims[0]
+
+    @property
+    def c_in(self) -> int:
+        return self.layer.dims[1]
+
+    @property
+    def k(self) -> int:
+        return self.layer.dims[2]
+
+    @classmethod
+    def of(cls, layer: Layer) -> ConvShape:
+        """The input size and stride of a square ``oihw`` layer, from its byte counts."""
+        c_in = layer.dims[1]
+        h = math.isqrt(layer.in_bytes // c_in)
+        h_out = math.isqrt(layer.m)
+        stride = 2 if h_out < h and layer.dims[2] > 1 else 1
+        if (
+            h * h * c_in != layer.in_bytes
+            or isa.conv_out_size(h, layer.dims[2], stride, layer.dims[2] // 2) != h_out
+        ):
+            raise ValueError(f"layer {layer.name}: not a square convolution of stride 1 or 2")
+        return cls(layer, h, h, stride)
+
+
+def _resnet50_max_layers() -> dict[str, Layer]:
     from ..supernet.registry import get_supernet
 
     r50 = get_supernet("ofa-resnet50")
-    by_name = {ly.name: ly for ly in r50.subnet(r50.max_config()).layers}
+    return {ly.name: ly for ly in r50.subnet(r50.max_config()).layers}
+
+
+def calibration_layers() -> list[tuple[str, int, int, int]]:
+    """(name, M, K, N) of :data:`CALIBRATION_LAYERS` in the largest OFA-ResNet50 SubNet."""
+    by_name = _resnet50_max_layers()
     return [(n, by_name[n].m, by_name[n].k, by_name[n].n) for n in CALIBRATION_LAYERS]
 
 
-def calibration_config(cfg: AccelConfig, layers: list[tuple[str, int, int, int]]) -> AccelConfig:
-    """``cfg`` with ``mem_bytes`` shrunk to the largest layer's weight grid plus the program
-    (the only thing in off-chip memory here), so that the HDL memory model is small."""
-    need = W_ADDR + max(
-        ceil_div(k, cfg.rows) * ceil_div(n, cfg.cols) * cfg.tile_bytes for _, _, k, n in layers
-    )
+def conv_calibration_layers() -> list[ConvShape]:
+    """:data:`CONV_CALIBRATION_LAYERS` in the largest OFA-ResNet50 SubNet."""
+    by_name = _resnet50_max_layers()
+    return [ConvShape.of(by_name[n]) for n in CONV_CALIBRATION_LAYERS]
+
+
+def calibration_config(
+    cfg: AccelConfig,
+    layers: list[tuple[str, int, int, int]],
+    convs: Sequence[ConvShape] = (),
+) -> AccelConfig:
+    """``cfg`` with ``mem_bytes`` shrunk to what the layers need, so that the HDL memory model
+    is small: the GEMMs' largest weight grid plus the program; a CONV's weights above its input
+    and output maps."""
+    tb = cfg.tile_bytes
+    need = W_ADDR + max(ceil_div(k, cfg.rows) * ceil_div(n, cfg.cols) * tb for _, _, k, n in layers)
+    for c in convs:
+        tiles = ceil_div(c.c_out, cfg.cols) * ceil_div(c.c_in, cfg.rows) * c.k * c.k
+        need = max(need, CONV_W_ADDR + tiles * tb)
     return cfg.replace(mem_bytes=1 << (need - 1).bit_length())
+
+
+def _conv_requant(k: int) -> tuple[int, int]:
+    """A requantisation that keeps random int8 data in range: a sum of ``k`` products of
+    uniform int8 values spreads by about 5461 * sqrt(k); scaled to about 40."""
+    return 1 << 8, min(31, round(15 + 0.5 * math.log2(k)))
 
 
 @dataclass
 class CalibrationBench:
-    """One GEMM per layer shape, its cycle counter against the cost model.
+    """One GEMM per 1x1 layer shape and one CONV per 3x3 layer, the cycle counter against the
+    cost model.
 
-    Timing does not depend on the data (no zero skipping anywhere), so memory and buffers are
-    left as they are (zeros): the GEMMs run on zero weights and activations, and no time goes
-    into writing megabytes through the backdoor."""
+    Timing does not depend on the data (no zero skipping anywhere). The GEMMs leave memory and
+    buffers as they are (zeros): no time goes into writing megabytes through the backdoor.
+    The CONVs run on random data and their outputs are checked bit-exactly against numpy
+    (``conv2d_ref``)."""
 
     layers: list[tuple[str, int, int, int]]
     pb: dict[str, float]
+    convs: list[ConvShape] = field(default_factory=list)
+    conv_pb: tuple[str, ...] = ()
 
     def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
-        from ..cost import TimingModel
+        from ..cost import CostModel, TimingModel
 
         cfg = backend.cfg
         tm = TimingModel(cfg)
-        records = []
+        records: list[dict] = []
 
         def record(name: str, m: int, k: int, n: int, kind: str, rtl: int, model: int) -> None:
             records.append(
@@ -368,7 +455,79 @@ class CalibrationBench:
                 record(name, m, k, n, kind, c["cycles"], model)
                 if progress is not None:
                     progress.update(1)
+
+        cm = CostModel(cfg, tm)
+        rng = np.random.default_rng(0)
+        written: tuple[int, ...] | None = None  # the weight shape in memory (shared by layers)
+        for shape in self.convs:
+            ly = shape.layer
+            dims = tuple(ly.dims)
+            if dims != written:
+                wt = rng.integers(-128, 128, dims, dtype=np.int8)
+                image = ConvImage.build(cfg, {"w": wt}, CONV_W_ADDR)
+                for addr, blob in image.writes():
+                    backend.write(addr, blob)
+                written = dims
+            x = rng.integers(-128, 128, (shape.h, shape.w, shape.c_in), dtype=np.int8)
+            backend.write(CONV_IN_ADDR, fmap_bytes(cfg, x))
+            conv = f"conv{shape.k}x{shape.k}" + (
+                f" stride {shape.stride}" if shape.stride > 1 else ""
+            )
+            runs = [(f"{conv}, weights off-chip", None)]
+            if ly.name in self.conv_pb:
+                ct, nt, taps = (
+                    ceil_div(shape.c_in, cfg.rows),
+                    ceil_div(shape.c_out, cfg.cols),
+                    shape.k**2,
+                )
+                pb_nt = min(nt, cfg.pb_tiles // (ct * taps))
+                what = "all" if pb_nt == nt else f"{pb_nt}/{nt} N-tiles"
+                cached = (min(shape.c_out, pb_nt * cfg.cols), shape.c_in, shape.k, shape.k)
+                runs.append((f"{conv}, weights in the PB ({what})", cached))
+            for kind, cached in runs:
+                layout = None
+                if cached is not None:
+                    layout = conv_pb_layout(cfg, image, {"w": (cached[0], cached[1], shape.k)})
+                    prog = [*conv_cache_program(cfg, image, layout), isa.done()]
+                    backend.write(CACHE_PROG_ADDR, b"".join(prog))
+                    c = require_ok(backend.run(CACHE_PROG_ADDR, f"cache {ly.name}")).counters
+                    cyc, _ = _model_load(tm, layout.tiles * cfg.tile_bytes, len(prog) - 1)
+                    record(ly.name, ly.m, ly.k, ly.n, f"CACHE ({len(prog) - 1} commands)",
+                           c["cycles"], cyc)  # fmt: skip
+                rec_rtl = self._conv(backend, shape, image, layout, x, wt)
+                model = tm.query_overhead + tm.cmd_cycles + cm.layer(ly, cached).cycles
+                record(ly.name, ly.m, ly.k, ly.n, kind, rec_rtl, model)
+                if progress is not None:
+                    progress.update(1)
         return records
+
+    @staticmethod
+    def _conv(backend: Backend, shape: ConvShape, image, layout, x, wt) -> int:  # noqa: ANN001
+        """Load ``x``, run the CONV alone (its cycles: doorbell to done, CONV and DONE), store
+        its output and check it against numpy bit-exactly."""
+        from sushi_hw.reference import conv2d_ref
+
+        cfg = backend.cfg
+        pad = shape.k // 2
+        requant = _conv_requant(shape.c_in * shape.k * shape.k)
+        layer = ConvLayer("w", shape.c_out, shape.c_in, shape.k, shape.stride, pad, requant)
+        net = Network(cfg, image, layout)
+        y = net.conv(net.input(shape.h, shape.w, shape.c_in), layer)
+        load, conv, store, done = net.program(y, CONV_IN_ADDR, CONV_OUT_ADDR)
+        name = shape.layer.name
+        backend.write(PROG_ADDR, load + done)
+        require_ok(backend.run(PROG_ADDR, f"load {name}"))
+        backend.write(PROG_ADDR, conv + done)
+        cycles = require_ok(backend.run(PROG_ADDR, f"calibrate {name}")).counters["cycles"]
+        backend.write(PROG_ADDR, store + done)
+        require_ok(backend.run(PROG_ADDR, f"store {name}"))
+        raw = backend.read(CONV_OUT_ADDR, fmap_words(cfg, y.h, y.w, shape.c_out) * cfg.rows)
+        got = fmap_from_bytes(cfg, raw, y.h, y.w, shape.c_out)
+        want = conv2d_ref(x, wt, shape.stride, pad, requant)
+        if not np.array_equal(got, want):
+            bad = int((got != want).sum())
+            raise AssertionError(f"calibration {name}: {bad} of {want.size} outputs differ")
+        return cycles
 
 
 def _model_load(tm, nbytes: int, commands: int) -> tuple[int, float]:  # noqa: ANN001
@@ -377,9 +536,12 @@ def _model_load(tm, nbytes: int, commands: int) -> tuple[int, float]:  # noqa: A
     return CostModel(tm.cfg, tm).load_cost(nbytes, commands)
 
 
-def bench_calibration(cfg: AccelConfig, sim: str, out_dir: Path) -> list[dict]:
-    """:class:`CalibrationBench` on ``cfg`` (the ``zcu104`` preset) with memory shrunk."""
+def bench_calibration(cfg: AccelConfig, sim: str, out_dir: Path, convs: bool = True) -> list[dict]:
+    """:class:`CalibrationBench` on ``cfg`` (the ``zcu104`` preset) with memory shrunk: the
+    1x1 GEMMs, then (``convs``) the 3x3 CONVs, in one simulator run."""
     layers = calibration_layers()
-    cfg = calibration_config(cfg, layers)
+    shapes = conv_calibration_layers() if convs else []
+    cfg = calibration_config(cfg, layers, shapes)
     work = Path(out_dir) / f"calibration.{cfg.name}.{sim}"
-    return run_on_rtl(cfg, CalibrationBench(layers, CALIBRATION_PB), sim=sim, workdir=work)
+    job = CalibrationBench(layers, CALIBRATION_PB, shapes, CONV_CALIBRATION_PB if convs else ())
+    return run_on_rtl(cfg, job, sim=sim, workdir=work)

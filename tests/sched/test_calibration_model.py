@@ -1,5 +1,6 @@
 """The cost model at the calibration's layer shapes (numbers from ``make bench``'s
-calibration.json on the zcu104 RTL) and the dynamic-buffer bound of the GEMM recurrence."""
+calibration.json on the zcu104 RTL: 1x1 GEMMs and 3x3 CONVs) and the dynamic-buffer bound of
+the GEMM recurrence."""
 
 import random
 
@@ -18,11 +19,28 @@ RTL = {
 }
 
 
+# 3x3 CONVs (pixels, channel tiles, taps, N-tiles, PB block (pb_nt, pb_ct, pb_t)): RTL cycles
+# (doorbell to done, CONV + DONE), outputs checked bit-exactly by the bench
+RTL_CONV = {
+    (12544, 1, 9, 1, (0, 0, 0)): 113298,  # stem1, 112x112x32 -> 32
+    (3136, 3, 9, 3, (0, 0, 0)): 254418,  # s0b0.conv2, 56x56x88 -> 88
+    (49, 23, 9, 23, (0, 0, 0)): 309851,  # s3b3.conv2, 7x7x720 -> 720, weight-bound
+    (49, 23, 9, 23, (9, 23, 9)): 275826,  # s3b3.conv2, 9 of 23 N-tiles in the PB
+}
+
+
 @pytest.mark.parametrize("shape", list(RTL))
 def test_model_within_5_percent_of_the_rtl(shape):
     tm = TimingModel(ZCU)
     model = tm.query_overhead + 2 * tm.cmd_cycles + tm.gemm_cycles(*shape)
     assert abs(model - RTL[shape]) / RTL[shape] < 0.05
+
+
+@pytest.mark.parametrize("shape", list(RTL_CONV))
+def test_conv_model_within_5_percent_of_the_rtl(shape):
+    tm = TimingModel(ZCU)
+    model = tm.query_overhead + 2 * tm.cmd_cycles + tm.conv_cycles(*shape)
+    assert abs(model - RTL_CONV[shape]) / RTL_CONV[shape] < 0.05
 
 
 def test_the_bound_only_matters_when_the_stream_outruns_the_dynamic_buffer():

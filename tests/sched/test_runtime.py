@@ -269,3 +269,53 @@ def test_calibration_bench_programs_run_on_the_golden_model():
         set(r) == {"layer", "M", "K", "N", "kind", "rtl_cycles", "model_cycles", "error"}
         for r in recs
     )
+
+
+def test_calibration_bench_convs_run_on_the_golden_model():
+    """The calibration's 3x3 layers are OFA-ResNet50's (the stem's second 3x3, each stage's
+    first and last block); its CONV programs, from off-chip and partly from the PB, run on the
+    golden model with the outputs checked bit-exactly, and model_cycles is the CostModel's."""
+    import math
+
+    from sushi_hw.config import PRESETS
+    from sushi_sched.cost import CostModel
+    from sushi_sched.runtime.bench import (
+        CONV_CALIBRATION_PB,
+        CalibrationBench,
+        ConvShape,
+        calibration_config,
+        calibration_layers,
+        conv_calibration_layers,
+    )
+    from sushi_sched.runtime.golden import GoldenBackend
+    from sushi_sched.supernet.base import Layer
+
+    shapes = conv_calibration_layers()
+    assert [(s.layer.name, s.h, s.stride) for s in shapes[:3]] == [
+        ("stem1", 112, 1),
+        ("s0b0.conv2", 56, 1),
+        ("s1b0.conv2", 56, 2),
+    ]
+    assert all(s.k == 3 for s in shapes) and set(CONV_CALIBRATION_PB) <= {
+        s.layer.name for s in shapes
+    }
+    cfg = calibration_config(PRESETS["zcu104"], calibration_layers(), shapes)
+    assert cfg.mem_bytes == 8 << 20 and cfg.rows == 32
+    # the same code paths, smaller: 14x14x40 -> 64, stride 2, half the N-tiles in the PB
+    small = Layer("small", "small", (64, 40, 3, 3), "oihw", 49, 360, 64, 14 * 14 * 40, 49 * 64)
+    shape = ConvShape.of(small)
+    assert (shape.h, shape.stride) == (14, 2)
+    cfg = cfg.replace(pb_bytes=2 * 9 * cfg.tile_bytes)  # one N-tile of the two
+    recs = CalibrationBench([], {}, [shape], ("small",))(GoldenBackend(cfg))
+    assert [r["kind"] for r in recs] == [
+        "conv3x3 stride 2, weights off-chip",
+        "CACHE (1 commands)",
+        "conv3x3 stride 2, weights in the PB (1/2 N-tiles)",
+    ]
+    cm = CostModel(cfg)
+    for r, cached in zip([recs[0], recs[2]], [None, (32, 40, 3, 3)], strict=True):
+        tm = cm.timing
+        assert (
+            r["model_cycles"] == tm.query_overhead + tm.cmd_cycles + cm.layer(small, cached).cycles
+        )
+        assert (r["M"], r["K"], r["N"]) == (49, 360, 64) and math.isfinite(r["model_cycles"])
