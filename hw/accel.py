@@ -84,7 +84,7 @@ class SushiAccel(wiring.Component):
         m.submodules.check = check = CommandCheck(cfg, opts)
         dma = unit("dma", Dma(cfg))
         feed = unit("feed", WeightFeed(cfg, opts))
-        writer = unit("writer", OutputWriter(cfg))
+        writer = unit("writer", OutputWriter(cfg, opts))
         m.submodules.acts = acts = ActBuffers(cfg, opts)
         m.submodules.ctrs = ctrs = AccelCounters(cfg, opts)
         # no C_in stream (accumulation goes through acc_keep) and A is always all there

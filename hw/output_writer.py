@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .act_buffers import BANKS
+from .build_options import SIMULATION, BuildOptions
 from .check import geometry_layout
 from .config import AccelConfig
 from .ports import buffer_write, run_control
@@ -20,7 +21,8 @@ class OutputWriter(wiring.Component):
     ([channel tile][pixel]), N-tile by N-tile within each M-tile of pixels.
     ``ctl.start``: the first cycle is next; ``ctl.run``: the command runs."""
 
-    def __init__(self, cfg: AccelConfig):
+    def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
+        self.opts = opts
         self.cfg = cfg
         R = cfg.rows
         super().__init__(
@@ -52,8 +54,17 @@ class OutputWriter(wiring.Component):
         # count compares sat between a row's arrival and the address registers (ULX3S default).
         # next_mt_last follows mt a cycle late: an M-tile before the last has acc_depth rows
         # per N-tile, so mt has settled long before the M-tile ends
+        # (registered with pipeline_regs; the iCE40 has no logic cells to spare for them)
         nt_last, next_mt_last = Signal(), Signal()
-        m.d.sync += next_mt_last.eq(mt + 2 == geom.mt_n)
+        regs = self.opts.pipeline_regs
+        if regs:
+            m.d.sync += next_mt_last.eq(mt + 2 == geom.mt_n)
+        else:
+            m.d.comb += [next_mt_last.eq(mt + 2 == geom.mt_n), nt_last.eq(nt == geom.nt_n - 1)]
+
+        def set_nt_last(value) -> list:  # noqa: ANN001
+            return [nt_last.eq(value)] if regs else []
+
         last_m1 = Signal(range(D))  # rows of the last M-tile, less one
         m.d.comb += last_m1.eq((out.pixels - 1) & (D - 1))
         mtile_words = Mux(out.requant, D, 4 * D)  # an M-tile of one channel tile
@@ -67,7 +78,7 @@ class OutputWriter(wiring.Component):
                 row.eq(0),
                 rows_m1.eq(Mux(geom.mt_n == 1, last_m1, D - 1)),
                 nt.eq(0),
-                nt_last.eq(geom.nt_n == 1),
+                *set_nt_last(geom.nt_n == 1),
                 mt.eq(0),
             ]
 
@@ -99,7 +110,7 @@ class OutputWriter(wiring.Component):
                         nxt = mtile + mtile_words
                         m.d.sync += [
                             nt.eq(0),
-                            nt_last.eq(geom.nt_n == 1),
+                            *set_nt_last(geom.nt_n == 1),
                             mt.eq(mt + 1),
                             o_addr.eq(nxt),
                             group.eq(nxt),
@@ -110,7 +121,7 @@ class OutputWriter(wiring.Component):
                         nxt = group + plane_words
                         m.d.sync += [
                             nt.eq(nt + 1),
-                            nt_last.eq(nt + 2 == geom.nt_n),
+                            *set_nt_last(nt + 2 == geom.nt_n),
                             o_addr.eq(nxt),
                             group.eq(nxt),
                         ]
