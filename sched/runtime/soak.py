@@ -5,8 +5,10 @@ it runs, and the host's recovery after each.
 :class:`~sushi_sched.runtime.server.Server`: the ``sushi`` policy picks each query's SubNet
 (a share of the queries name a random SubNet of the whole space instead) and updates the
 Persistent Buffer when it decides to; every ``repin_every`` queries the PB also moves to the
-SubGraph that best serves three random SubNets, so that CACHE programs run often. Each program run (a query or a CACHE) gets a fault with
-probability ``fault_rate``, one of :data:`FAULT_KINDS`:
+SubGraph that best serves three random SubNets, so that CACHE programs run often. Each program
+run (a query or a CACHE) gets a fault with probability ``fault_rate`` (none in the first query
+after a fault), of one of :data:`FAULT_KINDS` (drawn as from a bag holding each kind once, so
+that the kinds come equally often):
 
 * ``illegal``: one command of the program is corrupted in memory before the doorbell (an
   illegal opcode, or a field set so that a check fails); the run must report that check's
@@ -63,8 +65,13 @@ E = isa.ErrorCode
 FAULT_KINDS = ("illegal", "stall", "hang", "reset", "doorbell")
 OUTCOMES = ("ok", "reported", "wrong", "lost")
 #: what each kind of fault must end as ("reported" ones with the error given in the Fault)
-MUST = {"illegal": "reported", "stall": "ok", "hang": "reported", "reset": "reported",
-        "doorbell": "ok"}  # fmt: skip
+MUST = {
+    "illegal": "reported",
+    "stall": "ok",
+    "hang": "reported",
+    "reset": "reported",
+    "doorbell": "ok",
+}
 #: opcodes no configuration decodes (CONV, ADD and POOL are added where ``conv`` is off)
 ILLEGAL_OPS = (0, 8, 9, 10, 11, 12, 13, 14)
 INTERRUPTED = "reset in the middle of the program"
@@ -105,8 +112,16 @@ class _GoldenFaults:
     def hang(self, addr: int | None) -> None:
         self.b.sim.hang_addr = addr
 
-    def disturbed(self, prog_addr: int, frac: float, n_cmds: int, est_cycles: int,
-                  action: str, other: int, what: str) -> tuple[RunResult, bool]:  # fmt: skip
+    def disturbed(
+        self,
+        prog_addr: int,
+        frac: float,
+        n_cmds: int,
+        est_cycles: int,
+        action: str,
+        other: int,
+        what: str,
+    ) -> tuple[RunResult, bool]:
         sim = self.b.sim
         if action == "doorbell":
             return self.b.run(prog_addr, what), True
@@ -140,8 +155,16 @@ class _RtlFaults:
     def hang(self, addr: int | None) -> None:
         self.host.hang(addr)
 
-    def disturbed(self, prog_addr: int, frac: float, n_cmds: int, est_cycles: int,
-                  action: str, other: int, what: str) -> tuple[RunResult, bool]:  # fmt: skip
+    def disturbed(
+        self,
+        prog_addr: int,
+        frac: float,
+        n_cmds: int,
+        est_cycles: int,
+        action: str,
+        other: int,
+        what: str,
+    ) -> tuple[RunResult, bool]:
         at = 1 + int(frac * max(0, est_cycles - 8))
         return self._disturbed(prog_addr, at, action, other, what)
 
@@ -279,8 +302,16 @@ def corrupt(cfg, cmds: list[bytes], rng: np.random.Generator) -> tuple[int, byte
         fl = dict(isa.LAYOUTS[op])[name]
         width = fl.width
         top = (1 << width) - 1
-        value = int(rng.choice([0, top, int(rng.integers(0, top + 1)),
-                                fields[name] ^ (1 << int(rng.integers(width)))]))  # fmt: skip
+        value = int(
+            rng.choice(
+                [
+                    0,
+                    top,
+                    int(rng.integers(0, top + 1)),
+                    fields[name] ^ (1 << int(rng.integers(width))),
+                ]
+            )
+        )
         if value == fields[name]:
             continue
         err = check_command(cfg, op, {**fields, name: value})
@@ -375,13 +406,16 @@ class _Soak:
         self.t = _Tally()
         self.quiet = False  #: a fault happened: no new one until a query has been served
         self.last = ""  #: the last fault and its recovery, for the report
+        self._bag: list[str] = []  #: the kinds of the next faults
 
     # ---- faults ------------------------------------------------------------------------
     def _draw(self, target: str, est_cycles: int) -> Fault | None:
         job = self.job
         if self.quiet or self.rng.random() >= job.fault_rate:
             return None
-        f = Fault(str(self.rng.choice(job.kinds)), target)
+        if not self._bag:  # every kind once per len(kinds) faults, in a random order
+            self._bag = [str(k) for k in self.rng.permutation(list(job.kinds))]
+        f = Fault(self._bag.pop(), target)
         self.backend.arm(f, est_cycles)
         self.t.faults.setdefault(f.kind, Counter())[target] += 1
         self.quiet = True
@@ -428,9 +462,13 @@ class _Soak:
         """:meth:`Server.recover`; without the reset (half the time) where docs/isa.md says
         none is needed: after a check's error, or MEM_TIMEOUT with only reads outstanding."""
         f = self.backend.fault
-        skip = res is not None and res.status != INTERRUPTED and (
-            res.error_code in CHECK_ERRORS
-            or (res.error_code == E.MEM_TIMEOUT and f is not None and f.reads_only)
+        skip = (
+            res is not None
+            and res.status != INTERRUPTED
+            and (
+                res.error_code in CHECK_ERRORS
+                or (res.error_code == E.MEM_TIMEOUT and f is not None and f.reads_only)
+            )
         )
         reset = not skip or self.rng.random() < 0.5
         self.t.resets += reset
@@ -472,8 +510,16 @@ class _Soak:
         cfg = self.cfg
         trace = generate(job.trace, job.queries, job.seed, setup.scale())
         images = query_images(job.queries, job.seed, len(server.y_test))
-        ctx = Context(setup.cost, setup.candidates, "latency", setup.selector, trace,
-                      job.update_every, 2 * job.update_every, max(2, job.update_every // 2))  # fmt: skip
+        ctx = Context(
+            setup.cost,
+            setup.candidates,
+            "latency",
+            setup.selector,
+            trace,
+            job.update_every,
+            2 * job.update_every,
+            max(2, job.update_every // 2),
+        )
         policy = make_policies(["sushi"], ctx)[0]
         table = list(self.model.space.accuracy_table())
         t0 = time.perf_counter()
@@ -502,9 +548,7 @@ class _Soak:
                     t.post_fault += 1
                     t.post_fault_ok += outcomes[i] == "ok"
                     if outcomes[i] != "ok":
-                        self._unexpected(
-                            f"query {i}", f"first query after {why}: {outcomes[i]}"
-                        )
+                        self._unexpected(f"query {i}", f"first query after {why}: {outcomes[i]}")
                 new = policy.after(i, q, s)
                 if new is None and job.repin_every and (i + 1) % job.repin_every == 0:
                     window = [table[j] for j in self.rng.integers(len(table), size=3)]
@@ -564,10 +608,16 @@ class _Soak:
         slot = server._slot_of.get((sid, layout.key()))
         if slot is not None:
             held = self.backend.read(server.mem.slot(slot), len(prog))
-            bad = [j for j in range(0, len(prog), isa.CMD_BYTES)
-                   if held[j : j + isa.CMD_BYTES] != prog[j : j + isa.CMD_BYTES]]  # fmt: skip
-            out.append(f"program commands {[j // isa.CMD_BYTES for j in bad]} differ" if bad
-                       else "program as written")  # fmt: skip
+            bad = [
+                j
+                for j in range(0, len(prog), isa.CMD_BYTES)
+                if held[j : j + isa.CMD_BYTES] != prog[j : j + isa.CMD_BYTES]
+            ]
+            out.append(
+                f"program commands {[j // isa.CMD_BYTES for j in bad]} differ"
+                if bad
+                else "program as written"
+            )
         data = model.input_bytes(model.check_input(server.x_test[image]))
         held = self.backend.read(server.mem.input, len(data))
         out.append("input as written" if held == data else "input differs")
@@ -579,13 +629,14 @@ class _Soak:
     def _report(self, cfg, wall: float, intact: bool | None, stopped: str | None) -> dict:  # noqa: ANN001
         t, job = self.t, self.job
         out = dict(t.outcomes)
+        clocked = self.backend.faults.clocked
         notes = []
         if not self.backend.faults.clocked:
             notes.append(
                 "golden model: no clock and no doorbell, so 'stall' and 'doorbell' faults "
                 "change nothing there; 'reset' lands after a random number of commands"
             )
-        return {
+        rep = {
             "backend": self.backend.name,
             "supernet": self.model.name,
             "preset": cfg.name,
@@ -593,12 +644,14 @@ class _Soak:
             "seed": job.seed,
             "fault_rate": job.fault_rate,
             "fault_kinds": list(job.kinds),
-            "mem_timeout_cycles": BuildOptions().mem_timeout if self.backend.faults.clocked else None,
+            "mem_timeout_cycles": BuildOptions().mem_timeout if clocked else None,
             "wall_seconds": wall,
             "queries_per_second": job.queries / wall if wall else None,
             "outcomes": {k: out.get(k, 0) for k in OUTCOMES},
-            "outcomes_by_fault": {k: {o: v.get(o, 0) for o in OUTCOMES if v.get(o, 0)}
-                                  for k, v in sorted(t.by_fault.items())},  # fmt: skip
+            "outcomes_by_fault": {
+                k: {o: v.get(o, 0) for o in OUTCOMES if v.get(o, 0)}
+                for k, v in sorted(t.by_fault.items())
+            },
             "faults": {k: dict(sorted(v.items())) for k, v in sorted(t.faults.items())},
             "faults_total": sum(sum(v.values()) for v in t.faults.values()),
             "faults_missed": dict(t.missed),
@@ -613,16 +666,36 @@ class _Soak:
             "lost_why": t.lost_why[:50],
             "weights_intact": intact,
             "stopped": stopped,
-            "passed": passed(out, t, intact, stopped),
             "notes": notes,
         }
+        rep["passed"] = not problems(rep)
+        return rep
 
 
-def passed(out: dict, t: _Tally, intact: bool | None, stopped: str | None) -> bool:
-    return (
-        not out.get("wrong") and not out.get("lost") and not t.unexpected and intact is True
-        and stopped is None and t.post_fault == t.post_fault_ok
-    )  # fmt: skip
+def problems(rep: dict, *, kinds: tuple[str, ...] | None = None, cache: bool = False) -> list[str]:
+    """What is wrong with a soak's report, one line each (none: it passed): a wrong or lost
+    query, a fault that did not end as it must, a first query after a fault that was not ok,
+    a weight image that changed, a run that stopped. With ``kinds``, also a kind of fault
+    never injected; with ``cache``, no fault on a CACHE program."""
+    o, out = rep["outcomes"], []
+    if o["wrong"] or o["lost"]:
+        out.append(f"{o['wrong']} wrong and {o['lost']} lost queries {rep['lost_why'][:3]}")
+    if sum(o.values()) != rep["queries"]:
+        out.append(f"outcomes {o} do not add up to {rep['queries']} queries")
+    out += rep["unexpected"]
+    if rep["post_fault_ok"] != rep["post_fault_queries"]:
+        bad = rep["post_fault_queries"] - rep["post_fault_ok"]
+        out.append(f"{bad} first queries after a fault were not ok")
+    if rep["weights_intact"] is not True:
+        out.append(f"weight image intact: {rep['weights_intact']}")
+    if rep["stopped"]:
+        out.append(f"stopped: {rep['stopped']}")
+    missing = [k for k in kinds or () if k not in rep["faults"]]
+    if missing:
+        out.append(f"never injected: {', '.join(missing)}")
+    if cache and not any("cache" in v for v in rep["faults"].values()):
+        out.append("no fault on a CACHE program")
+    return out
 
 
 def _said(res: RunResult | None) -> str:
