@@ -6,30 +6,28 @@ wrong or lost, every fault must end as it must, every first query after a fault 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from sushi_hw.config import PRESETS
 from sushi_sched.runtime.rtl import run_on_rtl
-from sushi_sched.runtime.soak import FAULT_KINDS, SoakJob
+from sushi_sched.runtime.soak import FAULT_KINDS, SoakJob, problems
 from sushi_tb.runner import SIM_BUILD, require_simulator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sched"))
-from test_soak import check_soak  # noqa: E402
-
-#: (queries, seed, fault rate, whether every kind must come): Icarus runs a few
-SLICES = {"verilator": (30, 5, 0.5, True), "icarus": (10, 5, 0.5, False)}
+#: (queries, seed, fault rate). Not on Icarus here: its start-up alone takes about 25 s
+#: (``sushi soak --backend rtl --sim icarus --queries 10`` runs the same there)
+SLICES = {"verilator": (40, 5, 0.5)}
 
 
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("sim", list(SLICES))
 def test_rtl_soak_slice(sim: str) -> None:
     require_simulator(sim)
-    n, seed, rate, every = SLICES[sim]
+    n, seed, rate = SLICES[sim]
     job = SoakJob(n, seed=seed, fault_rate=rate, supernet="digits-mlp", repin_every=5)
     rep = run_on_rtl(PRESETS["default"], job, sim=sim, workdir=SIM_BUILD / "soak" / sim)
     assert rep["backend"] == f"rtl/{sim}"
-    check_soak(rep, seed, kinds=FAULT_KINDS if every else tuple(rep["faults"]), cache=every)
+    bad = problems(rep, kinds=FAULT_KINDS, cache=True)
+    assert not bad, f"seed={seed} ({sim}, {n} queries): " + "\n".join(bad)
+    assert rep["passed"] and rep["outcomes"]["reported"] >= 1 and rep["recoveries"] >= 1, rep
     # on the RTL a stray doorbell is counted (the golden model has none to count)
-    if "doorbell" in rep["faults"]:
-        assert rep["doorbells_dropped"] == sum(rep["faults"]["doorbell"].values()), rep
+    assert rep["doorbells_dropped"] == sum(rep["faults"]["doorbell"].values()), rep
+    # and the recovery without a reset that docs/isa.md allows ran at least once
+    assert rep["recoveries_with_reset"] < rep["recoveries"], rep
