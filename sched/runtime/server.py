@@ -7,6 +7,8 @@
 * :meth:`Server.query` serves one SubNet on one input: writes the input (and the program, once
   per program slot), runs it, reads the int32 logits and the counters, and checks the logits bit
   for bit against the numpy int8 reference and the byte counters against the compiler's;
+* :meth:`Server.recover` is the host's recovery after a program that did not end with DONE
+  (reset, rewrite the programs, refill the PB after a CACHE; docs/isa.md, "Recovery");
 * :meth:`Server.serve` runs a policy over a query stream: per query the policy picks a SubNet
   with the cost model, the server updates the PB when the policy says so and serves the query;
   latency is queueing wait plus service time.
