@@ -73,7 +73,8 @@ def _summary(rep: dict) -> str:
         for k, v in rep["faults"].items()
     )
     lines = [
-        f"faults injected: {rep['faults_total']} ({faults or 'none'})",
+        f"faults injected: {rep['faults_total']} in {rep['program_runs']} program runs "
+        f"({faults or 'none'})",
         f"outcomes: ok {o['ok']}, reported {o['reported']}, wrong {o['wrong']}, lost {o['lost']}",
         f"reported as: {', '.join(f'{k} {v}' for k, v in rep['errors_reported'].items()) or '-'}",
         f"recoveries {rep['recoveries']} ({rep['recoveries_with_reset']} with a reset); first "

@@ -630,6 +630,8 @@ class _Soak:
         t, job = self.t, self.job
         out = dict(t.outcomes)
         clocked = self.backend.faults.clocked
+        faults = sum(sum(v.values()) for v in t.faults.values())
+        runs = job.queries + sum(t.cache.values())
         notes = []
         if not self.backend.faults.clocked:
             notes.append(
@@ -653,7 +655,9 @@ class _Soak:
                 for k, v in sorted(t.by_fault.items())
             },
             "faults": {k: dict(sorted(v.items())) for k, v in sorted(t.faults.items())},
-            "faults_total": sum(sum(v.values()) for v in t.faults.values()),
+            "faults_total": faults,
+            "program_runs": runs,  #: queries and CACHE programs the stream ran
+            "faults_per_run": faults / runs if runs else None,
             "faults_missed": dict(t.missed),
             "errors_reported": dict(t.errors.most_common()),
             "cache_runs": dict(t.cache),
