@@ -32,7 +32,9 @@ CODES = {
     isa.Op.POOL: [isa.ErrorCode.BAD_SHAPE, isa.ErrorCode.ACT_RANGE],
 }
 PRODUCTS = 10  # the multiplications the checks need, on one shift-and-add multiplier
-Y_BITS = 12  # width of each product's smaller operand: a product takes Y_BITS + 1 cycles
+Y_BITS = 12  # width of each product's smaller operand
+#: cycles of one product: a load, then two bits of y a cycle (radix 4: acc + {0, x, 2x, 3x})
+PRODUCT_CYCLES = 1 + Y_BITS // 2
 #: the first product each opcode needs: the products run in order to the last, which POOL's
 #: own product is; ADD needs none
 FIRST_PRODUCT = {isa.Op.CONV: 0, isa.Op.POOL: PRODUCTS - 1, isa.Op.ADD: PRODUCTS}
@@ -40,7 +42,7 @@ FIRST_PRODUCT = {isa.Op.CONV: 0, isa.Op.POOL: PRODUCTS - 1, isa.Op.ADD: PRODUCTS
 
 def check_cycles(op: isa.Op) -> int:
     """Cycles from DECODE until ``ready`` (the conditions hold this command's values)."""
-    return 1 + (PRODUCTS - FIRST_PRODUCT[op]) * (Y_BITS + 1) + 2
+    return 1 + (PRODUCTS - FIRST_PRODUCT[op]) * PRODUCT_CYCLES + 2
 
 
 CHECK_CYCLES = check_cycles(isa.Op.CONV)
@@ -103,7 +105,7 @@ class ConvCheck(wiring.Component):
 
         # the products, one after the other on one shift-and-add multiplier (ten multipliers
         # would take DSPs the array needs): ``dest = x * y``, y at most Y_BITS wide, a fixed
-        # Y_BITS + 1 cycles each; a later step may use an earlier one's result
+        # PRODUCT_CYCLES each; a later step may use an earlier one's result
         p_in, p_out, k_tiles = Signal(16), Signal(18), Signal(18)
         w_cprod, pb_cprod = Signal(20), Signal(20)
         w_nprod, pb_nprod = Signal(28), Signal(28)
@@ -121,10 +123,10 @@ class ConvCheck(wiring.Component):
             (pool_words, pl.pixels, pl.tiles),
         ]
         assert len(steps) == PRODUCTS
-        acc, x = Signal(32), Signal(32)
+        acc, x, x3 = Signal(32), Signal(32), Signal(32)  # x3 = 3x: no adder in the loop
         y = Signal(Y_BITS)
         step = Signal(range(PRODUCTS + 1), init=PRODUCTS)
-        i = Signal(range(Y_BITS + 1))
+        i = Signal(range(PRODUCT_CYCLES))
         settle = Signal(range(3))  # the sums after the last product, then ready
         first = Mux(op == isa.Op.ADD, FIRST_PRODUCT[isa.Op.ADD],
                     Mux(op == isa.Op.POOL, FIRST_PRODUCT[isa.Op.POOL], 0))  # fmt: skip
@@ -135,12 +137,14 @@ class ConvCheck(wiring.Component):
                 with m.Switch(step):
                     for n, (_, xs, ys) in enumerate(steps):
                         with m.Case(n):
-                            m.d.sync += [x.eq(xs), y.eq(ys[:Y_BITS]), acc.eq(0)]
+                            m.d.sync += [x.eq(xs), x3.eq(xs + (xs << 1)), y.eq(ys[:Y_BITS]),
+                                         acc.eq(0)]  # fmt: skip
                 m.d.sync += i.eq(1)
             with m.Else():
-                total = acc + Mux(y[0], x, 0)
-                m.d.sync += [acc.eq(total), x.eq(x << 1), y.eq(y >> 1), i.eq(i + 1)]
-                with m.If(i == Y_BITS):  # the last bit: store, next step
+                total = acc + Array([0, x, x << 1, x3])[y[:2]]
+                m.d.sync += [acc.eq(total), x.eq(x << 2), x3.eq(x3 << 2), y.eq(y >> 2),
+                             i.eq(i + 1)]  # fmt: skip
+                with m.If(i == PRODUCT_CYCLES - 1):  # the last two bits: store, next step
                     with m.Switch(step):
                         for n, (dest, _, _) in enumerate(steps):
                             with m.Case(n):

@@ -9,6 +9,7 @@ A generated section sits between ``<!-- generated: NAME ... -->`` and ``<!-- end
   (:mod:`sushi_hw.fpga.report_table`);
 * ``tops`` (README.md): what each top of ``sushi verilog`` is for, and for which presets
   (:data:`sushi_hw.generate.TOPS`, :func:`sushi_hw.generate.top_skip_reason`);
+* ``cnn-regime`` (docs/demo.md): where the digits CNN's layers sit on ``default``;
 * ``presets`` (README.md, docs/platforms.md): the numbers of every preset
   (:data:`sushi_hw.config.PRESETS`); ``preset-notes`` (docs/platforms.md): their notes (sources);
 * ``errors`` and ``counters`` (docs/isa.md): :class:`sushi_hw.isa.ErrorCode` and
@@ -158,7 +159,44 @@ def render_counters() -> str:
 
 
 #: (file, section name) -> renderer
+def render_cnn_regime() -> str:
+    """Where the digits CNN's layers sit on the ``default`` preset: compute- or weight-bound
+    (DESIGN §8's rule: weight-bound when a layer's output pixels are fewer than MACs per cycle
+    over weight bytes per cycle), and the PB against the SubNets' weights."""
+    from .cnn.space import DigitsCNNSpace, pb_bytes
+
+    cfg = PRESETS["default"]
+    space = DigitsCNNSpace()
+    macs, bw = cfg.rows * cfg.cols, cfg.mem_bytes_per_cycle
+    bound = macs / bw
+    rows = ["| stage | map | output pixels per conv | bound on `default` |", "|---|---|---|---|"]
+    seen = {}
+    for op in space.net.spec.plan(space.net.largest().config):
+        if op.kind == "conv":
+            seen.setdefault(op.name.split(".")[0], (op.h_in, op.h_out))
+    for stage, (h_in, h_out) in seen.items():
+        px = h_out * h_out
+        kind = "weights" if px < bound else ("compute" if px > bound else "balanced")
+        rows.append(f"| `{stage}` | {h_in}x{h_in} -> {h_out}x{h_out} | {px} | {kind} |")
+    table = space.accuracy_table()
+    sizes = sorted(pb_bytes(cfg, s.tensor_dims) for s in table)
+    return "\n".join(
+        [
+            f"On `{cfg.name}` ({cfg.rows}x{cfg.cols} = {macs} MACs per cycle, {bw} weight bytes "
+            f"per cycle off-chip, `mem_latency` {cfg.mem_latency}) a layer is weight-bound below "
+            f"{bound:g} output pixels:",
+            "",
+            *rows,
+            "",
+            f"The PB holds {cfg.pb_bytes} B; the {len(table)} SubNets of the accuracy table take "
+            f"{sizes[0]} to {sizes[-1]} B of whole weight tiles (median {sizes[len(sizes) // 2]}"
+            f"), so the PB holds the smallest SubNets whole and a shared SubGraph of the others.",
+        ]
+    )
+
+
 SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
+    ("docs/demo.md", "cnn-regime"): render_cnn_regime,
     ("docs/architecture.md", "timing"): render_timing,
     ("README.md", "builds"): render_builds,
     ("README.md", "tops"): render_tops,

@@ -204,6 +204,7 @@ class Server:
             raise ServeError(str(e)) from None
         self.x_test, self.y_test = model.test_set
         self._programs: dict[tuple, list[bytes]] = {}
+        self._expected: dict[tuple, dict[str, int]] = {}
         self._slot_of: dict[tuple, int] = {}  #: program key -> slot it is written in
         self._in_slot: list[tuple | None] = [None] * self.mem.prog_slots
         self._next_slot = 0
@@ -243,6 +244,15 @@ class Server:
                 )
             self._programs[pkey] = cmds
         return self._programs[pkey]
+
+    def expected(self, key: str, layout) -> dict[str, int]:  # noqa: ANN001
+        """The counters SubNet ``key``'s program must show with the PB holding ``layout``
+        (decoded once per program)."""
+        pkey = (key, layout.key())
+        if pkey not in self._expected:
+            cmds = self.commands(key, layout)
+            self._expected[pkey] = self.model.expected(self.image, key, layout, cmds)
+        return self._expected[pkey]
 
     def query_program(self, key: str, layout) -> bytes:  # noqa: ANN001
         return b"".join(self.commands(key, layout))
@@ -363,7 +373,7 @@ class Server:
         raw = self.backend.read(mem.output, mem.output_bytes)
         logits = model.logits(raw)
         wall = time.perf_counter() - t0
-        want = model.expected(self.image, sid, layout, self.commands(sid, layout))
+        want = self.expected(sid, layout)
         out = QueryResult(
             subnet=sid,
             image=image,

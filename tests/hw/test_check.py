@@ -299,6 +299,8 @@ def test_check_matches_golden_model(preset: str, pipe: bool, shared: bool) -> No
             f"{isa.ErrorCode(code).name}, golden model {want.name}"
         )
     # the generator reaches every outcome, and plenty of commands pass
-    every = set(isa.ErrorCode) - (set() if cfg.conv else {isa.ErrorCode.BAD_CONV})
+    # (not the errors raised while a command runs: the memory's, and a stale accumulate)
+    running = {isa.ErrorCode.MEM_TIMEOUT, isa.ErrorCode.BUS_ERROR, isa.ErrorCode.STALE_ACCUMULATE}
+    every = set(isa.ErrorCode) - running - (set() if cfg.conv else {isa.ErrorCode.BAD_CONV})
     assert set(seen) == every, f"seed={seed}: outcomes {seen}"
     assert seen[isa.ErrorCode.NONE] > n_cmds // 5, f"seed={seed}: outcomes {seen}"
