@@ -102,7 +102,7 @@ fuzz: $(STAMP)
 # the soak with faults (sushi soak, sushi_sched.runtime.soak): the digits CNN served with
 # corrupted commands, memory stalls and hangs, resets and stray doorbells injected; 20,000
 # queries on the golden model, then 2,000 on the RTL (Verilator), both into
-# build/soak/report.json. Its own tier (17 min on two busy cores), not part of make test.
+# build/soak/report.json. Its own tier (10-17 min on two shared cores), not part of make test.
 SOAK_ARGS ?=
 .PHONY: soak
 soak: $(STAMP)
