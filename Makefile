@@ -25,6 +25,7 @@ help:
 	@echo "make train    - retrain the digits MLP and CNN SuperNets (deterministic) into sched/data/"
 	@echo "make formal   - formal proofs (SymbiYosys + Boolector) into build/formal/report.json"
 	@echo "make fuzz     - differential fuzzing, RTL vs golden model (FUZZ_SECONDS=180) into build/fuzz/"
+	@echo "make soak     - serving with faults: 20,000 queries on the golden model, 2,000 on the RTL (build/soak/)"
 	@echo "make lint     - ruff check and format check"
 	@echo "make format   - ruff format and autofix"
 	@echo "make clean    - remove build/ and sim_build/"
@@ -99,3 +100,14 @@ FUZZ_SECONDS ?= 180
 fuzz: $(STAMP)
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
 	  $(BIN)/python -m sushi_sched.fuzz --seconds $(FUZZ_SECONDS) --out build/fuzz $(FUZZ_ARGS)
+
+# the soak with faults (sushi soak, sushi_sched.runtime.soak): the digits CNN served with
+# corrupted commands, memory stalls and hangs, resets and stray doorbells injected; 20,000
+# queries on the golden model, then 2,000 on the RTL (Verilator), both into
+# build/soak/report.json. Its own tier (10-17 min on two shared cores), not part of make test.
+SOAK_ARGS ?=
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/sushi soak --backend golden --queries 20000 --out build/soak $(SOAK_ARGS)
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" MAKEFLAGS="$(MAKEFLAGS_VERILATOR)" \
+	  $(BIN)/sushi soak --backend rtl --queries 2000 --out build/soak $(SOAK_ARGS)

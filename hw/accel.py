@@ -16,7 +16,7 @@ buffers and the read queue.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, ResetInserter, unsigned
+from amaranth.hdl import Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -115,12 +115,20 @@ class SushiAccel(wiring.Component):
         drain = stream.Signature(unsigned(8 * W)).flip().create(path=("drain",))
         m.d.comb += drain.ready.eq(1)
         via_conv = cache | load | gemm
-        drained = seq.halt | ~seq.busy if opts.mem_timeout else seq.halt
-        share(
-            m,
-            self.mem.rdata,
-            [(seq.fetch_data, fetch.rdata), (drained, drain), (via_conv, conv_in.i)],
-        )
+        if opts.mem_timeout:
+            # and first of all the stale beats of a command a timeout abandoned (the watchdog
+            # counts them): a program started before they are in must not take them
+            stale = Signal()
+            live = ~stale
+            readers = [
+                (seq.fetch_data & live, fetch.rdata),
+                (seq.halt | ~seq.busy | stale, drain),
+                (via_conv & live, conv_in.i),
+            ]
+        else:
+            stale = None
+            readers = [(seq.fetch_data, fetch.rdata), (seq.halt, drain), (via_conv, conv_in.i)]
+        share(m, self.mem.rdata, readers)
         share(m, conv_in.o, [(cache | load, dma.words), (gemm, feed.words)])
         # synchronous-read buffers (the PB in a GEMM, an activation buffer in a STORE) feed
         # their words through this queue; never both at once, so one queue serves both. With
@@ -238,11 +246,14 @@ class SushiAccel(wiring.Component):
                 wd.wdata_ready.eq(wdata.ready),
                 wd.clear.eq(seq.fetch.load | seq.abort),
                 seq.mem_timeout.eq(wd.timeout),
+                stale.eq(wd.draining),
             ]
 
         # ---- counters -----------------------------------------------------------------------
         C = isa.Counter
         beat_in = self.mem.rdata.valid & self.mem.rdata.ready
+        if stale is not None:
+            beat_in &= ~stale  # a stale beat is nobody's
         m.d.comb += [
             ctrs.clear.eq(seq.fetch.load),
             ctrs.sel.eq(ctrl.ctr_sel),

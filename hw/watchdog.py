@@ -6,11 +6,17 @@ owes one and nothing crosses the port counts; any handshake (or read data offere
 back by the core) restarts the count. ``timeout`` rises after ``limit`` such cycles in a row,
 and the sequencer halts with ``ErrorCode.MEM_TIMEOUT`` (:mod:`.sequencer`). A computation that
 uses no memory (a GEMM from the PB) owes nothing, so it never counts.
+
+The read beats still owed when the command is abandoned (``clear``) are **stale**: the memory
+may still deliver them, later, and reads return in order, so they are the next beats to come.
+``draining`` is high until they have all arrived; the core drains them meanwhile, so that a
+program started before they are in (the next doorbell comes when it likes) never takes them
+for its own data. Stale beats are progress (the memory answers), but nothing the program owes.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,8 +32,9 @@ def outstanding_bits(cfg: AccelConfig) -> int:
 
 
 class MemWatchdog(wiring.Component):
-    """Watches the memory port's handshakes (all inputs: it only listens). ``clear`` (the
-    doorbell, or the abort after a timeout) forgets what was owed."""
+    """Watches the memory port's handshakes (all inputs but ``draining``: it only listens).
+    ``clear`` (the doorbell, or the abort after a timeout) turns the read beats owed into
+    stale ones; ``draining``: the next read beat is stale (module doc)."""
 
     def __init__(self, cfg: AccelConfig, limit: int):
         if limit < 2:
@@ -46,22 +53,29 @@ class MemWatchdog(wiring.Component):
                 "wdata_ready": In(1),
                 "clear": In(1),
                 "timeout": Out(1),
+                "draining": Out(1),
             }
         )
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        owed = Signal(outstanding_bits(self.cfg))  # read beats requested, not yet received
+        bits = outstanding_bits(self.cfg)
+        owed = Signal(bits)  # read beats requested, not yet received
+        stale = Signal(bits + 1)  # read beats an abandoned command still has coming
         timer = Signal(range(self.limit + 1))
         req = self.req_valid & self.req_ready
         beat = self.rdata_valid & self.rdata_ready
         read_req = req & ~self.req_write
+        m.d.comb += self.draining.eq(stale != 0)
+        own = beat & ~self.draining  # a beat of the running program's
+        owed_next = Signal(bits)
+        m.d.comb += owed_next.eq(owed + Mux(read_req, self.req_beats, 0) - own)
+        stale_next = Signal(bits + 1)
+        m.d.comb += stale_next.eq(stale - (beat & self.draining))
         with m.If(self.clear):
-            m.d.sync += owed.eq(0)
-        with m.Elif(read_req):
-            m.d.sync += owed.eq(owed + self.req_beats - beat)
-        with m.Elif(beat):
-            m.d.sync += owed.eq(owed - 1)
+            m.d.sync += [owed.eq(0), stale.eq(stale_next + owed_next)]
+        with m.Else():
+            m.d.sync += [owed.eq(owed_next), stale.eq(stale_next)]
 
         progress = req | beat | (self.wdata_valid & self.wdata_ready) | self.rdata_valid
         waiting = (owed != 0) | self.req_valid | self.wdata_valid

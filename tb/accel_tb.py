@@ -358,9 +358,10 @@ async def memory_timeout_halts(dut):
     """A memory that stops answering (SimMemory's fault injection) at a command fetch, a
     weight read in the middle of a GEMM and an output write: the program halts with
     MEM_TIMEOUT within the watchdog's limit, the core is idle, and the same program then runs
-    bit-exactly: re-rung without a reset after a read hung (its late answers are drained), after
-    a reset when a write hung (the memory took the write request and still expects its beats,
-    which the abandoned command will not send: docs/isa.md, "Memory errors")."""
+    bit-exactly: re-rung without a reset after a read hung (its late answers are drained, also
+    when the doorbell comes before they are in), after a reset when a write hung (the memory
+    took the write request and still expects its beats, which the abandoned command will not
+    send: docs/isa.md, "Memory errors")."""
     limit = build_opts().get("mem_timeout", BuildOptions().mem_timeout)
     if not limit:
         dut._log.info("no watchdog in this build (BuildOptions.mem_timeout = 0)")
@@ -377,12 +378,23 @@ async def memory_timeout_halts(dut):
     prog = network_program(cfg, image, PBLayout(), calls, m, IN_ADDR, OUT_ADDR)
     await write_program(host, PROG_ADDR, prog)
     out_bytes = m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4
+    clean = await host.run(PROG_ADDR)
+    assert_ok(clean, "the program before any hang", s)
+    first_w = image.addr["t0"]
+    # (what, where the memory stops answering, then: "reset", "idle" (200 idle cycles), or
+    # "now": re-rung in the next cycle, while the memory still delivers the abandoned reads,
+    # which the core must drain, not take for the new program's fetch or data; the soak,
+    # sushi_sched.runtime.soak, found a rerun that took them)
     cases = [
-        ("fetch of command 2", PROG_ADDR + 2 * isa.CMD_BYTES, False),
-        ("weight read", image.addr["t0"] + len(image.blobs["t0"]) - cfg.tile_bytes, False),
-        ("output write", OUT_ADDR + cfg.mem_width, True),
+        ("fetch of command 2", PROG_ADDR + 2 * isa.CMD_BYTES, "idle"),
+        ("weight read", first_w + len(image.blobs["t0"]) - cfg.tile_bytes, "idle"),
+        ("output write", OUT_ADDR + cfg.mem_width, "reset"),
+        ("fetch of command 1, re-rung at once", PROG_ADDR + isa.CMD_BYTES, "now"),
+        ("first weight read, re-rung at once", first_w + cfg.mem_width, "now"),
+        ("last weight read, re-rung at once", first_w + len(image.blobs["t0"]) - 1, "now"),
     ]
-    for what, addr, with_reset in cases:
+    for what, addr, then in cases:
+        await host.write(OUT_ADDR, bytes(out_bytes))
         host.hang(addr)
         res = await host.run(PROG_ADDR, timeout_cycles=50 * limit)
         assert not res.done and res.error == isa.ErrorCode.MEM_TIMEOUT, (
@@ -390,16 +402,19 @@ async def memory_timeout_halts(dut):
         )
         assert not int(dut.ctrl__busy.value), f"seed={s} {what}: busy after the timeout"
         if what.startswith("fetch"):
-            assert res.counters["commands"] == 2, f"seed={s} {what}: {res.counters}"
+            want_cmds = int(what.split()[3].rstrip(","))
+            assert res.counters["commands"] == want_cmds, f"seed={s} {what}: {res.counters}"
         host.hang(None)  # the memory comes back: it answers what it had taken
-        if with_reset:
+        if then == "reset":
             await host.reset()
             await host.memory_model(cfg.mem_latency, cfg.mem_bytes_per_cycle)
-        else:
+        elif then == "idle":
             await ClockCycles(dut.clk, 200)  # idle: the late answers are drained
-        await host.write(OUT_ADDR, bytes(out_bytes))
         res = await host.run(PROG_ADDR)
         assert_ok(res, f"rerun after a timeout at the {what}", s)
+        for k, v in clean.counters.items():  # the stale beats count as nobody's bytes
+            if k != "cycles":
+                assert res.counters[k] == v, f"seed={s} {what}: {k} {res.counters[k]} != {v}"
         out = int32_from_bytes(cfg, await host.read(OUT_ADDR, out_bytes), m, calls[-1].n)
         assert np.array_equal(out, want), f"seed={s}: wrong after a timeout at the {what}"
         dut._log.info(f"timeout at the {what}: halted, rerun exact")

@@ -109,8 +109,24 @@ class AccelHost:
         self.dut.mem_hang_en.value = int(addr is not None)
         self.dut.mem_hang_addr.value = addr or 0
 
+    async def idle_memory(self, limit: int = 1_000_000) -> None:
+        """Wait until the memory model serves no request (``mem_busy`` low): the backdoor
+        works only then (:class:`sushi_hw.sim_memory.SimMemory`). After a memory timeout
+        the memory may still be answering the abandoned command's requests; a backdoor
+        access in that time would be dropped (a write) or read the wrong word."""
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        for _ in range(limit):
+            await ReadOnly()
+            if not int(self.dut.mem_busy.value):
+                await RisingEdge(self.dut.clk)
+                return
+            await RisingEdge(self.dut.clk)
+        raise RuntimeError(f"the memory model is still busy after {limit} cycles (hung?)")
+
     async def write(self, addr: int, data: bytes) -> None:
-        """Backdoor write; ``addr`` and the length are padded to memory words."""
+        """Backdoor write; ``addr`` and the length are padded to memory words. Waits for the
+        memory to be idle (:meth:`idle_memory`)."""
         from cocotb.triggers import RisingEdge
 
         if addr % self.W:
@@ -118,6 +134,7 @@ class AccelHost:
         data = pad_to(data, self.W)
         if addr + len(data) > self.cfg.mem_bytes:
             raise ValueError(f"{len(data)} bytes at {addr:#x} exceed memory ({self.cfg.mem_bytes})")
+        await self.idle_memory()
         d = self.dut
         base = addr // self.W
         for i in range(len(data) // self.W):
@@ -128,9 +145,10 @@ class AccelHost:
         d.bd_we.value = 0
 
     async def read(self, addr: int, length: int) -> bytes:
-        """Backdoor read, pipelined: one word per cycle."""
+        """Backdoor read, pipelined: one word per cycle, once the memory is idle."""
         from cocotb.triggers import ReadOnly, RisingEdge
 
+        await self.idle_memory()
         d = self.dut
         out = bytearray()
         n = -(-length // self.W)

@@ -7,6 +7,8 @@
 * :meth:`Server.query` serves one SubNet on one input: writes the input (and the program, once
   per program slot), runs it, reads the int32 logits and the counters, and checks the logits bit
   for bit against the numpy int8 reference and the byte counters against the compiler's;
+* :meth:`Server.recover` is the host's recovery after a program that did not end with DONE
+  (reset, rewrite the programs, refill the PB after a CACHE; docs/isa.md, "Recovery");
 * :meth:`Server.serve` runs a policy over a query stream: per query the policy picks a SubNet
   with the cost model, the server updates the PB when the policy says so and serves the query;
   latency is queueing wait plus service time.
@@ -312,6 +314,35 @@ class Server:
                 f"CACHE read {res.counters['rd_weight_bytes']} weight bytes, expected {want}"
             )
         return out
+
+    # ---- recovery ------------------------------------------------------------------------
+    def recover(self, layout=None, *, reset: bool = True) -> CacheResult | None:  # noqa: ANN001
+        """The host's recovery after a program that did not end with DONE: an error code
+        (a corrupted program, MEM_TIMEOUT), a reset in the middle of it, or no answer
+        (docs/isa.md, "Recovery"). The next query is then served as on a fresh start:
+
+        1. reset the accelerator: control state to power-on (on the RTL the memory's stuck
+           requests go too: after MEM_TIMEOUT on a write the memory still expects beats);
+        2. forget which program each slot holds: each is written again before its next run,
+           so a corrupted program in memory does not survive;
+        3. with ``layout`` (what the PB must hold), write the whole PB again. Needed after a
+           CACHE program that did not finish (the PB is partly written); a query program only
+           reads the PB, so after one the PB is intact and ``layout`` is not given.
+
+        The weight image needs nothing: no program writes it, and reset keeps memory and PB.
+        ``reset=False`` skips step 1 where docs/isa.md says the core needs none: after an error
+        raised by a command's checks (codes 1-8, 11: nothing moved), and after MEM_TIMEOUT
+        when only reads were outstanding (their late answers are drained while idle). A host
+        that cannot tell resets. Returns the refill's :class:`CacheResult` (None without
+        ``layout`` or an empty one)."""
+        if reset:
+            self.backend.reset()
+        self._slot_of.clear()
+        self._in_slot = [None] * self.mem.prog_slots
+        self._next_slot = 0
+        if layout is None or not layout.tiles:
+            return None
+        return self.fill_pb(layout)
 
     # ---- one query -----------------------------------------------------------------------
     def query(
