@@ -210,10 +210,9 @@ class AccelHost:
             try:
                 await with_timeout(FallingEdge(d.ctrl__busy), timeout_cycles * CLOCK_NS, "ns")
             except SimTimeoutError:
-                state = int(d.accel.seq.cp_state.value)
                 raise AssertionError(
                     f"program at {prog_addr:#x} still busy after {timeout_cycles} cycles "
-                    f"(command processor state {state}, counters {await self.counters()})"
+                    f"(counters {await self.counters()})"
                 ) from None
         await RisingEdge(d.clk)
         await ReadOnly()
