@@ -33,18 +33,25 @@ BOARD_SIM_LINK = LinkParams(
 BOARD_SIM_RAM_BYTES = 4096
 
 
-#: the board whose build options the simulated board top carries
+#: the board whose build options the simulated accelerator carries for a preset no board has
 BOARD_SIM_BOARD = "icebreaker"
 
 
+def sim_board(cfg: AccelConfig):  # noqa: ANN201 - a sushi_hw.fpga.boards.Board or None
+    """The board whose bitstream carries preset ``cfg.name`` (None: no board does)."""
+    from .fpga.boards import BOARDS
+
+    return next((b for b in BOARDS.values() if b.preset == cfg.name), None)
+
+
 def board_sim_options(cfg: AccelConfig) -> BuildOptions:
-    """The simulated board's build: the iCEBreaker's options for ``cfg`` (no pipeline
-    registers, the shared check multiplier, ...) without its vendor primitives, so the variant
-    on the board is the one simulated."""
+    """The simulated board's build: the options of the board that carries ``cfg`` (else the
+    iCEBreaker's: no pipeline registers, the shared check multiplier, ...) without its vendor
+    primitives, so the variant on the board is the one simulated."""
     from .fpga.boards import get_board
     from .fpga.flow import sim_options
 
-    return sim_options(get_board(BOARD_SIM_BOARD), cfg)
+    return sim_options(sim_board(cfg) or get_board(BOARD_SIM_BOARD), cfg)
 
 
 def board_sim_top(cfg: AccelConfig, opts: BuildOptions) -> BoardCore:
@@ -83,7 +90,8 @@ TOPS: dict[str, Top] = {
     "sushi_board": Top(
         board_sim_top,
         "the board design (UART host link, RAM, SPI flash, accelerator) with fast link timing "
-        "and the iCEBreaker's build options: the cocotb board test (a digits query over the UART)",
+        "and the build options of the board that carries the preset (iCEBreaker: tiny, ULX3S: "
+        "large): the cocotb board tests (digits MLP and CNN queries over the UART)",
         board_sim_options,
     ),
     "sushi_axi": Top(
@@ -112,16 +120,14 @@ def top_skip_reason(top: str, cfg: AccelConfig) -> str | None:
             f"its memory model would hold {cfg.mem_bytes >> 20} MiB (an analytical preset; "
             "lower mem_bytes to simulate it)"
         )
-    if top == "sushi_board":
-        from .fpga.boards import get_board
+    if top == "sushi_board" and sim_board(cfg) is None:
+        from .fpga.boards import BOARDS
 
-        preset = get_board(BOARD_SIM_BOARD).preset
-        if cfg.name != preset:
-            return (
-                f"the simulated board as the {BOARD_SIM_BOARD} build elaborates it, for that "
-                f"board's preset ({preset}) only; board builds elaborate their own top "
-                "(sushi bitstream)"
-            )
+        carried = ", ".join(f"{b.preset} ({b.name})" for b in BOARDS.values())
+        return (
+            f"the simulated board, for the presets a board carries ({carried}) only; board "
+            "builds elaborate their own top (sushi bitstream)"
+        )
     return None
 
 

@@ -4,7 +4,8 @@ Latency, bandwidth and random stalls are run-time inputs, so one simulator build
 memory setting. Requests are accepted into a queue stamped with ``now + latency``; a request is
 served once its stamp has passed, one beat whenever the bandwidth token bucket holds a full beat
 and the LFSR does not stall. Reads return in order; write data is consumed at the same rate.
-A backdoor port lets the host load and read the contents in bulk while the accelerator is idle.
+The host loads and reads the contents through the simulator (VPI) while the memory is idle
+(``busy`` low): the array is :data:`STORE`, one ``mem_width`` word per entry.
 
 Fault injection (``hang_en``): a memory that stops answering. The first request whose bytes
 cover ``hang_addr`` is accepted but never served, and neither is anything after it (no read
@@ -23,12 +24,14 @@ from amaranth.lib.wiring import In, Out
 from .config import AccelConfig
 from .mem_port import MEM_BEATS_BITS, MemReq, mem_port_signature
 
+#: name of the memory array in the generated Verilog (the host's backdoor)
+STORE = "store"
+
 
 class SimMemory(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         self.words = cfg.mem_bytes // cfg.mem_width
-        beat = 8 * cfg.mem_width
         super().__init__(
             {
                 "port": In(mem_port_signature(cfg)),  # the memory's side of the port
@@ -37,10 +40,6 @@ class SimMemory(wiring.Component):
                 "stall_prob": In(8),  # a beat is held back with probability stall_prob/256
                 "seed": In(16),
                 "seed_load": In(1),
-                "bd_addr": In(range(self.words)),  # backdoor, word address
-                "bd_we": In(1),
-                "bd_wdata": In(beat),
-                "bd_rdata": Out(beat),  # one cycle after bd_addr
                 "busy": Out(1),
                 "hang_en": In(1),
                 "hang_addr": In(32),
@@ -52,7 +51,7 @@ class SimMemory(wiring.Component):
         cfg = self.cfg
         W = cfg.mem_width
         lw = W.bit_length() - 1
-        m.submodules.store = store = Memory(shape=unsigned(8 * W), depth=self.words, init=[])
+        m.submodules[STORE] = store = Memory(shape=unsigned(8 * W), depth=self.words, init=[])
         wp = store.write_port()
         rp = store.read_port()
 
@@ -147,13 +146,5 @@ class SimMemory(wiring.Component):
             m.d.comb += capped.eq(2 * W)
         m.d.sync += tokens.eq(capped - (beat * W))
 
-        # backdoor (host bulk access while idle)
-        with m.If(~active):
-            m.d.comb += [rp.en.eq(1), rp.addr.eq(self.bd_addr)]
-            with m.If(self.bd_we):
-                m.d.comb += [wp.en.eq(1), wp.addr.eq(self.bd_addr), wp.data.eq(self.bd_wdata)]
-        m.d.comb += [
-            self.bd_rdata.eq(rp.data),
-            self.busy.eq(active | reqq.r_rdy | respq.r_rdy),
-        ]
+        m.d.comb += self.busy.eq(active | reqq.r_rdy | respq.r_rdy)
         return m

@@ -1,6 +1,7 @@
 """Simulation top ``sushi_sim``: SushiAccel with the HDL memory model behind its memory port.
 
-The control port's Verilog ports are ``ctrl__doorbell``, ``ctrl__busy``, ... (tb/accel_host.py).
+The control port's Verilog ports are ``ctrl__doorbell``, ``ctrl__busy``, ... The host loads and
+reads memory through the simulator (``memory.store``, :data:`BACKDOOR`), in no simulated time.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from .accel import SushiAccel
 from .build_options import SIMULATION, BuildOptions
 from .config import AccelConfig
 from .control import ControlSignature
-from .sim_memory import SimMemory
+from .sim_memory import STORE, SimMemory
+
+#: the memory model's instance: the host reads and writes ``<MEMORY>.<STORE>`` through VPI
+MEMORY = "memory"
+#: the Verilog module and array the simulator must make visible for that
+BACKDOOR = (f"sushi_sim.{MEMORY}", STORE)
 
 
 class SushiSim(wiring.Component):
     def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
         self.cfg, self.opts = cfg, opts
-        words = cfg.mem_bytes // cfg.mem_width
-        beat = 8 * cfg.mem_width
         super().__init__(
             {
                 "ctrl": In(ControlSignature()),
@@ -29,10 +33,6 @@ class SushiSim(wiring.Component):
                 "mem_stall_prob": In(8),
                 "mem_seed": In(16),
                 "mem_seed_load": In(1),
-                "bd_addr": In(range(words)),
-                "bd_we": In(1),
-                "bd_wdata": In(beat),
-                "bd_rdata": Out(beat),
                 "mem_busy": Out(1),
                 "mem_hang_en": In(1),  # fault injection (SimMemory): stop answering from the
                 "mem_hang_addr": In(32),  # first request that covers this address on
@@ -42,7 +42,7 @@ class SushiSim(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.accel = accel = SushiAccel(self.cfg, self.opts)
-        m.submodules.memory = mem = SimMemory(self.cfg)
+        m.submodules[MEMORY] = mem = SimMemory(self.cfg)
         wiring.connect(m, accel.mem, mem.port)
         wiring.connect(m, wiring.flipped(self.ctrl), accel.ctrl)
         m.d.comb += [
@@ -51,10 +51,6 @@ class SushiSim(wiring.Component):
             mem.stall_prob.eq(self.mem_stall_prob),
             mem.seed.eq(self.mem_seed),
             mem.seed_load.eq(self.mem_seed_load),
-            mem.bd_addr.eq(self.bd_addr),
-            mem.bd_we.eq(self.bd_we),
-            mem.bd_wdata.eq(self.bd_wdata),
-            self.bd_rdata.eq(mem.bd_rdata),
             self.mem_busy.eq(mem.busy),
             mem.hang_en.eq(self.mem_hang_en),
             mem.hang_addr.eq(self.mem_hang_addr),

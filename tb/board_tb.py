@@ -48,7 +48,8 @@ from sushi_sched.compiler import PBLayout, offchip_weight_bytes
 from sushi_sched.digits.store import load_digits_supernet
 from sushi_sched.runtime.backend import RunError
 from sushi_sched.runtime.board import build_flash_image, connect, verify_flash
-from sushi_sched.runtime.server import Server, net_tensors
+from sushi_sched.runtime.models import CNNModel, MLPModel
+from sushi_sched.runtime.server import Server
 
 CLK_NS = 10
 
@@ -226,7 +227,7 @@ class DigitsOnBoard:
         self.cfg, self.flash, self.seed, self.log = cfg, flash, seed, log
         self.net = load_digits_supernet()
         # weights at flash byte flash_offset + (addr - flash_base): the flash window
-        self.flash_image = build_flash_image(cfg, net_tensors(self.net))
+        self.flash_image = build_flash_image(MLPModel(cfg, self.net))
         assert self.flash_image.offset == BOARD_SIM_LINK.flash_offset
         self.image = self.flash_image.image
         self.rng = np.random.default_rng(seed)
@@ -370,6 +371,92 @@ async def serve_digits_over_uart(dut):
     dut._log.info(
         "served %d queries bit-exactly in %d cycles, %.1f s",
         len(app.results),
+        out["sim_cycles"],
+        out["wall_s"],
+    )
+    if out_path:
+        with open(out_path, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+# ---- the CNN on the ULX3S's preset -----------------------------------------------------------
+
+#: two SubNets that lower onto a 16-column array and share their stem and first two stages;
+#: the first is served with an empty PB, then its slices are cached and the second reads the
+#: shared ones from the PB. The smallest such pair: the SPI flash model wakes Python on every
+#: SCLK edge, about 16 cycles a weight byte
+CNN_FLASH_ONLY = "16k1-24k1-16k1"
+CNN_PARTLY_CACHED = "16k1-24k1-16k3"
+
+
+@cocotb.test()
+async def serve_cnn_over_uart(dut):
+    """The residual CNN over the board's pins, image to logits on chip (ULX3S preset)."""
+    cfg = AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
+    seed = int(os.environ.get("SUSHI_SEED", "1"))
+    out_path = os.environ.get("SUSHI_BOARD_OUT")
+    lp = BOARD_SIM_LINK
+    cocotb.start_soon(Clock(dut.clk, CLK_NS, unit="ns").start())
+    uart = UartModel(dut, lp.divisor)
+    flash = SpiFlashModel(dut, t_res_ns=lp.wake_cycles * CLK_NS)
+    model = CNNModel(cfg)
+    image = build_flash_image(model)
+    flash.program(image.offset, image.data)
+    dut.rst.value = 1
+    uart.start()
+    flash.start()
+    await ClockCycles(dut.clk, 5)
+    dut.rst.value = 0
+    port = SimSerial(uart, timeout_ns=200_000 * CLK_NS)
+    rng = np.random.default_rng(seed)
+    n_test = len(model.test_set[1])
+    t0 = time.perf_counter()
+    queries: list[dict] = []
+
+    def serve(server: Server, key: str, layout) -> dict:  # noqa: ANN001
+        img = int(rng.integers(0, n_test))
+        where = f"seed {seed}, SubNet {key}, image {img}"
+        before = flash.read_bytes
+        r = server.query(key, image=img, layout=layout)
+        ctr = {**r.counters, "flash_bytes": flash.read_bytes - before}
+        assert r.match and np.array_equal(r.logits, r.reference), (
+            f"{where}: logits {r.logits.tolist()} != {r.reference.tolist()}"
+        )
+        assert not r.problems, f"{where}: {r.problems}"  # weight bytes and commands as compiled
+        assert ctr["flash_bytes"] == ctr["rd_weight_bytes"], f"{where}: {ctr}"
+        rec = {**r.as_dict(), **ctr}
+        queries.append(rec)
+        return rec
+
+    def session() -> dict:
+        client = BoardClient(port)
+        info = client.info()
+        assert (info.rows, info.cols, info.ram_bytes) == (cfg.rows, cfg.cols, BOARD_SIM_RAM_BYTES)
+        server = connect(client, cfg, model, info=info, flash=image, max_polls=2000, timeout_s=None)
+        verify_flash(server.backend, image)  # what `sushi board query` checks
+        first = serve(server, CNN_FLASH_ONLY, None)
+        assert first["pb_read_bytes"] == 0 and first["flash_bytes"] > 0
+        before = flash.read_bytes
+        cache = server.fill_pb(model.subgraph(CNN_FLASH_ONLY))
+        assert not cache.problems, cache.problems
+        assert flash.read_bytes - before == cache.expected_bytes > 0
+        second = serve(server, CNN_PARTLY_CACHED, cache.layout)
+        assert second["pb_read_bytes"] > 0 and second["flash_bytes"] > 0
+        st = client.status()
+        assert st.done and not st.error and st.bad_frames == 0 and not st.bus_error, st
+        return {"ram_map": server.mem.as_dict(), "cache_bytes": cache.expected_bytes}
+
+    out = await bridge(session)()
+    out.update(
+        seed=seed,
+        image_bytes=len(image.data),
+        queries=queries,
+        sim_cycles=int(get_sim_time("ns") // CLK_NS),
+        wall_s=time.perf_counter() - t0,
+    )
+    dut._log.info(
+        "served %d CNN queries bit-exactly in %d cycles, %.1f s",
+        len(queries),
         out["sim_cycles"],
         out["wall_s"],
     )

@@ -16,6 +16,7 @@ import time
 
 import pytest
 from sushi_hw.config import PRESETS
+from sushi_hw.fpga.boards import get_board
 from sushi_hw.generate import BOARD_SIM_RAM_BYTES
 from sushi_tb.runner import SIM_BUILD, require_simulator, run
 
@@ -30,7 +31,7 @@ def test_board_serves_digits(sim: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "results.json"
     raw.unlink(missing_ok=True)
-    log = out / "board_tb.all.log"
+    log = out / "board_tb.serve_digits_over_uart.log"
     t0 = time.perf_counter()
     try:
         tests, failed, xml = run(
@@ -40,6 +41,7 @@ def test_board_serves_digits(sim: str) -> None:
             "board_tb",
             test_dir=out,
             env={"SUSHI_SEED": str(SEED), "SUSHI_BOARD_OUT": str(raw)},
+            testcase="serve_digits_over_uart",
         )
     except SystemExit:  # cocotb's runner exits when a test fails: show why
         pytest.fail(f"board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}")
@@ -70,6 +72,44 @@ def test_board_serves_digits(sim: str) -> None:
     # the bad program stopped with ILLEGAL_OPCODE and the next query was still served
     bad = res["bad_program"]["status"]
     assert bad["error"] and bad["error_code"] == 1 and not bad["busy"]
+
+
+@pytest.mark.parametrize("sim", ["verilator"])
+def test_board_serves_the_cnn(sim: str) -> None:
+    """The CNN over the UART on the ULX3S's preset (16x16 array with conv, its build options):
+    a SubNet from the flash, a CACHE of its slices, a SubNet reading the shared ones from the
+    PB; logits bit-exact, the flash model's byte counts equal the accelerator's.
+
+    Verilator only: the flash model's Python runs on every SCLK edge (about 300k for these
+    queries), minutes on Icarus. Icarus serves the CNN in tb/test_stack.py and the board path
+    with the MLP above."""
+    require_simulator(sim)
+    cfg = PRESETS[get_board("ulx3s").preset]
+    out = SIM_BUILD / "board-cnn" / sim
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / "results.json"
+    raw.unlink(missing_ok=True)
+    log = out / "board_tb.serve_cnn_over_uart.log"
+    try:
+        tests, failed, _ = run(
+            sim,
+            "sushi_board",
+            cfg,
+            "board_tb",
+            test_dir=out,
+            env={"SUSHI_SEED": str(SEED), "SUSHI_BOARD_OUT": str(raw)},
+            testcase="serve_cnn_over_uart",
+        )
+    except SystemExit:
+        pytest.fail(f"CNN board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}")
+    assert tests == 1 and failed == 0, f"CNN board test failed on {sim} (seed {SEED}): {log}"
+    res = json.loads(raw.read_text())
+    q = res["queries"]
+    assert [r["subnet"] for r in q] == ["16k1-24k1-16k1", "16k1-24k1-16k3"]
+    assert all(r["match"] for r in q)
+    assert q[0]["pb_read_bytes"] == 0 and q[1]["pb_read_bytes"] > 0
+    assert all(r["flash_bytes"] == r["rd_weight_bytes"] for r in q)
+    print(f"\n{sim}: {len(q)} CNN queries, {res['sim_cycles']} cycles, {res['wall_s']:.1f} s")
 
 
 def _failure(log) -> str:  # noqa: ANN001

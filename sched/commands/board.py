@@ -37,9 +37,10 @@ def _link_args(p: argparse.ArgumentParser, suppress: bool) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "board",
-        help="talk to a SUSHI FPGA board over UART; flash image; run digits queries",
+        help="talk to a SUSHI FPGA board over UART; flash image; run queries",
         description="Read the board's identity, status and counters, read and write its "
-        "memory, run a program (docs/uart.md), and serve digits queries on it. Weights live in "
+        "memory, run a program (docs/uart.md), and serve queries of the digits CNN (on a preset "
+        "with convolution hardware) or MLP on it. Weights live in "
         "the board's SPI flash: 'sushi board image' writes the weight image and prints the "
         "command that programs it at flash offset 0x100000 (iceprog -o 1M / openFPGALoader "
         "-f -o 0x100000); the accelerator (and READ) see it in the upper half of the preset's "
@@ -73,8 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = link_parser(
         "query",
-        help="run one digits query on the board and check it against the reference",
-        description="Serve one query of the digits SuperNet on the board: check the board's "
+        help="run one query on the board and check it against the reference",
+        description="Serve one query of a trained SuperNet on the board: check the board's "
         "INFO against the preset and that its flash holds the weight image ('sushi board "
         "image'), optionally fill the Persistent Buffer with a CACHE program, write the SubNet's "
         "program and the input image to the board's RAM, run it, read the int32 logits and the "
@@ -82,15 +83,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reference bit for bit, cycles and the weight bytes read from flash and from the PB. "
         "Exit status 0 if they match (and the byte counters equal the compiler's), 1 if not, "
         "2 for a bad request or an unreachable board.",
-        epilog="example: sushi board query --port /dev/ttyUSB1 --subnet i16-d2-16-16 --image 7 "
-        "--cache-subgraph i16-d2-16-16",
+        epilog="examples: sushi board query --port /dev/ttyUSB1 --subnet 16k3-24k3-32k1 "
+        "--image 7 (the CNN, on the ULX3S); sushi board query --port /dev/ttyUSB1 --subnet "
+        "i16-d2-16-16 --cache-subgraph i16-d2-16-16 (the MLP, on the iCEBreaker)",
     )
     q.add_argument(
         "--subnet",
         required=True,
         metavar="KEY",
-        help="SubNet key, e.g. i8-d2-8-16 (inputs, depth, widths); 'sushi board subnets' "
-        "lists all with their accuracy",
+        help="SubNet key, e.g. 16k3-24k3-32k1 (CNN: width and kernel per block, stages "
+        "split by -) or i8-d2-8-16 (MLP: inputs, depth, widths); 'sushi board subnets' lists "
+        "all with their accuracy",
     )
     q.add_argument(
         "--image",
@@ -110,11 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--wait", type=float, default=10.0, help="seconds to wait for each program (default 10)"
     )
     q.add_argument("--json", action="store_true", help="print the result as JSON")
+    _supernet_arg(q)
 
     im = sp.add_parser(
         "image",
         help="write the flash weight image and print how to program it",
-        description="Write the digits SuperNet's weight image for a preset (every tensor as a "
+        description="Write a SuperNet's weight image for a preset (every tensor as a "
         "zero-padded tile grid, as the compiler lays it out from the flash window's base) and "
         "print the command that programs it into the board's SPI flash at offset 0x100000 "
         "(1 MiB, past the bitstream). No serial port needed.",
@@ -131,16 +135,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     im.add_argument(
         "--out",
         type=Path,
-        help="output file (default build/board/<preset>/weights.bin)",
+        help="output file (default build/board/<preset>/<supernet>.bin)",
     )
     im.add_argument("--json", action="store_true", help="print the layout as JSON")
+    _supernet_arg(im)
 
     sn = sp.add_parser(
         "subnets",
-        help="list the digits SubNet keys with accuracy and weight bytes",
-        description="List every SubNet of the digits SuperNet that 'sushi board query "
-        "--subnet' accepts, with its int8 accuracy measured on the held-out split and its "
-        "weight bytes; with --preset also the bytes it reads from the flash as whole tiles.",
+        help="list the SubNet keys with accuracy and weight bytes",
+        description="List every SubNet of the SuperNet that 'sushi board query --subnet' "
+        "accepts, with the int8 accuracy the scheduler uses (CNN: validation split; MLP: "
+        "held-out split) and its weight bytes; with --preset also the bytes it reads from the "
+        "flash as whole tiles.",
     )
     add_preset_args(
         sn,
@@ -155,7 +161,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="order (default: the SuperNet's)",
     )
     sn.add_argument("--json", action="store_true", help="print JSON")
+    _supernet_arg(sn)
     p.set_defaults(func=run)
+
+
+def _supernet_arg(p: argparse.ArgumentParser) -> None:
+    from ..runtime.models import MODELS
+
+    p.add_argument(
+        "--supernet",
+        metavar="NAME",
+        help=f"the trained SuperNet: {', '.join(MODELS)} (default for 'query': the one the "
+        "SubNet key belongs to; otherwise digits-cnn on a preset with convolution hardware, "
+        "e.g. large on the ULX3S, and digits-mlp on one without, e.g. tiny on the iCEBreaker)",
+    )
+
+
+def _model(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202 - a ServedModel
+    """The SuperNet the action serves on ``cfg`` (``--supernet``, or the preset's default)."""
+    from ..runtime.models import served_model
+    from ..runtime.server import ServeError
+
+    name = getattr(args, "supernet", None) or _default_supernet(cfg)
+    try:
+        return served_model(name, cfg)
+    except ServeError as e:
+        raise UserError(str(e)) from None
+
+
+def _default_supernet(cfg) -> str:  # noqa: ANN001
+    return "digits-cnn" if cfg is None or cfg.conv else "digits-mlp"
 
 
 def _flash_bases() -> str:
@@ -182,12 +217,6 @@ def _preset_of(info, name: str | None):  # noqa: ANN001, ANN202
     return hits[0] if len(hits) == 1 else None
 
 
-def _net():  # noqa: ANN202
-    from ..digits.store import load_digits_supernet
-
-    return load_digits_supernet()
-
-
 def run(args: argparse.Namespace) -> int:
     if args.action == "image":
         return image(args)
@@ -203,7 +232,7 @@ def image(args: argparse.Namespace) -> int:
     from sushi_hw.fpga.boards import get_board
 
     from ..runtime.board import FLASH_OFFSET, boards_for, build_flash_image, program_command
-    from ..runtime.server import net_tensors
+    from ..runtime.server import ServeError
 
     board = None
     if args.board is not None:
@@ -215,8 +244,12 @@ def image(args: argparse.Namespace) -> int:
     if name is None:
         raise UserError("give --preset (e.g. tiny) or --board (icebreaker, ulx3s)")
     cfg = _preset(name)
-    fi = build_flash_image(cfg, net_tensors(_net()))
-    out = args.out or Path("build") / "board" / cfg.name / "weights.bin"
+    model = _model(args, cfg)
+    try:
+        fi = build_flash_image(model)
+    except ServeError as e:
+        raise UserError(str(e)) from None
+    out = args.out or Path("build") / "board" / cfg.name / f"{model.name}.bin"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(fi.data)
@@ -229,6 +262,7 @@ def image(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "preset": cfg.name,
+                    "supernet": model.name,
                     "file": str(out),
                     "bytes": len(fi.data),
                     "sha256": fi.sha256,
@@ -242,15 +276,15 @@ def image(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"wrote {out}: {len(fi.data)} bytes, digits weight image for preset {cfg.name} "
+        f"wrote {out}: {len(fi.data)} bytes, {model.name} weight image for preset {cfg.name} "
         f"(sha256 {fi.sha256[:16]}...)"
     )
     print(f"flash byte {fi.offset:#x} on = accelerator address {fi.base:#x} on:")
-    print(f"  {'tensor':6s} {'shape':>8s} {'tiles':>7s} {'address':>10s} {'flash':>10s} bytes")
+    print(f"  {'tensor':10s} {'shape':>11s} {'tiles':>7s} {'address':>10s} {'flash':>10s} bytes")
     for r in fi.layout():
         shape, tiles = "x".join(map(str, r["shape"])), "x".join(map(str, r["tiles"]))
         print(
-            f"  {r['tensor']:6s} {shape:>8s} {tiles:>7s} {r['addr']:>#10x} "
+            f"  {r['tensor']:10s} {shape:>11s} {tiles:>7s} {r['addr']:>#10x} "
             f"{r['flash_offset']:>#10x} {r['bytes']}"
         )
     if commands:
@@ -265,50 +299,80 @@ def image(args: argparse.Namespace) -> int:
 
 
 def subnets(args: argparse.Namespace) -> int:
-    net = _net()
+    from sushi_hw.config import PRESETS
+
     cfg = _preset(args.preset) if getattr(args, "preset", None) else None
-    rows = []
-    for s in net.subnets():
-        r = {
-            "key": s.id,
-            "depth": s.depth,
-            "accuracy_int8": s.accuracy_int8,
+    # the table does not depend on the configuration; the tile bytes do
+    model = _model(args, cfg or PRESETS["default"])
+    rows = [
+        {
+            "key": sid,
+            "accuracy_int8": s.accuracy / 100,
             "weight_bytes": s.weight_bytes,
             "macs": s.macs,
         }
-        if cfg is not None:
-            r["tile_bytes"] = sum(
-                -(-g.k // cfg.rows) * -(-g.n // cfg.cols) * cfg.tile_bytes for g in net.layers(s.id)
-            )
-        rows.append(r)
+        for sid, s in model.table()
+    ]
+    if cfg is not None:
+        image = model.weight_image(0)
+        for r in rows:
+            r["tile_bytes"] = _flash_bytes(model, image, r["key"])
     if args.sort == "accuracy":
         rows.sort(key=lambda r: (-r["accuracy_int8"], r["weight_bytes"]))
     elif args.sort == "bytes":
         rows.sort(key=lambda r: (r["weight_bytes"], -r["accuracy_int8"]))
-    n_test = len(net.test_set()[1])
+    n_test = len(model.test_set[1])
     lines = []
     if args.json:
-        out = {"supernet": "digits", "n_test": n_test, "subnets": rows}
+        out = {"supernet": model.name, "n_test": n_test, "subnets": rows}
         if cfg is not None:
             out["preset"] = cfg.name
         lines.append(json.dumps(out, indent=1))
     else:
         lines.append(
-            f"{len(rows)} SubNets of the digits SuperNet (key i<inputs>-d<depth>-<widths>; "
-            f"int8 accuracy on {n_test} held-out images)"
+            f"{len(rows)} SubNets of {model.name} ({_KEY_FORMAT[model.name]}; the int8 "
+            f"accuracy the scheduler uses; queries come from {n_test} held-out test images)"
         )
-        head = f"{'key':18s} {'depth':>5s} {'accuracy':>8s} {'weight B':>8s}"
+        if cfg is not None:
+            runs = sum(r["tile_bytes"] is not None for r in rows)
+            lines.append(
+                f"{runs} run on preset {cfg.name} ({cfg.rows}x{cfg.cols}); tiles B '-': a "
+                f"layer narrower than {cfg.cols} columns that is not its tensor's full width"
+            )
+        width = max(len(r["key"]) for r in rows)
+        head = f"{'key':{width}s} {'accuracy':>8s} {'weight B':>8s} {'MACs':>8s}"
         if cfg is not None:
             head += f" {'tiles B (' + cfg.name + ')':>14s}"
         lines.append(head)
         for r in rows:
             acc = 100 * r["accuracy_int8"]
-            line = f"{r['key']:18s} {r['depth']:5d} {acc:7.1f}% {r['weight_bytes']:8d}"
+            line = f"{r['key']:{width}s} {acc:7.1f}% {r['weight_bytes']:8d} {r['macs']:8d}"
             if cfg is not None:
-                line += f" {r['tile_bytes']:14d}"
+                tiles = r["tile_bytes"]
+                line += f" {'-' if tiles is None else tiles:>14}"
             lines.append(line)
     _print_lines(lines)
     return 0
+
+
+_KEY_FORMAT = {
+    "digits-mlp": "key i<inputs>-d<depth>-<widths>",
+    "digits-cnn": "key <width>k<kernel> per block, blocks split by '.', stages by '-'",
+}
+
+
+def _flash_bytes(model, image, sid: str) -> int | None:  # noqa: ANN001
+    """Weight bytes SubNet ``sid`` reads from the flash with an empty PB (whole tiles); None
+    if it does not lower onto this array (a CNN layer narrower than the array's columns)."""
+    from ..compiler import CompileError
+    from ..subgraph import SubGraph
+
+    layout = model.layout(image, SubGraph())
+    try:
+        program = model.program(image, sid, layout, 0, 0)
+    except CompileError:
+        return None
+    return model.expected(image, sid, layout, program)["rd_weight_bytes"]
 
 
 def _print_lines(lines: list[str]) -> None:
@@ -343,14 +407,23 @@ def _link(args: argparse.Namespace) -> int:
     from sushi_hw.fpga.host import BoardClient, LinkError, RemoteError, flash_window
 
     q = None
-    if args.action == "query":
-        q = _query_request(args)  # check the request before touching the port
+    if args.action == "query":  # check the request before touching the port
+        q = _query_request(args, _preset(args.preset) if args.preset else None)
     port = _open_port(args)
     client = BoardClient(port)
     try:
         info = client.info()
         if args.action == "query":
-            return _query(args, client, info, q)
+            cfg = _preset_of(info, args.preset)
+            if cfg is None:
+                raise UserError(
+                    f"the board's INFO (rows {info.rows}, cols {info.cols}, mem_width "
+                    f"{info.mem_width}, pb_bytes {info.pb_bytes}) matches no single preset; "
+                    "pass --preset"
+                )
+            if not args.preset:  # now that the array is known: does the SubNet lower onto it?
+                q = _query_request(argparse.Namespace(**{**vars(args), "supernet": q["name"]}), cfg)
+            return _query(args, client, info, cfg, q)
         if args.action == "info":
             out = dict(info.__dict__)
             cfg = _preset_of(info, args.preset)
@@ -383,44 +456,68 @@ def _link(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query_request(args: argparse.Namespace) -> dict:
-    """Check everything about a query that needs no board: SubNet, image, cached SubGraph."""
-    from ..compiler import CompileError, pb_layout
-    from ..runtime.server import ServeError, subgraph_of, subnet_info
+def _query_request(args: argparse.Namespace, cfg) -> dict:  # noqa: ANN001
+    """Check everything about a query that needs no board: SuperNet (``--supernet``, or the
+    one whose SubNet ``--subnet`` is), SubNet, image, cached SubGraph and, with the preset
+    ``cfg`` known, that the SubNet lowers onto its array."""
+    from sushi_hw.config import PRESETS
 
-    net = _net()
+    from ..compiler import CompileError
+    from ..runtime.server import ServeError
+    from ..subgraph import SubGraph
+
+    name = args.supernet or _supernet_of(args.subnet)
+    model = _model(argparse.Namespace(supernet=name), cfg or PRESETS["default"])
     try:
-        info = subnet_info(net, args.subnet)
-        sub = subgraph_of(net, args.cache_subgraph) if args.cache_subgraph else None
-    except ServeError as e:
+        sid = model.subnet_id(args.subnet)
+        sub = model.subgraph(args.cache_subgraph) if args.cache_subgraph else None
+        if cfg is not None:
+            image = model.weight_image(0)
+            layout = model.layout(image, sub if sub is not None else SubGraph())
+    except (ServeError, CompileError) as e:
         raise UserError(str(e)) from None
-    n = len(net.test_set()[1])
+    if cfg is not None:
+        try:
+            model.program(image, sid, layout, 0, 0)
+        except CompileError as e:
+            raise UserError(
+                f"SubNet {sid} does not run on preset {cfg.name!r} ({cfg.rows}x{cfg.cols}): {e}; "
+                f"'sushi board subnets --supernet {name} --preset {cfg.name}' lists those that do"
+            ) from None
+    n = len(model.test_set[1])
     if not 0 <= args.image < n:
         raise UserError(f"--image {args.image} out of range: the held-out split has 0..{n - 1}")
-    cfg = _preset(args.preset) if args.preset else None
-    if sub is not None and cfg is not None:
+    accuracy = {k: s.accuracy for k, s in model.table()}[sid]
+    return {"name": name, "model": model, "subnet": sid, "subgraph": sub, "accuracy": accuracy}
+
+
+def _supernet_of(key: str) -> str:
+    """The SuperNet that has SubNet ``key`` (their keys differ); UserError with the closest
+    suggestion if none has it."""
+    from sushi_hw.config import PRESETS
+
+    from ..runtime.models import MODELS, served_model
+    from ..runtime.server import ServeError
+
+    errors = []
+    for name in MODELS:
         try:
-            pb_layout(cfg, sub)
-        except CompileError as e:
-            raise UserError(str(e)) from None
-    return {"net": net, "info": info, "subgraph": sub}
+            served_model(name, PRESETS["default"]).subnet_id(key)
+            return name
+        except ServeError as e:
+            errors.append(str(e))
+    hint = [e for e in errors if "did you mean" in e]
+    raise UserError((hint or errors)[0])
 
 
-def _query(args: argparse.Namespace, client, board_info, q: dict) -> int:  # noqa: ANN001
+def _query(args: argparse.Namespace, client, board_info, cfg, q: dict) -> int:  # noqa: ANN001
     from ..runtime.backend import RunError
     from ..runtime.board import connect, verify_flash
     from ..runtime.server import ServeError
 
-    net, info, sub = q["net"], q["info"], q["subgraph"]
-    cfg = _preset_of(board_info, args.preset)
-    if cfg is None:
-        raise UserError(
-            f"the board's INFO (rows {board_info.rows}, cols {board_info.cols}, mem_width "
-            f"{board_info.mem_width}, pb_bytes {board_info.pb_bytes}) matches no single preset; "
-            "pass --preset"
-        )
+    model, sid, sub = q["model"], q["subnet"], q["subgraph"]
     try:
-        server = connect(client, cfg, net, info=board_info, timeout_s=args.wait)
+        server = connect(client, cfg, model, info=board_info, timeout_s=args.wait)
         st = client.status()
         if st.busy:
             raise UserError(
@@ -428,7 +525,7 @@ def _query(args: argparse.Namespace, client, board_info, q: dict) -> int:  # noq
             )
         verify_flash(server.backend, server.flash)
         cache = server.fill_pb(sub) if sub is not None else None
-        res = server.query(info.id, image=args.image, layout=cache.layout if cache else None)
+        res = server.query(sid, image=args.image, layout=cache.layout if cache else None)
     except ServeError as e:
         raise UserError(str(e)) from None
     except RunError as e:
@@ -439,8 +536,9 @@ def _query(args: argparse.Namespace, client, board_info, q: dict) -> int:  # noq
     if args.json:
         out = {
             "preset": cfg.name,
+            "supernet": model.name,
             "ram_bytes": board_info.ram_bytes,
-            "accuracy_int8": info.accuracy_int8,
+            "accuracy_int8": q["accuracy"] / 100,
             **res.as_dict(),
             "problems": problems,
             "ok": ok,
@@ -465,7 +563,7 @@ def _query(args: argparse.Namespace, client, board_info, q: dict) -> int:  # noq
             f"{args.cache_subgraph} in {cache.counters['cycles']} cycles"
         )
     print(
-        f"SubNet {res.subnet} (accuracy {100 * info.accuracy_int8:.1f}%), image {res.image} "
+        f"SubNet {res.subnet} of {model.name} (accuracy {q['accuracy']:.1f}%), image {res.image} "
         f"(label {res.label})"
     )
     print(f"logits:    {res.logits.tolist()}")

@@ -1,6 +1,6 @@
 """The board backend: a SUSHI board over its UART host link (docs/uart.md), through
 :class:`sushi_hw.fpga.host.BoardClient` (a pyserial port, or the cocotb board test's simulated
-UART). Also the board's weight image: the SuperNet's tensors live in the SPI flash, which the
+UART). Also the board's weight image: the served SuperNet's tensors live in the SPI flash, which the
 accelerator reads from ``flash_base(cfg)`` on; :func:`build_flash_image` makes it and
 :func:`program_command` says how to program it."""
 
@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.fpga.board import LinkParams
@@ -20,8 +19,11 @@ from sushi_hw.fpga.host import BoardClient, BoardInfo, flash_window
 from sushi_hw.fpga.memsys import check_ram_bytes
 
 from ..compiler import CompileError, WeightImage
+from ..conv_compiler import ConvImage
+from ..digits.supernet import DigitsSuperNet
 from .backend import COUNTER_NAMES, RunResult, pad_to
-from .server import ServeError
+from .models import MLPModel, ServedModel
+from .server import ServeError, Server
 
 #: flash byte at which the weight image starts (the board designs' ``LinkParams.flash_offset``:
 #: 1 MiB, past the bitstream); the accelerator sees it at ``flash_base(cfg)``
@@ -112,12 +114,14 @@ class BoardBackend:
 
 @dataclass(frozen=True)
 class FlashImage:
-    """The weight image of one configuration: ``data`` goes to flash byte ``offset`` on, where
-    the accelerator sees it at ``image.base`` (= ``flash_base(cfg)``)."""
+    """The weight image of one SuperNet (``model``) on one configuration: ``data`` goes to
+    flash byte ``offset`` on, where the accelerator sees it at ``image.base``
+    (= ``flash_base(cfg)``)."""
 
     cfg: AccelConfig
-    image: WeightImage
+    image: WeightImage | ConvImage
     data: bytes
+    model: str = "digits-mlp"
     offset: int = FLASH_OFFSET
 
     @property
@@ -132,42 +136,55 @@ class FlashImage:
         """Flash byte that holds accelerator address ``addr`` of the image."""
         return self.offset + (addr - self.base)
 
+    def tensors(self) -> list[tuple[str, int, bytes]]:
+        """(name, accelerator address, bytes) of every tensor."""
+        return [(n, a, b) for n, (a, b) in zip(self.image.blobs, self.image.writes(), strict=True)]
+
     def layout(self) -> list[dict]:
-        """One row per tensor: accelerator address, flash byte, bytes, shape and tile grid."""
-        cfg, img = self.cfg, self.image
+        """One row per tensor: accelerator address, flash byte, bytes, shape and tile grid
+        (K x N tiles of a GEMM weight; N x C x taps of a convolution's)."""
         rows = []
-        for name, addr in img.addr.items():
-            k, n = img.shape[name]
+        for name, addr, blob in self.tensors():
+            shape, tiles = _shape_and_tiles(self.cfg, self.image, name)
             rows.append(
                 {
                     "tensor": name,
-                    "shape": [k, n],
-                    "tiles": [img.kt[name], ceil_div(n, cfg.cols)],
+                    "shape": shape,
+                    "tiles": tiles,
                     "addr": addr,
                     "flash_offset": self.flash_byte(addr),
-                    "bytes": len(img.blobs[name]),
+                    "bytes": len(blob),
                 }
             )
         return rows
 
 
-def build_flash_image(cfg: AccelConfig, tensors: dict[str, np.ndarray]) -> FlashImage:
-    """The weight image of ``tensors`` for ``cfg``, to program at :data:`FLASH_OFFSET`."""
+def _shape_and_tiles(cfg: AccelConfig, img, name: str) -> tuple[list[int], list[int]]:  # noqa: ANN001
+    if isinstance(img, ConvImage):
+        t = img.tensors[name]
+        return list(t.shape), [t.nt, t.ct, t.taps]
+    k, n = img.shape[name]
+    return [k, n], [img.kt[name], ceil_div(n, cfg.cols)]
+
+
+def build_flash_image(model: ServedModel) -> FlashImage:
+    """The weight image of ``model`` (a served SuperNet on its configuration), to program at
+    :data:`FLASH_OFFSET`."""
+    cfg = model.cfg
     base, window = flash_window(cfg)
     try:
-        img = WeightImage.build(cfg, tensors, base)
+        img = model.weight_image(base)
     except CompileError as e:
         raise BoardServeError(f"preset {cfg.name!r}: {e}") from None
     if img.end - base > window:
         raise BoardServeError(
-            f"the weight image is {img.end - base} bytes; preset {cfg.name!r} sees only "
-            f"{window} bytes of flash"
+            f"the {model.name} weight image is {img.end - base} bytes; preset {cfg.name!r} "
+            f"sees only {window} bytes of flash"
         )
     data = bytearray(img.end - base)
-    for name, blob in img.blobs.items():
-        at = img.addr[name] - base
-        data[at : at + len(blob)] = blob
-    return FlashImage(cfg, img, bytes(data))
+    for addr, blob in img.writes():
+        data[addr - base : addr - base + len(blob)] = blob
+    return FlashImage(cfg, img, bytes(data), model.name)
 
 
 def verify_flash(backend: BoardBackend, flash: FlashImage, nbytes: int = 32) -> None:
@@ -175,18 +192,17 @@ def verify_flash(backend: BoardBackend, flash: FlashImage, nbytes: int = 32) -> 
     BoardServeError if the flash does not hold this image."""
     cfg = backend.cfg
     mw = cfg.mem_width
-    for name, blob in flash.image.blobs.items():
+    for name, addr, blob in flash.tensors():
         n = max(mw, min(nbytes, len(blob)) // mw * mw)
-        addr = flash.image.addr[name]
         got = backend.read(addr, n)
         if got != blob[:n]:
             state = "erased (all 0xff)" if got == b"\xff" * n else f"{got[:8].hex()}..."
             raise BoardServeError(
-                f"the board's flash does not hold the digits weight image of preset "
+                f"the board's flash does not hold the {flash.model} weight image of preset "
                 f"{cfg.name!r}: tensor {name} at {addr:#x} (flash byte "
                 f"{flash.flash_byte(addr):#x}) reads {state}, expected "
                 f"{blob[:8].hex()}...; write it with 'sushi board image --preset "
-                f"{cfg.name}' and the command it prints"
+                f"{cfg.name} --supernet {flash.model}' and the command it prints"
             )
 
 
@@ -208,26 +224,25 @@ def program_command(board: Board | str, path: str | Path, offset: int = FLASH_OF
 def connect(
     client: BoardClient,
     cfg: AccelConfig,
-    net=None,  # noqa: ANN001 - DigitsSuperNet (default: the trained one)
+    model: ServedModel | DigitsSuperNet | None = None,
     *,
     info: BoardInfo | None = None,
     flash: FlashImage | None = None,
     max_polls: int | None = None,
     timeout_s: float | None = 10.0,
     log: logging.Logger | None = None,
-):  # noqa: ANN201 - a Server
-    """The one server (:class:`sushi_sched.runtime.server.Server`) on a board: checks its INFO
-    against ``cfg``, plans the memory map in its RAM (one program slot) with the weights in its
-    flash (``flash``, default the digits image of ``cfg``). Call :func:`verify_flash` with
-    ``server.backend`` and ``server.flash`` to check the flash holds the image."""
-    from ..digits.store import load_digits_supernet
-    from .server import Server, net_tensors
-
-    net = net or load_digits_supernet()
+) -> Server:
+    """The one server (:class:`sushi_sched.runtime.server.Server`) of ``model`` (default the
+    digits MLP) on a board: checks its INFO against ``cfg``, plans the memory map in its RAM
+    (one program slot) with the weights in its flash (``flash``, default ``model``'s image).
+    Call :func:`verify_flash` with ``server.backend`` and ``server.flash`` to check the flash
+    holds the image."""
+    if not isinstance(model, ServedModel):
+        model = MLPModel(cfg, model)
     backend = BoardBackend(
         client, cfg, info=info, max_polls=max_polls, timeout_s=timeout_s, log=log
     )
-    flash = flash or build_flash_image(cfg, net_tensors(net))
-    server = Server(backend, net, weights=flash.image, ram_bytes=backend.ram_bytes, prog_slots=1)
+    flash = flash or build_flash_image(model)
+    server = Server(backend, model, weights=flash.image, ram_bytes=backend.ram_bytes, prog_slots=1)
     server.flash = flash
     return server

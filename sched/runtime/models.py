@@ -10,6 +10,7 @@ show). :class:`~sushi_sched.runtime.server.Server` is the same for both.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,8 @@ from ..compiler import (
     pb_layout,
 )
 from ..compiler import cache_program as gemm_cache_program
-from ..subgraph import SubGraph
-from ..supernet.base import SuperNet
+from ..subgraph import SubGraph, intersect_all
+from ..supernet.base import SubNet, SuperNet
 from .digits import ServeError, net_tensors, subnet_info
 from .memmap import Workload
 
@@ -101,6 +102,23 @@ class ServedModel(ABC):
     @property
     def output_bytes(self) -> int:
         return self.workload().output_bytes
+
+    def table(self) -> list[tuple[str, SubNet]]:
+        """(id, the scheduler's SubNet) of every SubNet in the accuracy table."""
+        return [(self.subnet_id(s.key), s) for s in self.space.accuracy_table()]
+
+    def subgraph(self, keys: str | Iterable[str]) -> SubGraph:
+        """The weight slices shared by SubNets ``keys`` (one key: that SubNet's slices; a
+        comma-separated string or several keys: their intersection)."""
+        if isinstance(keys, str):
+            keys = [k.strip() for k in keys.split(",") if k.strip()]
+        keys = list(keys)
+        if not keys:
+            raise ServeError("no SubNet given for the cached SubGraph")
+        space = self.space
+        return intersect_all(
+            SubGraph.of(space.subnet(space.config_of(self.subnet_id(k)))) for k in keys
+        )
 
 
 def _beats(cfg: AccelConfig, words: int) -> int:

@@ -28,6 +28,8 @@ from typing import Any
 
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig
+from sushi_hw.sim_memory import STORE
+from sushi_hw.sim_top import MEMORY
 
 from . import simbuild
 from .backend import RunResult, pad_to, saturate_counters
@@ -53,13 +55,11 @@ class AccelHost:
     def __init__(self, dut: Any, cfg: AccelConfig):
         self.dut, self.cfg = dut, cfg
         self.W = cfg.mem_width
+        self._array = None
         # drive every input before the first reset: an X left on the memory model's settings
         # would poison its token bucket under Icarus
         for name, value in (
             ("ctrl__doorbell", 0),
-            ("bd_we", 0),
-            ("bd_addr", 0),
-            ("bd_wdata", 0),
             ("ctrl__prog_addr", 0),
             ("ctrl__ctr_sel", 0),
             ("mem_seed_load", 0),
@@ -82,7 +82,6 @@ class AccelHost:
         from cocotb.triggers import ClockCycles, RisingEdge
 
         self.dut.ctrl__doorbell.value = 0
-        self.dut.bd_we.value = 0
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, cycles)
         self.dut.rst.value = 0
@@ -125,8 +124,9 @@ class AccelHost:
         raise RuntimeError(f"the memory model is still busy after {limit} cycles (hung?)")
 
     async def write(self, addr: int, data: bytes) -> None:
-        """Backdoor write; ``addr`` and the length are padded to memory words. Waits for the
-        memory to be idle (:meth:`idle_memory`)."""
+        """Backdoor write (no simulated time: into the memory array through the simulator);
+        ``addr`` and the length are padded to memory words. Waits for the memory to be idle
+        (:meth:`idle_memory`)."""
         from cocotb.triggers import RisingEdge
 
         if addr % self.W:
@@ -135,35 +135,26 @@ class AccelHost:
         if addr + len(data) > self.cfg.mem_bytes:
             raise ValueError(f"{len(data)} bytes at {addr:#x} exceed memory ({self.cfg.mem_bytes})")
         await self.idle_memory()
-        d = self.dut
-        base = addr // self.W
+        store, base = self._store(), addr // self.W
         for i in range(len(data) // self.W):
-            d.bd_addr.value = base + i
-            d.bd_wdata.value = int.from_bytes(data[i * self.W : (i + 1) * self.W], "little")
-            d.bd_we.value = 1
-            await RisingEdge(d.clk)
-        d.bd_we.value = 0
+            store[base + i].value = int.from_bytes(data[i * self.W : (i + 1) * self.W], "little")
+        await RisingEdge(self.dut.clk)  # the writes land in this time step's write phase
 
     async def read(self, addr: int, length: int) -> bytes:
-        """Backdoor read, pipelined: one word per cycle, once the memory is idle."""
-        from cocotb.triggers import ReadOnly, RisingEdge
-
+        """Backdoor read (no simulated time), once the memory is idle."""
         await self.idle_memory()
-        d = self.dut
-        out = bytearray()
-        n = -(-length // self.W)
-        d.bd_addr.value = addr // self.W
-        await RisingEdge(d.clk)
-        for i in range(n):
-            if i + 1 < n:
-                d.bd_addr.value = addr // self.W + i + 1
-            await ReadOnly()
-            value = d.bd_rdata.value
+        store, out = self._store(), bytearray()
+        for i in range(-(-length // self.W)):
+            value = store[addr // self.W + i].value
             if not value.is_resolvable:
                 raise ValueError(f"memory word at {addr + i * self.W:#x} holds X/Z: {value}")
             out += int(value).to_bytes(self.W, "little")
-            await RisingEdge(d.clk)
         return bytes(out[:length])
+
+    def _store(self):  # noqa: ANN202 - the memory model's array (cocotb ArrayObject)
+        if self._array is None:
+            self._array = getattr(getattr(self.dut, MEMORY), STORE)
+        return self._array
 
     async def counters(self, raw: bool = False) -> dict[str, int]:
         """Every counter: ``ctr_value`` follows ``ctr_sel`` two cycles later (block RAM, then
@@ -173,13 +164,17 @@ class AccelHost:
 
         d = self.dut
         out = {}
-        for c in isa.Counter:
-            d.ctrl__ctr_sel.value = int(c)
-            for _ in range(2):
-                await RisingEdge(d.clk)
-            await ReadOnly()
-            out[c.name.lower()] = int(d.ctrl__ctr_value.value)
+        names = [c.name.lower() for c in isa.Counter]
+        # pipelined: a new select every cycle; select k is read after the second edge past it
+        d.ctrl__ctr_sel.value = 0
+        for i in range(len(names) + 1):
             await RisingEdge(d.clk)
+            if i + 1 < len(names):
+                d.ctrl__ctr_sel.value = i + 1
+            if i >= 1:
+                await ReadOnly()
+                out[names[i - 1]] = int(d.ctrl__ctr_value.value)
+        await RisingEdge(d.clk)
         return out if raw else saturate_counters(self.cfg, out)[0]
 
     async def start(self, prog_addr: int) -> None:

@@ -205,6 +205,7 @@ class Server:
         self.x_test, self.y_test = model.test_set
         self._programs: dict[tuple, list[bytes]] = {}
         self._expected: dict[tuple, dict[str, int]] = {}
+        self._references: dict[tuple[str, int], np.ndarray] = {}
         self._slot_of: dict[tuple, int] = {}  #: program key -> slot it is written in
         self._in_slot: list[tuple | None] = [None] * self.mem.prog_slots
         self._next_slot = 0
@@ -379,7 +380,7 @@ class Server:
             image=image,
             label=label,
             logits=logits,
-            reference=model.reference(sid, x),
+            reference=self._reference(sid, image, x),
             pb_tiles=layout.tiles,
             expected_offchip_bytes=want["rd_weight_bytes"],
             expected_pb_bytes=want["pb_read_bytes"],
@@ -392,6 +393,15 @@ class Server:
             if ctr[name] != value:
                 out.problems.append(f"counter {name} = {ctr[name]}, expected {value}")
         return out
+
+    def _reference(self, sid: str, image: int | None, x: np.ndarray) -> np.ndarray:
+        """The numpy logits; those of held-out images are kept (policies serve the same
+        (SubNet, image) pairs)."""
+        if image is None:
+            return self.model.reference(sid, x)
+        if (sid, image) not in self._references:
+            self._references[sid, image] = self.model.reference(sid, x)
+        return self._references[sid, image]
 
     def _input(self, image: int | None, x: np.ndarray | None) -> tuple[np.ndarray, int | None]:
         if (image is None) == (x is None):

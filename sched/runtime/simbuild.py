@@ -66,19 +66,32 @@ VERILATOR_BUILD_ARGS = (
     "-O2",
 )
 
-#: Verilator control file: the top's ports stay visible to VPI (cocotb needs the root handle)
+#: Verilator control file: the top's ports stay visible to VPI (cocotb needs the root handle),
+#: and so does the sim top's memory array (the host's backdoor, ``sushi_hw.sim_top.BACKDOOR``)
 PORTS_VLT = '`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+BACKDOOR_VLT = 'public_flat_rw -module "{module}" -var "{var}"\n'
+
+
+def _control_file(top: str) -> str:
+    from sushi_hw.sim_top import BACKDOOR
+
+    text = PORTS_VLT.format(top=top)
+    module, var = BACKDOOR
+    if module.split(".")[0] == top:
+        text += BACKDOOR_VLT.format(module=module, var=var)
+    return text
 
 
 class _PortsOnlyVerilator(Verilator):
-    """cocotb's Verilator build with only the top's ports visible to VPI. The host and the
-    testbenches touch nothing else, and cocotb's default (``--public-flat-rw``: every signal
-    public) keeps Verilator from optimising the design: the CNN demo ran 4.5x slower."""
+    """cocotb's Verilator build with only the top's ports (and the memory backdoor) visible to
+    VPI. The host and the testbenches touch nothing else, and cocotb's default
+    (``--public-flat-rw``: every signal public) keeps Verilator from optimising the design: the
+    CNN demo ran 4.5x slower."""
 
     def _build_command(self):  # noqa: ANN202
         cmds = super()._build_command()
         vlt = Path(self.build_dir) / "ports.vlt"
-        vlt.write_text(PORTS_VLT.format(top=self.hdl_toplevel))
+        vlt.write_text(_control_file(self.hdl_toplevel))
         cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"] + [str(vlt)]
         return cmds
 
@@ -183,7 +196,7 @@ def _build_locked(
         verilog = _icarus_time0_fix(verilog)
     stamp = build_dir / "built.json"
     runner = _runner(sim)
-    flags = "\0".join(VERILATOR_BUILD_ARGS) + PORTS_VLT if sim == "verilator" else ""
+    flags = "\0".join(VERILATOR_BUILD_ARGS) + _control_file(top) if sim == "verilator" else ""
     source_id = hashlib.sha256(verilog.read_bytes() + flags.encode()).hexdigest()
     built = json.loads(stamp.read_text()) if stamp.exists() else {}
     if built.get("source") != source_id:

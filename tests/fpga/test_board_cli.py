@@ -4,6 +4,7 @@ simulator (the end-to-end check of the server on the board backend is ``tb/test_
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from sushi_sched.compiler import WeightImage, pb_layout
 from sushi_sched.digits import load_digits_supernet
 from sushi_sched.runtime.board import FLASH_OFFSET, build_flash_image, program_command
 from sushi_sched.runtime.memmap import MemoryMap, MemoryMapError, Workload
-from sushi_sched.runtime.server import net_tensors, subgraph_of, subnet_info
+from sushi_sched.runtime.models import MLPModel
+from sushi_sched.runtime.server import subgraph_of, subnet_info
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +35,13 @@ def net():
 )
 def test_image_is_the_compilers_layout(tmp_path, capsys, net, preset, board, command):
     out = tmp_path / "weights.bin"
-    assert main(["board", "image", "--preset", preset, "--out", str(out)]) == 0
+    mlp = ["--supernet", "digits-mlp"]
+    assert main(["board", "image", "--preset", preset, "--out", str(out), *mlp]) == 0
     printed = capsys.readouterr().out
     assert command.format(out=out) in printed, printed
     data = out.read_bytes()
     cfg = PRESETS[preset]
-    assert data == build_flash_image(cfg, net_tensors(net)).data
+    assert data == build_flash_image(MLPModel(cfg, net)).data
     # the compiler's own layout of the SuperNet at the flash window's base
     tensors = {n: np.ascontiguousarray(net.tensor(n)) for n in net.tensor_names()}
     base = flash_base(cfg)
@@ -56,7 +59,7 @@ def test_image_is_the_compilers_layout(tmp_path, capsys, net, preset, board, com
     assert FLASH_OFFSET == LinkParams.flash_offset == BOARD_SIM_LINK.flash_offset == 1 << 20
     # --board picks the preset; --json gives the layout
     out2 = tmp_path / "w2.bin"
-    assert main(["board", "image", "--board", board, "--out", str(out2), "--json"]) == 0
+    assert main(["board", "image", "--board", board, "--out", str(out2), "--json", *mlp]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert out2.read_bytes() == data and rep["preset"] == preset and rep["bytes"] == len(data)
     assert rep["program"] == {board: command.format(out=out2)}
@@ -79,18 +82,64 @@ def test_program_commands():
 
 
 def test_subnets_lists_keys(capsys, net):
-    assert main(["board", "subnets"]) == 0
+    assert main(["board", "subnets", "--supernet", "digits-mlp"]) == 0
     lines = capsys.readouterr().out.splitlines()
     keys = [ln.split()[0] for ln in lines[2:]]
     assert keys == [s.id for s in net.subnets()] and "i8-d2-8-16" in keys
     row = lines[2 + keys.index("i64-d3-64-64-64")].split()
     s = net.subnet("i64-d3-64-64-64")
-    assert row[2] == f"{100 * s.accuracy_int8:.1f}%" and int(row[3]) == s.weight_bytes
-    assert main(["board", "subnets", "--json", "--preset", "tiny", "--sort", "accuracy"]) == 0
+    assert row[1] == f"{100 * s.accuracy_int8:.1f}%" and int(row[2]) == s.weight_bytes
+    assert int(row[3]) == s.macs
+    args = ["board", "subnets", "--json", "--preset", "tiny", "--sort", "accuracy"]
+    assert main(args) == 0
     rep = json.loads(capsys.readouterr().out)
+    assert rep["supernet"] == "digits-mlp"  # tiny has no convolution hardware
     acc = [r["accuracy_int8"] for r in rep["subnets"]]
     assert len(acc) == len(net.subnets()) and acc == sorted(acc, reverse=True)
     assert all(r["tile_bytes"] >= r["weight_bytes"] for r in rep["subnets"])
+
+
+def test_cnn_subnets_on_the_ulx3s_preset(capsys):
+    """On a conv preset the CNN is the default; on the 16-column array only the SubNets whose
+    layers are 16-channel multiples (or a tensor's full width) lower, and the list says so."""
+    from sushi_sched.cnn import load_cnn_supernet
+
+    cnn = load_cnn_supernet()
+    assert main(["board", "subnets", "--preset", "large", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["supernet"] == "digits-cnn" and rep["preset"] == "large"
+    rows = {r["key"]: r for r in rep["subnets"]}
+    assert set(rows) == {s.id for s in cnn.subnets()}
+    runs = {k for k, r in rows.items() if r["tile_bytes"] is not None}
+    assert cnn.largest().id in runs and "16k3-24k3-32k1" in runs
+    assert "16k3.8k3-24k3-32k3" not in runs  # an 8-channel layer of a 16-channel tensor
+    assert all(rows[k]["tile_bytes"] >= rows[k]["weight_bytes"] for k in runs)
+    acc = [100 * rows[k]["accuracy_int8"] for k in runs]
+    doc = (Path(__file__).parents[2] / "docs" / "fpga.md").read_text()
+    said = f"{len(runs)} of the {len(rows)}, from {min(acc):.1f}% to {max(acc):.1f}%"
+    assert said in " ".join(doc.split()), f"docs/fpga.md should say: {said}"
+    assert main(["board", "subnets", "--preset", "default", "--json"]) == 0
+    on_8x8 = json.loads(capsys.readouterr().out)["subnets"]
+    assert all(r["tile_bytes"] is not None for r in on_8x8)  # the demo's array runs all
+
+
+def test_cnn_image_for_the_ulx3s(tmp_path, capsys):
+    from sushi_sched.runtime.models import CNNModel
+
+    out = tmp_path / "cnn.bin"
+    assert main(["board", "image", "--board", "ulx3s", "--out", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    cfg = PRESETS["large"]
+    flash = build_flash_image(CNNModel(cfg))
+    assert rep["supernet"] == "digits-cnn" and out.read_bytes() == flash.data
+    assert rep["flash_base"] == flash_base(cfg) and len(flash.data) <= flash_window(cfg)[1]
+    tensors = {t["tensor"]: t for t in rep["tensors"]}
+    assert list(tensors) == list(flash.image.blobs)
+    for name, t in flash.image.tensors.items():
+        assert tensors[name]["addr"] == t.addr and tensors[name]["tiles"] == [t.nt, t.ct, t.taps]
+        assert tensors[name]["flash_offset"] == FLASH_OFFSET + t.addr - flash_base(cfg)
+    assert main(["board", "image", "--preset", "tiny", "--supernet", "digits-cnn"]) == 2
+    assert "no convolution hardware" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -99,6 +148,12 @@ def test_subnets_lists_keys(capsys, net):
         (["--subnet", "i8-d2-8-17"], "unknown SubNet 'i8-d2-8-17'"),
         (["--subnet", "i8-d2-8-16", "--cache-subgraph", "x"], "unknown SubNet 'x'"),
         (["--subnet", "i8-d2-8-16", "--image", "100000"], "--image 100000 out of range"),
+        (["--subnet", "16k3-24k3-32k1", "--preset", "tiny"], "no convolution hardware"),
+        (
+            ["--subnet", "16k3.8k3-24k3-32k3", "--preset", "large"],
+            "does not run on preset 'large' (16x16)",
+        ),
+        (["--subnet", "16k3-24k3-32k1", "--supernet", "digits-mlp"], "unknown SubNet"),
         (
             [
                 "--subnet",

@@ -222,10 +222,10 @@ def test_board_backend_serves_like_the_golden_backend(net):
     same logits and byte counters as the golden backend for the same queries."""
     from sushi_hw.generate import BOARD_SIM_RAM_BYTES
     from sushi_sched.runtime.board import build_flash_image, connect, verify_flash
-    from sushi_sched.runtime.server import net_tensors
+    from sushi_sched.runtime.models import MLPModel
 
     cfg = PRESETS["tiny"]
-    flash = build_flash_image(cfg, net_tensors(net))
+    flash = build_flash_image(MLPModel(cfg, net))
     board = connect(FakeBoard(cfg, flash, BOARD_SIM_RAM_BYTES), cfg, net, flash=flash)
     verify_flash(board.backend, board.flash)
     assert board.mem.prog_slots == 1 and board.mem.weights_preloaded
@@ -242,6 +242,37 @@ def test_board_backend_serves_like_the_golden_backend(net):
             sub = subgraph_of(net, key)
             layout = board.fill_pb(sub).layout
             assert gold.fill_pb(sub).layout.blocks == layout.blocks
+
+
+def test_board_backend_serves_the_cnn_on_the_ulx3s_preset():
+    """The CNN on the ULX3S's preset (large, 16x16, conv) over the board path: the flash
+    image, one program slot in the board's RAM, and the same logits and counters as the
+    golden backend, with and without a cached SubGraph."""
+    from sushi_hw.fpga.boards import get_board
+    from sushi_sched.runtime.board import build_flash_image, connect, verify_flash
+    from sushi_sched.runtime.models import CNNModel
+
+    board_spec = get_board("ulx3s")
+    cfg = PRESETS[board_spec.preset]
+    model = CNNModel(cfg)
+    flash = build_flash_image(model)
+    board = connect(FakeBoard(cfg, flash, board_spec.ram_bytes), cfg, model, flash=flash)
+    verify_flash(board.backend, board.flash)
+    assert board.mem.prog_slots == 1 and board.mem.weights_preloaded
+    gold = Server(GoldenBackend(cfg), model)
+    gold.load_weights()
+    layout = None
+    for key, image in (("16k3-24k3-32k1", 3), ("16k3-16k3-16k1", 8)):
+        a = board.query(key, image=image, layout=layout)
+        b = gold.query(key, image=image, layout=layout)
+        assert a.ok and b.ok and np.array_equal(a.logits, b.logits)
+        assert np.array_equal(a.logits, a.reference)
+        assert dict(a.counters) == dict(b.counters), key
+        if layout is None:
+            sub = model.subgraph(key)
+            layout = board.fill_pb(sub).layout
+            assert gold.fill_pb(sub).layout.blocks == layout.blocks
+    assert a.counters["pb_read_bytes"] > 0  # the second query read the shared slices from the PB
 
 
 def test_calibration_bench_programs_run_on_the_golden_model():
