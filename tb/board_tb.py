@@ -311,23 +311,33 @@ class DigitsOnBoard:
         return {"status": vars(st), **ctr}
 
 
-@cocotb.test()
-async def serve_digits_over_uart(dut):
-    cfg = AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
-    seed = int(os.environ.get("SUSHI_SEED", "1"))
-    out_path = os.environ.get("SUSHI_BOARD_OUT")
+def start_board(dut) -> tuple[UartModel, SpiFlashModel]:  # noqa: ANN001
+    """Clock, UART and SPI flash models on the board's pins (program the flash, then
+    :func:`reset_board`)."""
     lp = BOARD_SIM_LINK
-    dut._log.info("seed %d; SubNets %s, %s, %s", seed, FLASH_ONLY, PARTLY_CACHED, AFTER_ERROR)
     cocotb.start_soon(Clock(dut.clk, CLK_NS, unit="ns").start())
-    uart = UartModel(dut, lp.divisor)
-    flash = SpiFlashModel(dut, t_res_ns=lp.wake_cycles * CLK_NS)
-    app = DigitsOnBoard(cfg, flash, seed, dut._log)
-    image_bytes = app.program_flash()  # "program the flash"; weights never cross the UART
+    return UartModel(dut, lp.divisor), SpiFlashModel(dut, t_res_ns=lp.wake_cycles * CLK_NS)
+
+
+async def reset_board(dut, uart: UartModel, flash: SpiFlashModel) -> None:  # noqa: ANN001
+    """Reset the board with the models listening."""
     dut.rst.value = 1
     uart.start()
     flash.start()
     await ClockCycles(dut.clk, 5)
     dut.rst.value = 0
+
+
+@cocotb.test()
+async def serve_digits_over_uart(dut):
+    cfg = AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
+    seed = int(os.environ.get("SUSHI_SEED", "1"))
+    out_path = os.environ.get("SUSHI_BOARD_OUT")
+    dut._log.info("seed %d; SubNets %s, %s, %s", seed, FLASH_ONLY, PARTLY_CACHED, AFTER_ERROR)
+    uart, flash = start_board(dut)
+    app = DigitsOnBoard(cfg, flash, seed, dut._log)
+    image_bytes = app.program_flash()  # "program the flash"; weights never cross the UART
+    await reset_board(dut, uart, flash)
     port = SimSerial(uart, timeout_ns=200_000 * CLK_NS)
     t0 = time.perf_counter()
     out: dict = {"seed": seed, "image_bytes": image_bytes}
@@ -395,18 +405,11 @@ async def serve_cnn_over_uart(dut):
     cfg = AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
     seed = int(os.environ.get("SUSHI_SEED", "1"))
     out_path = os.environ.get("SUSHI_BOARD_OUT")
-    lp = BOARD_SIM_LINK
-    cocotb.start_soon(Clock(dut.clk, CLK_NS, unit="ns").start())
-    uart = UartModel(dut, lp.divisor)
-    flash = SpiFlashModel(dut, t_res_ns=lp.wake_cycles * CLK_NS)
+    uart, flash = start_board(dut)
     model = CNNModel(cfg)
     image = build_flash_image(model)
-    flash.program(image.offset, image.data)
-    dut.rst.value = 1
-    uart.start()
-    flash.start()
-    await ClockCycles(dut.clk, 5)
-    dut.rst.value = 0
+    flash.program(image.offset, image.data)  # weights never cross the UART
+    await reset_board(dut, uart, flash)
     port = SimSerial(uart, timeout_ns=200_000 * CLK_NS)
     rng = np.random.default_rng(seed)
     n_test = len(model.test_set[1])

@@ -27,29 +27,9 @@ SEED = int(os.environ.get("SUSHI_SEED", "1"))
 def test_board_serves_digits(sim: str) -> None:
     require_simulator(sim)
     cfg = PRESETS["tiny"]
-    out = SIM_BUILD / "board" / sim
-    out.mkdir(parents=True, exist_ok=True)
-    raw = out / "results.json"
-    raw.unlink(missing_ok=True)
-    log = out / "board_tb.serve_digits_over_uart.log"
     t0 = time.perf_counter()
-    try:
-        tests, failed, xml = run(
-            sim,
-            "sushi_board",
-            cfg,
-            "board_tb",
-            test_dir=out,
-            env={"SUSHI_SEED": str(SEED), "SUSHI_BOARD_OUT": str(raw)},
-            testcase="serve_digits_over_uart",
-        )
-    except SystemExit:  # cocotb's runner exits when a test fails: show why
-        pytest.fail(f"board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}")
+    res = _run_board_test(sim, cfg, "board", "serve_digits_over_uart")
     wall = time.perf_counter() - t0
-    assert tests == 1 and failed == 0, (
-        f"board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}"
-    )
-    res = json.loads(raw.read_text())
     print(
         f"\n{sim}: {len(res['queries'])} queries, {res['sim_cycles']} cycles, "
         f"cocotb {res['wall_s']:.1f} s, pytest incl. any build {wall:.1f} s"
@@ -85,11 +65,23 @@ def test_board_serves_the_cnn(sim: str) -> None:
     with the MLP above."""
     require_simulator(sim)
     cfg = PRESETS[get_board("ulx3s").preset]
-    out = SIM_BUILD / "board-cnn" / sim
+    res = _run_board_test(sim, cfg, "board-cnn", "serve_cnn_over_uart")
+    q = res["queries"]
+    assert [r["subnet"] for r in q] == ["16k1-24k1-16k1", "16k1-24k1-16k3"]
+    assert all(r["match"] for r in q)
+    assert q[0]["pb_read_bytes"] == 0 and q[1]["pb_read_bytes"] > 0
+    assert all(r["flash_bytes"] == r["rd_weight_bytes"] for r in q)
+    print(f"\n{sim}: {len(q)} CNN queries, {res['sim_cycles']} cycles, {res['wall_s']:.1f} s")
+
+
+def _run_board_test(sim: str, cfg, where: str, testcase: str) -> dict:  # noqa: ANN001
+    """Run one cocotb test of ``tb/board_tb.py`` on the simulated board; the results it wrote."""
+    out = SIM_BUILD / where / sim
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "results.json"
     raw.unlink(missing_ok=True)
-    log = out / "board_tb.serve_cnn_over_uart.log"
+    log = out / f"board_tb.{testcase}.log"
+    why = f"{testcase} failed on {sim} (seed {SEED})"
     try:
         tests, failed, _ = run(
             sim,
@@ -98,18 +90,12 @@ def test_board_serves_the_cnn(sim: str) -> None:
             "board_tb",
             test_dir=out,
             env={"SUSHI_SEED": str(SEED), "SUSHI_BOARD_OUT": str(raw)},
-            testcase="serve_cnn_over_uart",
+            testcase=testcase,
         )
-    except SystemExit:
-        pytest.fail(f"CNN board test failed on {sim} (seed {SEED}):\n{_failure(log)}\nlog: {log}")
-    assert tests == 1 and failed == 0, f"CNN board test failed on {sim} (seed {SEED}): {log}"
-    res = json.loads(raw.read_text())
-    q = res["queries"]
-    assert [r["subnet"] for r in q] == ["16k1-24k1-16k1", "16k1-24k1-16k3"]
-    assert all(r["match"] for r in q)
-    assert q[0]["pb_read_bytes"] == 0 and q[1]["pb_read_bytes"] > 0
-    assert all(r["flash_bytes"] == r["rd_weight_bytes"] for r in q)
-    print(f"\n{sim}: {len(q)} CNN queries, {res['sim_cycles']} cycles, {res['wall_s']:.1f} s")
+    except SystemExit:  # cocotb's runner exits when a test fails: show why
+        pytest.fail(f"{why}:\n{_failure(log)}\nlog: {log}")
+    assert tests == 1 and failed == 0, f"{why}:\n{_failure(log)}\nlog: {log}"
+    return json.loads(raw.read_text())
 
 
 def _failure(log) -> str:  # noqa: ANN001

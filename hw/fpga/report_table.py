@@ -3,7 +3,7 @@
 Each quoted build has one file ``docs/builds/<board>-<preset>.json`` (the board design) or
 ``docs/builds/<board>-<top>-<preset>.json`` (another top of ``sushi bitstream --top``, named in
 its ``top`` key): the build's ``report.json`` (``sushi bitstream``, keys
-:data:`sushi_hw.fpga.flow.REPORT_KEYS`) under ``report``, plus ``seed``, ``commit``,
+:data:`sushi_hw.fpga.nextpnr_report.REPORT_KEYS`) under ``report``, plus ``seed``, ``commit``,
 ``build_s`` and optional ``logic_cells`` (iCE40) and ``note``. To quote a new build, copy
 its ``build/<board>[-<top>]/report.json`` into that file, set the seed and commit, and run
 ``sushi docs`` (it rewrites every generated table; ``tests/sched/test_docs.py`` fails while a
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .boards import BOARDS
-from .flow import check_report
+from .nextpnr_report import check_report
 
 #: the repository's committed build reports
 BUILDS_DIR = Path(__file__).resolve().parents[2] / "docs" / "builds"

@@ -39,14 +39,20 @@ def subnet_info(net: DigitsSuperNet, key: str) -> SubNetInfo:
 def subgraph_of(net: DigitsSuperNet, keys: str | Iterable[str]) -> SubGraph:
     """The weight slices shared by SubNets ``keys`` (one key: that SubNet's slices; a
     comma-separated string or several keys: their intersection)."""
+    return intersect_all(
+        SubGraph({g.name: (g.k, g.n) for g in net.layers(subnet_info(net, k).id)})
+        for k in subnet_keys(keys)
+    )
+
+
+def subnet_keys(keys: str | Iterable[str]) -> list[str]:
+    """SubNet keys from a comma-separated string or an iterable; ServeError if there are none."""
     if isinstance(keys, str):
         keys = [k.strip() for k in keys.split(",") if k.strip()]
     keys = list(keys)
     if not keys:
         raise ServeError("no SubNet given for the cached SubGraph")
-    return intersect_all(
-        SubGraph({g.name: (g.k, g.n) for g in net.layers(subnet_info(net, k).id)}) for k in keys
-    )
+    return keys
 
 
 def query_images(n: int, seed: int, n_test: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from ..compiler import (
 from ..compiler import cache_program as gemm_cache_program
 from ..subgraph import SubGraph, intersect_all
 from ..supernet.base import SubNet, SuperNet
-from .digits import ServeError, net_tensors, subnet_info
+from .digits import ServeError, net_tensors, subnet_info, subnet_keys
 from .memmap import Workload
 
 #: the SuperNet ``sushi demo`` serves unless told otherwise
@@ -110,14 +110,9 @@ class ServedModel(ABC):
     def subgraph(self, keys: str | Iterable[str]) -> SubGraph:
         """The weight slices shared by SubNets ``keys`` (one key: that SubNet's slices; a
         comma-separated string or several keys: their intersection)."""
-        if isinstance(keys, str):
-            keys = [k.strip() for k in keys.split(",") if k.strip()]
-        keys = list(keys)
-        if not keys:
-            raise ServeError("no SubNet given for the cached SubGraph")
         space = self.space
         return intersect_all(
-            SubGraph.of(space.subnet(space.config_of(self.subnet_id(k)))) for k in keys
+            SubGraph.of(space.subnet(space.config_of(self.subnet_id(k)))) for k in subnet_keys(keys)
         )
 
 

@@ -13,7 +13,8 @@ import pytest
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.boards import BOARDS
 from sushi_hw.fpga.fit import plan
-from sushi_hw.fpga.flow import REPORT_KEYS, check_report, missing_tools, tool_env
+from sushi_hw.fpga.flow import missing_tools, tool_env
+from sushi_hw.fpga.nextpnr_report import REPORT_KEYS, check_report
 from sushi_sched.cli import main
 
 

@@ -13,7 +13,12 @@ from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import PRESETS, make_config
 from sushi_hw.fpga.boards import BOARDS, BoardError, get_board
 from sushi_hw.fpga.fit import FitError, bram_blocks, check_fit, plan
-from sushi_hw.fpga.flow import REPORT_KEYS, check_report, make_report, parse_nextpnr_report
+from sushi_hw.fpga.nextpnr_report import (
+    REPORT_KEYS,
+    check_report,
+    make_report,
+    parse_nextpnr_report,
+)
 from sushi_sched.cli import main
 
 

@@ -15,14 +15,13 @@ from amaranth.lib import io
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.boards import BOARDS
 from sushi_hw.fpga.flow import (
-    REPORT_KEYS,
     ToolError,
     _split_script,
     build_bitstream,
     missing_tools,
-    slack_summary,
     tool_env,
 )
+from sushi_hw.fpga.nextpnr_report import REPORT_KEYS, slack_summary
 
 
 class Blinky(Elaboratable):
