@@ -17,7 +17,7 @@ from accel_host import AccelHost
 from accel_tb import random_memory, seed, setup
 from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
-from sushi_sched.conv_compiler import cache_program, fmap_from_bytes, fmap_words
+from sushi_sched.conv_image import cache_program, fmap_from_bytes, fmap_words
 from sushi_tb.resnet_case import resnet_case
 
 PROG_ADDR = 0x0

@@ -14,14 +14,8 @@ import numpy as np
 from sushi_hw.config import AccelConfig
 from sushi_hw.reference import conv2d_ref, gemm_ref, global_avg_pool_ref, residual_add_ref
 from sushi_sched.compiler import LayerCall
-from sushi_sched.conv_compiler import (
-    ConvImage,
-    ConvLayer,
-    ConvPBLayout,
-    Network,
-    conv_pb_layout,
-    pool_requant,
-)
+from sushi_sched.conv_compiler import ConvLayer, Network, pool_requant
+from sushi_sched.conv_image import ConvImage, ConvPBLayout, conv_pb_layout
 
 RQ = (3, 7)  # conv requantisation
 ADD = (3, 2, 2)  # mult_a, mult_b, shift

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from sushi_hw import isa
 
-from ..conv_compiler import cache_program
+from ..conv_image import cache_program
 from ..runtime.backend import require_ok
 from ..subgraph import SubGraph, intersect
 from .lower import (

@@ -24,7 +24,8 @@ from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 
 from ..compiler import LayerCall
-from ..conv_compiler import ConvImage, ConvLayer, ConvPBLayout, Fmap, Network, conv_pb_layout
+from ..conv_compiler import ConvLayer, Fmap, Network
+from ..conv_image import ConvImage, ConvPBLayout, conv_pb_layout
 from ..cost import TimingModel
 from .data import IMAGE
 from .supernet import CNNSuperNet
@@ -103,14 +104,14 @@ def subnet_program(
 
 def input_bytes(cfg: AccelConfig, x_int8: np.ndarray) -> bytes:
     """One int8 image ``[8, 8, 1]`` as the feature-map words LOAD_ACT reads (lanes 1.. zero)."""
-    from ..conv_compiler import fmap_bytes
+    from ..conv_image import fmap_bytes
 
     return fmap_bytes(cfg, np.asarray(x_int8))
 
 
 def logits_from_bytes(cfg: AccelConfig, raw: bytes, n_out: int = 10) -> np.ndarray:
     """int32 logits ``[n_out]`` from the bytes STORE_ACT wrote."""
-    from ..conv_compiler import fmap_from_bytes
+    from ..conv_image import fmap_from_bytes
 
     return fmap_from_bytes(cfg, raw, 1, 1, n_out, int32=True).reshape(n_out)
 

@@ -62,15 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sushi_hw import isa
 
-    from ..conv_compiler import (
-        CompileError,
-        ConvImage,
-        ConvLayer,
-        conv_program,
-        fmap_bytes,
-        fmap_from_bytes,
-        fmap_words,
-    )
+    from ..conv_compiler import CompileError, ConvLayer, conv_program
+    from ..conv_image import ConvImage, fmap_bytes, fmap_from_bytes, fmap_words
     from ..runtime.backend import Script
 
     if args.bias is not None:

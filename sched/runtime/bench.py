@@ -15,16 +15,9 @@ from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.program import act_bytes, in_words
 
 from ..compiler import PBLayout, WeightImage, cache_program
-from ..conv_compiler import (
-    ConvImage,
-    ConvLayer,
-    Network,
-    conv_pb_layout,
-    fmap_bytes,
-    fmap_from_bytes,
-    fmap_words,
-)
-from ..conv_compiler import cache_program as conv_cache_program
+from ..conv_compiler import ConvLayer, Network
+from ..conv_image import ConvImage, conv_pb_layout, fmap_bytes, fmap_from_bytes, fmap_words
+from ..conv_image import cache_program as conv_cache_program
 from ..supernet.base import Layer
 from .backend import Backend, require_ok
 from .gemm_rtl import TOP as GEMM_TOP

@@ -19,7 +19,7 @@ from sushi_hw.fpga.host import BoardClient, BoardInfo, flash_window
 from sushi_hw.fpga.memsys import check_ram_bytes
 
 from ..compiler import CompileError, WeightImage
-from ..conv_compiler import ConvImage
+from ..conv_image import ConvImage
 from ..digits.supernet import DigitsSuperNet
 from .backend import COUNTER_NAMES, RunResult, pad_to
 from .models import MLPModel, ServedModel

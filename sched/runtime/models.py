@@ -224,7 +224,7 @@ class CNNModel(ServedModel):
     def workload(self) -> Workload:
         if self._work is None:
             from ..cnn.data import IMAGE
-            from ..conv_compiler import fmap_words
+            from ..conv_image import fmap_words
 
             cfg = self.cfg
             image = self.weight_image(0)
@@ -255,7 +255,7 @@ class CNNModel(ServedModel):
         return cnn_pb_layout(self.cfg, image, sub)
 
     def cache_program(self, image, layout) -> list[bytes]:  # noqa: ANN001
-        from ..conv_compiler import cache_program
+        from ..conv_image import cache_program
 
         return cache_program(self.cfg, image, layout)
 

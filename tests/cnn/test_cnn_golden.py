@@ -19,7 +19,7 @@ from sushi_sched.cnn.lower import (
     weight_image,
 )
 from sushi_sched.cnn.space import DigitsCNNSpace, cached_blocks, pb_tiles
-from sushi_sched.conv_compiler import cache_program
+from sushi_sched.conv_image import cache_program
 from sushi_sched.isa_sim import IsaSim
 from sushi_sched.subgraph import SubGraph, intersect
 

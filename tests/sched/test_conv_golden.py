@@ -13,17 +13,14 @@ from sushi_hw.reference import (
     conv2d_ref,
 )
 from sushi_sched.compiler import CompileError, LayerCall
-from sushi_sched.conv_compiler import (
+from sushi_sched.conv_compiler import ConvLayer, Network, conv_program, pool_requant
+from sushi_sched.conv_image import (
     ConvImage,
-    ConvLayer,
-    Network,
     cache_program,
     conv_pb_layout,
-    conv_program,
     fmap_bytes,
     fmap_from_bytes,
     fmap_words,
-    pool_requant,
 )
 from sushi_sched.isa_sim import IsaSim
 from sushi_tb.resnet_case import resnet_case
