@@ -4,7 +4,7 @@ A generated section sits between ``<!-- generated: NAME ... -->`` and ``<!-- end
 ``sushi docs`` rewrites each from its source, ``sushi docs --check`` (and
 ``tests/sched/test_docs.py``) fails while one differs:
 
-* ``timing`` (docs/architecture.md): the constants of :class:`sushi_sched.cost.TimingModel`;
+* ``timing`` (docs/architecture.md): the constants of :class:`sushi_sched.timing.TimingModel`;
 * ``builds`` (README.md, docs/fpga.md): the FPGA builds in ``docs/builds/``
   (:mod:`sushi_hw.fpga.report_table`);
 * ``tops`` (README.md): what each top of ``sushi verilog`` is for, and for which presets
@@ -30,7 +30,7 @@ from sushi_hw.generate import TOPS, top_skip_reason
 from sushi_hw.isa import CMD_BYTES
 from sushi_hw.requant import Requantizer
 
-from .cost import TimingModel
+from .timing import TimingModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,10 +17,11 @@ import numpy as np
 from sushi_hw.config import AccelConfig
 
 from .cache_select import CacheSelector
-from .cost import CostModel, EnergyConstants, TimingModel, pb_footprint, tensor_layouts
+from .cost import CostModel, EnergyConstants, pb_footprint, tensor_layouts
 from .policies import OBJECTIVES, Context, Policy, make_policies, pareto, reload_cost
 from .subgraph import EMPTY, SubGraph
 from .supernet.base import SuperNet
+from .timing import TimingModel
 from .traces import Query, TraceScale
 
 DEFAULT_POLICIES = (

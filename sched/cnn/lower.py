@@ -26,7 +26,7 @@ from sushi_hw.config import AccelConfig, ceil_div
 from ..compiler import LayerCall
 from ..conv_compiler import ConvLayer, Fmap, Network
 from ..conv_image import ConvImage, ConvPBLayout, conv_pb_layout
-from ..cost import TimingModel
+from ..timing import TimingModel
 from .data import IMAGE
 from .supernet import CNNSuperNet
 
@@ -119,7 +119,7 @@ def logits_from_bytes(cfg: AccelConfig, raw: bytes, n_out: int = 10) -> np.ndarr
 # ---- what a program costs ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProgramCost:
-    """A query program's cost: cycles from ``sushi_sched.cost.TimingModel`` command by command
+    """A query program's cost: cycles from ``sushi_sched.timing.TimingModel`` command by command
     (its ``conv_cycles``, ``vector_cycles``, ``gemm_cycles``, ``transfer_cycles``), counters as the
     hardware counts them (docs/isa.md, "Counters"; equal to the golden model's, tested)."""
 

@@ -163,7 +163,7 @@ class ConvBench:
     def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
         from sushi_hw.reference import conv2d_ref
 
-        from ..cost import TimingModel
+        from ..timing import TimingModel
 
         cfg = backend.cfg
         tm = TimingModel(cfg)
@@ -388,7 +388,8 @@ class CalibrationBench:
     conv_pb: tuple[str, ...] = ()
 
     def __call__(self, backend: Backend, progress=None) -> list[dict]:  # noqa: ANN001
-        from ..cost import CostModel, TimingModel
+        from ..cost import CostModel
+        from ..timing import TimingModel
 
         cfg = backend.cfg
         tm = TimingModel(cfg)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 from sushi_hw.config import make_config
-from sushi_sched.cost import TimingModel
+from sushi_sched.timing import TimingModel
 
 ZCU = make_config("zcu104", mem_bytes=4 << 20)  # as the calibration bench runs it
 

@@ -2,9 +2,10 @@
 
 import pytest
 from sushi_hw.config import make_config
-from sushi_sched.cost import CostModel, EnergyConstants, TimingModel, layer_parts, pb_footprint
+from sushi_sched.cost import CostModel, EnergyConstants, layer_parts, pb_footprint
 from sushi_sched.subgraph import SubGraph
 from sushi_sched.supernet.base import Layer, SubNet
+from sushi_sched.timing import TimingModel
 
 # 4x4 array, 8-row M-tiles, 2 B/cycle off-chip: a tile takes 16/2 = 8 cycles off-chip, 4 from PB
 CFG = make_config(

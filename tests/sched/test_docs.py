@@ -10,8 +10,8 @@ import pytest
 from sushi_hw.config import PRESETS
 from sushi_hw.fpga.boards import BOARDS
 from sushi_hw.fpga.report_table import load_builds
-from sushi_sched.cost import TimingModel
 from sushi_sched.docs import ROOT, SECTIONS, section_text, update
+from sushi_sched.timing import TimingModel
 
 
 @pytest.mark.parametrize("where", [f"{f}:{n}" for f, n in SECTIONS])
