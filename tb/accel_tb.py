@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -549,6 +550,7 @@ async def pb_uncached_halts(dut):
         ("the next legal program, again", [cache_a, *run], ok, True),
     ]  # fmt: skip
     out_bytes = 16 * r
+    cycles: dict[str, list] = {}  # what: [error, cycles] (for tb/test_accel.py's comparison)
     for what, cmds, code, exact in programs:
         for dst in (host, golden):
             await _maybe(dst.write(OUT_ADDR, bytes(out_bytes)))
@@ -570,3 +572,6 @@ async def pb_uncached_halts(dut):
             out = int32_from_bytes(cfg, got, 2, 2 * c)
             assert np.array_equal(out, gemm_ref(x, w_a)), f"seed={s} {what}: wrong result"
         dut._log.info(f"{what}: {res.error.name}, {res.counters['cycles']} cycles")
+        cycles[what] = [int(res.error), res.counters["cycles"]]
+    if "SUSHI_CYCLES_OUT" in os.environ:
+        Path(os.environ["SUSHI_CYCLES_OUT"]).write_text(json.dumps(cycles, indent=1))
