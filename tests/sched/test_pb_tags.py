@@ -198,3 +198,35 @@ def test_without_tags_nothing_changes(preset: str) -> None:
         assert res.done and res.error == E.NONE
         # the tagged run stopped at the GEMM, before DONE
         assert _same_effects(tagged, plain, b_extra_commands=1), i
+
+
+@pytest.mark.parametrize("pb_tags", [True, False])
+def test_fuzzer_reaches_pb_uncached(pb_tags: bool) -> None:
+    """The fuzzer's programs (golden side only) reach PB_UNCACHED from GEMMs and CONVs and
+    still run PB-served GEMMs and CONVs to the end; without tags they never fail so. Every
+    program fits the program area (a GEMM/CONV brings the CACHEs of its block)."""
+    from collections import Counter
+
+    from sushi_sched.fuzz import PROG_BASE, PROG_SIZE, Generator, golden_run, outcome_bins
+
+    cfg = PRESETS["default"]
+    tally: Counter = Counter()
+    for seed in range(1, 6):
+        gen = Generator(cfg, seed)
+        sim = IsaSim(cfg, pb_tags=pb_tags)
+        sim.write(0, gen.memory())
+        acc: dict = {}
+        for i in range(40):
+            case = gen.case(i, acc)
+            end = case.prog_addr + isa.CMD_BYTES * len(case.cmds)
+            assert end <= PROG_BASE + PROG_SIZE or end == cfg.mem_bytes, case.describe()
+            tally.update(
+                "|".join(b.split("|")[:3]) for b in outcome_bins(cfg, case, golden_run(sim, case))
+            )
+    uncached = {b for b in tally if "PB_UNCACHED" in b}
+    if pb_tags:
+        assert {b.split("|")[0] for b in uncached} == {"GEMM", "CONV"}, tally
+    else:
+        assert not uncached, tally
+    for op in ("GEMM", "CONV"):
+        assert tally[f"{op}|NONE|pb"] > 5 and tally[f"{op}|NONE|split"] > 5, tally
