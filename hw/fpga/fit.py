@@ -48,6 +48,9 @@ _LUTS_PER_RQ_LANE = 300
 _LUTS_PER_COL = 110  # accumulate adder and input muxes, per int32 lane
 #: command processor, DMA, counters, UART host link, SPI flash controller, memory interconnect
 _LUTS_FIXED = 4300
+#: the PB's valid tags (BuildOptions.pb_tags): their walker, check and write (Yosys synth_ecp5
+#: of large and default, on against off: +263 and +252 LUT4; docs/isa.md, "PB valid tags")
+_LUTS_PB_TAGS = 260
 #: other multipliers Yosys puts on DSPs (SushiAccel's GemmCore has no A-row product, and the
 #: command processor's CHECK products share one shift-add multiplier, see sushi_hw.accel)
 _CORE_DSPS = 0
@@ -221,6 +224,7 @@ def plan(board: Board, cfg: AccelConfig, host: bool = True) -> FitPlan:
         + pes * (_LUTS_PER_PE + cfg.psum_bits)
         + p.array_lut_pes * _LUTS_PER_LUT_MULT[fam]
         + cfg.cols * (_LUTS_PER_RQ_LANE + _LUTS_PER_COL)
+        + (_LUTS_PB_TAGS if p.pb_tags else 0)
     )
     try:
         board.pll(cfg.clock_mhz)
