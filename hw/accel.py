@@ -32,6 +32,7 @@ from .fetch import CommandFetch
 from .gemm_core import GemmCore
 from .mem_port import mem_port_signature
 from .output_writer import OutputWriter
+from .pb_tags import PbTags
 from .pipeline import CreditedReadQueue
 from .ports import share
 from .sequencer import Sequencer
@@ -232,6 +233,19 @@ class SushiAccel(wiring.Component):
             seq.issuer_busy.eq(issuer.busy),
             seq.bus_error.eq(self.bus_error),
         ]
+        if opts.pb_tags:
+            # the PB's tags: written beside CACHE's PB writes, checked beside the feed's reads
+            m.submodules.pb_tags = tags = PbTags(cfg, opts)
+            c_cache = data.View(isa.CACHE, fetch.cmd[: isa.CACHE.size])
+            wiring.connect(m, feed.pb_look, tags.look)
+            m.d.comb += [
+                tags.cache_start.eq(seq.dma.start),
+                tags.cache_addr.eq(c_cache.mem_addr),
+                tags.pb_we.eq(dma.pb_w.en),
+                tags.pb_waddr.eq(dma.pb_w.addr),
+                tags.clear.eq(seq.feed.start),
+                seq.pb_uncached.eq(tags.uncached),
+            ]
         if opts.mem_timeout:
             m.submodules.watchdog = wd = MemWatchdog(cfg, opts.mem_timeout)
             req, rdata, wdata = self.mem.req, self.mem.rdata, self.mem.wdata

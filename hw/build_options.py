@@ -48,6 +48,13 @@ class BuildOptions:
     #: flag a counter that overflowed (bit ``counter_bits`` of its value, sticky until the
     #: doorbell; hosts read it as saturated at 2**counter_bits - 1): :mod:`sushi_hw.counters`
     counter_overflow: bool = True
+    #: Persistent Buffer valid tags (:mod:`sushi_hw.pb_tags`): a tag RAM of one entry per PB
+    #: tile (a valid bit and the off-chip address CACHE copied it from) that every PB tile a
+    #: GEMM/CONV reads is checked against: a tile not cached from the address it stands for
+    #: halts the program with PB_UNCACHED when the command ends. Without, such a command
+    #: computes with whatever the PB holds, silently. No cycle on the legal path; the cost is
+    #: the tag RAM (``pb_tiles`` x (log2(mem_bytes / mem_width) + 1) bits) and a comparator.
+    pb_tags: bool = True
 
     def __post_init__(self) -> None:
         if self.dsp_pes is not None and self.dsp_pes < 0:

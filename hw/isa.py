@@ -43,6 +43,9 @@ class ErrorCode(enum.IntEnum):
     MEM_TIMEOUT = 9  # the memory owed an answer for BuildOptions.mem_timeout cycles
     BUS_ERROR = 10  # the memory answered a transfer with an error (AXI SLVERR/DECERR)
     STALE_ACCUMULATE = 11  # accumulate, but the last GEMM/CONV did not hold its result
+    # a GEMM/CONV read a PB tile that no CACHE filled from the address it would otherwise have
+    # fetched (BuildOptions.pb_tags): reported when the command ends, before the next one
+    PB_UNCACHED = 12
 
 
 class Counter(enum.IntEnum):
@@ -89,11 +92,14 @@ ERROR_DOC: dict[ErrorCode, str] = {
     ErrorCode.BAD_CONV: "a kernel, stride or padding CONV does not support",
     ErrorCode.STALE_ACCUMULATE: "a GEMM with `accumulate=1` whose accumulator does not hold a "
     "result: no GEMM with `hold=1` since the reset, or a GEMM without `hold` or a CONV ran after "
-    "it (it left partial sums), or a memory timeout abandoned one",
+    "it (it left partial sums), or a memory timeout abandoned one, or it failed `PB_UNCACHED`",
     ErrorCode.MEM_TIMEOUT: "the memory owed an answer (read data, or room for a request or "
     "write data) for `BuildOptions.mem_timeout` cycles: the command is abandoned at once",
     ErrorCode.BUS_ERROR: "the memory answered with an error (AXI SLVERR/DECERR): halts before "
     "the next command",
+    ErrorCode.PB_UNCACHED: "a GEMM/CONV read a PB tile that holds no CACHEd copy of the off-chip "
+    "tile it stands for (never cached since configuration, partly overwritten, or cached from "
+    "another address); the command runs to its end, then halts (`BuildOptions.pb_tags`)",
 }
 
 _OP = {"opcode": unsigned(4)}

@@ -12,6 +12,10 @@ with BUS_ERROR at the next command boundary: before the next fetch, or before a 
 command runs (its own fetch may have failed). The bus adapter answers the failing command's
 remaining reads with zeros and drops its writes, so it ends within its own bounded time, and
 nothing more is fetched.
+
+``pb_uncached`` (:mod:`.pb_tags`: the GEMM/CONV read a PB tile not cached for it) is checked
+as the command's tiles are read, so it halts with PB_UNCACHED when the command ends, instead
+of moving on; its accumulator does not count as held.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Sequencer(wiring.Component):
                 "mem_timeout": In(1),
                 "abort": Out(1),
                 "bus_error": In(1),
+                "pb_uncached": In(1),
             }
         )
 
@@ -176,8 +181,14 @@ class Sequencer(wiring.Component):
                 m.d.comb += [gemm.eq(1), self.core_valid.eq(~core_started)]
                 with m.If(self.core_valid & self.core_ready):
                     m.d.sync += core_started.eq(1)
+                # the last PB tile's tag check is in PbTags.latency cycles after its first
+                # read; the core is idle only after that tile's R words went through the array
                 with m.If(core_started & self.core_idle & self.feed.done):
-                    m.next = "NEXT"
+                    with m.If(self.pb_uncached):
+                        m.d.sync += [err.eq(isa.ErrorCode.PB_UNCACHED), acc_held.eq(0)]
+                        m.next = "HALT"
+                    with m.Else():
+                        m.next = "NEXT"
                 watchdog()
 
             if self.with_vec:

@@ -24,6 +24,7 @@ from .act_buffers import act_read_latency
 from .build_options import SIMULATION, BuildOptions
 from .check import geometry_layout, tile_widths
 from .config import AccelConfig, clog2
+from .pb_tags import look_signature, tag_bits
 from .pipeline import StreamRegister
 from .ports import buffer_write, mem_req_signature, read_issue_signature, run_control
 from .spram import SinglePortRam
@@ -176,7 +177,9 @@ class WeightFeed(wiring.Component):
     at the first tile; ``ctl.run`` is high while the GEMM runs; ``ctl.done`` says every tile has
     been fed (and, outside a GEMM, is high). ``pb_w`` writes the PB (CACHE); ``req`` asks for
     off-chip tiles, whose words arrive on ``words``; ``pb_rd`` issues PB reads into the shared read
-    queue and ``pb_words`` takes its words. ``pb_word`` is high for each PB word fed.
+    queue and ``pb_words`` takes its words. ``pb_word`` is high for each PB word fed. With
+    ``BuildOptions.pb_tags``, ``pb_look`` names each PB tile as its reads start and the
+    off-chip tile it stands for (:mod:`.pb_tags` checks the two agree).
     """
 
     def __init__(self, cfg: AccelConfig, opts: BuildOptions = SIMULATION):
@@ -194,6 +197,7 @@ class WeightFeed(wiring.Component):
                 "pb_words": In(stream.Signature(word)),
                 "w": Out(stream.Signature(data.ArrayLayout(signed(8), cfg.cols))),
                 "pb_word": Out(1),
+                **({"pb_look": Out(look_signature(cfg))} if opts.pb_tags else {}),
             }
         )
 
@@ -332,9 +336,11 @@ class WeightFeed(wiring.Component):
 
         # ---- PB tiles -> read queue, in feed order (a pass per M-tile) -------------------
         pb_issue = self.ctl.run & ~pcur.done & self.pb_rd.room
+        pb_tile = Signal(pb_t_w)  # the PB tile pcur is at
         m.d.comb += [self.pb_rd.issue.eq(pb_issue), self.pb_rd.data.eq(pb.rdata)]
+        m.d.comb += pb_tile.eq(pb_ct_row + pcur.t)
         with m.If(self.ctl.run):
-            m.d.comb += [pb.en.eq(1), pb.addr.eq(Cat(pb_r, pb_ct_row + pcur.t))]
+            m.d.comb += [pb.en.eq(1), pb.addr.eq(Cat(pb_r, pb_tile))]
         with m.Else():  # CACHE
             m.d.comb += [pb.we.eq(self.pb_w.en), pb.addr.eq(self.pb_w.addr)]
         m.d.comb += pb.wdata.eq(self.pb_w.data)
@@ -350,6 +356,8 @@ class WeightFeed(wiring.Component):
                     m.d.sync += [pb_ct_row.eq(nxt_pb), pb_nt_row.eq(nxt_pb)]
                 with m.Elif(pcur.t_last):
                     m.d.sync += pb_ct_row.eq(pb_ct_row + walk.pb_cstride)
+        if self.opts.pb_tags:
+            self._pb_look(m, pcur, pb_issue & (pb_r == 0), pb_issue & (pb_r == R - 1), pb_tile)
 
         # ---- the feed: tile (mt, nt, ct, t) from the PB iff in the cached block ----------
         # Keyed on the cursor alone (done outside a GEMM, and after reset), not on the
@@ -372,3 +380,37 @@ class WeightFeed(wiring.Component):
                     m.d.sync += [f_row.eq(0), f_row_last.eq(0)]
                     fcur.step()
         return m
+
+    def _pb_look(
+        self, m: Module, pcur: TileCursor, first: Value, last: Value, pb_tile: Value
+    ) -> None:
+        """``pb_look`` at the first read of each PB tile (``first``): the off-chip address of
+        the tile pcur is at, walked beside it (``last``: pcur steps), in ``mem_width`` units
+        as the tags hold it (modulo ``mem_bytes``, as the off-chip walker's)."""
+        cfg, walk = self.cfg, self.geom.walk
+        lw = cfg.mem_width.bit_length() - 1
+        lt = cfg.tile_bytes.bit_length() - 1
+        tw = tag_bits(cfg)
+        base = walk.w_addr[lw : lw + tw]
+        # the address of (nt, ct, t), of (nt, ct, 0) and of (nt, 0, 0)
+        pa, pa_ct, pa_nt = Signal(tw), Signal(tw), Signal(tw)
+        with m.If(self.ctl.start):
+            m.d.sync += [pa.eq(base), pa_ct.eq(base), pa_nt.eq(base)]
+        with m.If(last):
+            with m.If(pcur.kn_last):  # the next M-tile's pass
+                m.d.sync += [pa.eq(base), pa_ct.eq(base), pa_nt.eq(base)]
+            with m.Elif(pcur.kt_last):
+                nxt_nt = pa_nt + (walk.w_nstride << (lt - lw))
+                m.d.sync += [pa.eq(nxt_nt), pa_ct.eq(nxt_nt), pa_nt.eq(nxt_nt)]
+            with m.Elif(pcur.t_last):
+                nxt_ct = pa_ct + (walk.w_cstride << (lt - lw))
+                m.d.sync += [pa.eq(nxt_ct), pa_ct.eq(nxt_ct)]
+            with m.Else():
+                m.d.sync += pa.eq(pa + (1 << (lt - lw)))
+        look = self.pb_look
+        m.d.comb += [
+            look.en.eq(first),
+            look.tile.eq(pb_tile),
+            look.addr.eq(pa),
+            look.bad.eq(walk.w_addr[:lw] != 0 if lw else 0),
+        ]

@@ -2,12 +2,15 @@
 
 A *batch* is one seed: one memory image and a sequence of random programs run one after the
 other on both (the PB, the activation buffers and the accumulator carry over, as in service).
-Each program is 1 to 8 commands of every opcode the configuration has, mostly valid (random
-shapes, buffer placements and weight sources: PB, off-chip or split; hold/accumulate chains;
-CACHE between GEMMs), some with one field mutated at random or an illegal opcode, sometimes
-without DONE or placed so that it runs off the end of memory. Each program gets a random
-memory timing (latency, bandwidth, random stalls) of a class: ``fast``, ``slow``, ``stall``,
-or ``hang`` (the memory stops answering at the fetch of one of its commands: MEM_TIMEOUT).
+Each program is 1 to 8 commands of every opcode the configuration has (at most
+:data:`MAX_COMMANDS` with the CACHEs below), mostly valid (random shapes, buffer placements and
+weight sources: PB, off-chip or split; hold/accumulate chains; CACHE between GEMMs), some with
+one field mutated at random or an illegal opcode, sometimes without DONE or placed so that it
+runs off the end of memory. A GEMM/CONV with a cached block mostly comes after the CACHEs of
+that block (legal), sometimes after them and a CACHE over part of it, sometimes alone (the PB's
+tags decide: PB_UNCACHED, ``BuildOptions.pb_tags``). Each program gets a random memory timing
+(latency, bandwidth, random stalls) of a class: ``fast``, ``slow``, ``stall``, or ``hang`` (the
+memory stops answering at the fetch of one of its commands: MEM_TIMEOUT).
 
 Compared per program: done, the error code, every counter but ``cycles`` (the golden model
 has no clock) and memory: every byte a STORE_ACT of the program may have written (the only
@@ -39,6 +42,9 @@ from .isa_sim import ConvGeometry, GemmGeometry, IsaSim
 
 E = isa.ErrorCode
 TIMING = ("fast", "slow", "stall", "hang")
+#: commands of a program before its DONE (a GEMM/CONV may bring the CACHEs of its block): the
+#: last program slot plus these fits in PROG_SIZE
+MAX_COMMANDS = 9
 #: the batch's memory window: programs, data (weights and activations to load), outputs
 PROG_BASE, PROG_SIZE = 0x0, 0x400
 DATA_BASE, DATA_SIZE = 0x400, 0x1C00
@@ -50,8 +56,9 @@ GOALS: dict[str, set[str]] = {
     "LOAD_ACT": {"NONE", "BAD_SHAPE", "ACT_RANGE", "BAD_ALIGN", "MEM_RANGE"},
     "STORE_ACT": {"NONE", "BAD_SHAPE", "ACT_RANGE", "BAD_ALIGN", "MEM_RANGE"},
     "GEMM": {"NONE", "BAD_SHAPE", "BAD_ACCUMULATE", "ACT_RANGE", "PB_RANGE", "BAD_ALIGN",
-             "MEM_RANGE", "STALE_ACCUMULATE"},
-    "CONV": {"NONE", "BAD_CONV", "BAD_SHAPE", "ACT_RANGE", "PB_RANGE", "BAD_ALIGN", "MEM_RANGE"},
+             "MEM_RANGE", "STALE_ACCUMULATE", "PB_UNCACHED"},
+    "CONV": {"NONE", "BAD_CONV", "BAD_SHAPE", "ACT_RANGE", "PB_RANGE", "BAD_ALIGN", "MEM_RANGE",
+             "PB_UNCACHED"},
     "ADD": {"NONE", "BAD_SHAPE", "ACT_RANGE"},
     "POOL": {"NONE", "BAD_SHAPE", "ACT_RANGE"},
     "DONE": {"NONE"},
@@ -159,7 +166,27 @@ class Generator:
             return list(dims)
         return [self._int(1, d) for d in dims]
 
-    def gemm(self, acc_state: dict) -> bytes:
+    def _caches(self, rows: list[tuple[int, int, int, int]]) -> list[bytes]:
+        """CACHEs for a GEMM/CONV's cached block, given as its rows (w_addr, off-chip tile,
+        PB tile, tiles) of tiles contiguous in both: mostly all of them (legal), sometimes
+        with a CACHE of other data over part of the block, sometimes none (what the PB holds
+        from earlier programs decides)."""
+        cfg = self.cfg
+        rows = [row for row in rows if row[3]]
+        kind = self.rng.random()
+        if not rows or kind < 0.2:
+            return []
+        cmds = [isa.cache(w + off * cfg.tile_bytes, pb, n) for w, off, pb, n in rows]
+        if kind < 0.35:  # another tensor over one or two tiles of a row
+            _, _, pb, n = rows[self._int(0, len(rows) - 1)]
+            at = pb + self._int(0, n - 1)
+            tiles = min(self._int(1, 2), cfg.pb_tiles - at)
+            cmds.append(isa.cache(self._aligned(DATA_BASE, DATA_SIZE, tiles * cfg.tile_bytes),
+                                  at, tiles))  # fmt: skip
+        return cmds
+
+    def gemm(self, acc_state: dict) -> list[bytes]:
+        """A GEMM, after the CACHEs of its cached block (:meth:`_caches`)."""
         cfg = self.cfg
         r = cfg.rows
         one_tile = self.rng.random() < 0.35  # hold/accumulate need one M-tile and one N-tile
@@ -186,14 +213,16 @@ class Generator:
         w_stride = kt + self._int(0, 2)
         span = (nt - 1) * w_stride + kt
         w_addr = self._aligned(DATA_BASE, DATA_SIZE, span * cfg.tile_bytes)
-        return isa.gemm(
+        rows = [(w_addr, nt * w_stride, pb_tile + nt * pb_stride, pb_kt) for nt in range(pb_nt)]
+        return [*self._caches(rows), isa.gemm(
             m=m, k=k, n=n, a_buf=a_buf, a_word=a_word, o_buf=o_buf, o_word=o_word,
             w_addr=w_addr, w_stride=w_stride, pb_tile=pb_tile, pb_stride=pb_stride,
             pb_kt=pb_kt, pb_nt=pb_nt, requant=rq, relu=bool(self.rng.random() < 0.5),
             accumulate=accumulate, hold=hold,
-        )  # fmt: skip
+        )]  # fmt: skip
 
-    def conv(self) -> bytes:
+    def conv(self) -> list[bytes]:
+        """A CONV, after the CACHEs of its cached block (:meth:`_caches`)."""
         cfg = self.cfg
         r = cfg.rows
         k = int(self.rng.choice(isa.KERNELS))
@@ -217,13 +246,19 @@ class Generator:
         w_nstride = (ct - 1) * w_cstride + taps + self._int(0, 1)
         span = (nt - 1) * w_nstride + (ct - 1) * w_cstride + taps
         w_addr = self._aligned(DATA_BASE, DATA_SIZE, span * cfg.tile_bytes)
-        return isa.conv(
+        pb_tile = self._int(0, max(0, cfg.pb_tiles - used))
+        rows = [
+            (w_addr, n_ * w_nstride + c_ * w_cstride, pb_tile + n_ * pb_nstride + c_ * pb_cstride,
+             pb_t)
+            for n_ in range(pb_nt)
+            for c_ in range(pb_ct)
+        ]  # fmt: skip
+        return [*self._caches(rows), isa.conv(
             h=h, w=w, c_in=c_in, c_out=c_out, k=k, stride=stride, pad=pad, a_buf=a_buf,
             a_word=a_word, o_buf=o_buf, o_word=o_word, w_addr=w_addr, w_cstride=w_cstride,
-            w_nstride=w_nstride, pb_tile=self._int(0, max(0, cfg.pb_tiles - used)),
-            pb_cstride=pb_cstride, pb_nstride=pb_nstride, pb_nt=pb_nt, pb_ct=pb_ct, pb_t=pb_t,
-            requant=rq, relu=bool(self.rng.random() < 0.5),
-        )  # fmt: skip
+            w_nstride=w_nstride, pb_tile=pb_tile, pb_cstride=pb_cstride, pb_nstride=pb_nstride,
+            pb_nt=pb_nt, pb_ct=pb_ct, pb_t=pb_t, requant=rq, relu=bool(self.rng.random() < 0.5),
+        )]  # fmt: skip
 
     def add(self) -> bytes:
         n = self._int(1, 32)
@@ -272,13 +307,16 @@ class Generator:
         kinds = ["cache", "load", "store", "gemm", "gemm", "load"]
         if cfg.conv:
             kinds += ["conv", "conv", "add", "pool"]
-        cmds = []
+        cmds: list[bytes] = []
         for _ in range(self._int(1, 8)):
             kind = str(self.rng.choice(kinds))
-            raw = self.gemm(acc_state) if kind == "gemm" else getattr(self, kind)()
-            if self.rng.random() < 0.1:
-                raw = self.mutate(raw)
-            cmds.append(raw)
+            raws = self.gemm(acc_state) if kind == "gemm" else getattr(self, kind)()
+            raws = raws if isinstance(raws, list) else [raws]
+            if self.rng.random() < 0.1:  # the command, not the CACHEs a GEMM/CONV brings
+                raws[-1] = self.mutate(raws[-1])
+            if len(cmds) + len(raws) > MAX_COMMANDS:
+                break
+            cmds += raws
         tail = self.rng.random()
         off_end = tail < 0.04
         if tail >= 0.08:

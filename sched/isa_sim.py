@@ -21,6 +21,12 @@ its result (or none did since the reset) is STALE_ACCUMULATE (:attr:`IsaSim.acc_
 A GEMM whose output would overlap its own A in the same buffer is rejected too (ACT_RANGE: the
 RTL re-reads A for every N-tile).
 
+PB valid tags (``BuildOptions.pb_tags``, ``IsaSim(pb_tags=...)``; :mod:`sushi_hw.pb_tags`): each
+PB tile remembers the off-chip address CACHE copied it from (:attr:`IsaSim.pb_src`, -1: none).
+A GEMM/CONV that reads a PB tile whose source is not the off-chip tile it stands for
+(:meth:`IsaSim.uncached_tiles`) runs to its end as without tags, then halts with PB_UNCACHED,
+its accumulator not held: the one error reported after a command moved data.
+
 CONV, ADD and POOL (configurations with ``conv``; ILLEGAL_OPCODE without) run as docs/isa.md
 defines them: CONV as an implicit GEMM on whole tiles (padding lanes included), its weight tiles
 from the PB or off-chip per (nt, ct, t), counted once per M-tile like the GEMM's; ADD and POOL
@@ -342,12 +348,15 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
 class IsaSim:
     """SushiAccel at the ISA level. PB, buffers and accumulator persist across :meth:`run`."""
 
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AccelConfig, *, pb_tags: bool = True):
+        """``pb_tags``: the build's ``BuildOptions.pb_tags`` (False: PB reads are unchecked)."""
+        self.cfg, self.pb_tags = cfg, pb_tags
         self.mem = Memory(cfg.mem_bytes)
         self.act = np.zeros((2, cfg.act_words, cfg.rows), dtype=np.int8)
         self.pb = np.zeros((cfg.pb_tiles, cfg.rows, cfg.cols), dtype=np.int8)
         self.acc = np.zeros((cfg.acc_depth, cfg.cols), dtype=np.int32)
+        #: per PB tile, the off-chip byte address CACHE copied it from; -1: never cached
+        self.pb_src = np.full(cfg.pb_tiles, -1, dtype=np.int64)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._decoded: dict[bytes, tuple[isa.Op | None, dict[str, int]]] = {}
         #: fault injection: the memory stops answering at the first access covering this byte
@@ -357,8 +366,8 @@ class IsaSim:
         self.acc_held = False
 
     def reset(self) -> None:
-        """The RTL's reset: control state only (memory, buffers, PB and accumulator keep their
-        contents; the accumulator no longer counts as held)."""
+        """The RTL's reset: control state only (memory, buffers, PB, its tags and accumulator
+        keep their contents; the accumulator no longer counts as held)."""
         self.acc_held = False
 
     # ---- host access -------------------------------------------------------------------------
@@ -433,6 +442,9 @@ class IsaSim:
                 self._add(f)
             else:
                 self._pool(f)
+            if self.pb_tags and self.uncached_tiles(op, f):
+                self.acc_held = False
+                return RunResult(False, int(E.PB_UNCACHED), dict(ctr), pc=pc)
             executed += 1
             if max_commands is not None and executed >= max_commands:
                 raise RuntimeError(f"no DONE after {executed} commands (pc={pc:#x})")
@@ -474,11 +486,38 @@ class IsaSim:
             ]
         return []
 
+    def pb_reads(self, op: isa.Op, f: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(PB tiles, off-chip byte addresses they stand for) of a checked GEMM's or CONV's
+        cached block, in walk order; addresses modulo ``mem_bytes`` as the RTL's walkers'."""
+        if op == isa.Op.GEMM:
+            nt, kt = np.meshgrid(np.arange(f["pb_nt"]), np.arange(f["pb_kt"]), indexing="ij")
+            pb = f["pb_tile"] + nt * f["pb_stride"] + kt
+            off = nt * f["w_stride"] + kt
+        elif op == isa.Op.CONV:
+            nt, ct, t = np.meshgrid(
+                np.arange(f["pb_nt"]), np.arange(f["pb_ct"]), np.arange(f["pb_t"]), indexing="ij"
+            )
+            pb = f["pb_tile"] + nt * f["pb_nstride"] + ct * f["pb_cstride"] + t
+            off = nt * f["w_nstride"] + ct * f["w_cstride"] + t
+        else:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        addr = (f["w_addr"] + off.astype(np.int64) * self.cfg.tile_bytes) % self.cfg.mem_bytes
+        return pb.reshape(-1).astype(np.int64), addr.reshape(-1)
+
+    def uncached_tiles(self, op: isa.Op, f: dict[str, int]) -> list[int]:
+        """The PB tiles a checked GEMM/CONV reads that hold no copy of the off-chip tile they
+        stand for: never cached, or cached from another address (an unaligned ``w_addr``
+        matches none). Empty for other opcodes."""
+        pb, addr = self.pb_reads(op, f)
+        return [int(p) for p in pb[self.pb_src[pb] != addr]]
+
     def _cache(self, f: dict[str, int]) -> None:
         cfg = self.cfg
         nbytes = f["tiles"] * cfg.tile_bytes
         data = self.mem.read(f["mem_addr"], nbytes).view(np.int8)
         self.pb[f["pb_tile"] : f["pb_tile"] + f["tiles"]] = data.reshape(-1, cfg.rows, cfg.cols)
+        src = f["mem_addr"] + np.arange(f["tiles"], dtype=np.int64) * cfg.tile_bytes
+        self.pb_src[f["pb_tile"] : f["pb_tile"] + f["tiles"]] = src
         self.counters["rd_weight_bytes"] += nbytes
 
     def _load(self, f: dict[str, int]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -429,7 +430,7 @@ async def stale_accumulate_halts(dut):
     s = seed() + 12
     rng = np.random.default_rng(s)
     r = cfg.rows
-    golden = IsaSim(cfg)
+    golden = IsaSim(cfg, pb_tags=build_opts().get("pb_tags", BuildOptions().pb_tags))
     x = rng.integers(-128, 128, (2, 2 * r), dtype=np.int8)
     w = rng.integers(-128, 128, (2 * r, cfg.cols), dtype=np.int8)
     blob = np.ascontiguousarray(weight_tiles(cfg, w)).tobytes()
@@ -500,3 +501,77 @@ async def doorbell_while_busy_counted(dut):
     res = await host.run(PROG_ADDR)
     assert_ok(res, "the next program", s)
     assert res.counters["doorbells_dropped"] == 0, f"seed={s}: {res.counters}"
+
+
+@cocotb.test()
+async def pb_uncached_halts(dut):
+    """PB valid tags (BuildOptions.pb_tags): a GEMM from PB tiles never cached, from a block
+    another tensor's CACHE partly overwrote (its first or only its last tile), or cached from
+    another address halts with PB_UNCACHED after running to its end; a legal CACHE + GEMM, also
+    the next program after each failure, runs bit-exactly. Every program against the golden
+    model told the build's option: done, error, counters (but cycles) and the output region;
+    without tags every program runs to DONE, computing with whatever the PB holds, as before."""
+    host, cfg = await setup(dut)
+    s = seed() + 14
+    rng = np.random.default_rng(s)
+    r, c, tb = cfg.rows, cfg.cols, cfg.tile_bytes
+    tags = build_opts().get("pb_tags", BuildOptions().pb_tags)
+    golden = IsaSim(cfg, pb_tags=tags)
+    w_a = rng.integers(-128, 128, (2 * r, 2 * c), dtype=np.int8)
+    w_b = rng.integers(-128, 128, (2 * r, 2 * c), dtype=np.int8)
+    x = rng.integers(-128, 128, (2, 2 * r), dtype=np.int8)
+    w_b_addr = W_ADDR + 4 * tb
+    image = {
+        W_ADDR: np.ascontiguousarray(weight_tiles(cfg, w_a)).tobytes(),
+        w_b_addr: np.ascontiguousarray(weight_tiles(cfg, w_b)).tobytes(),
+        IN_ADDR: act_bytes(cfg, x),
+    }
+    for dst in (host, golden):
+        for at, blob in image.items():
+            await _maybe(dst.write(at, blob))
+    # the top four PB tiles: no earlier test of this file caches there (their layouts start
+    # at tile 0 and take far fewer); with tags, "never cached" below fails if one did
+    p = cfg.pb_tiles - 4
+    gemm = isa.gemm(m=2, k=2 * r, n=2 * c, a_buf=0, a_word=0, o_buf=1, o_word=0, w_addr=W_ADDR,
+                    w_stride=2, pb_tile=p, pb_stride=2, pb_kt=2, pb_nt=2)  # fmt: skip
+    run = [isa.load_act(IN_ADDR, 0, 0, 4), gemm, isa.store_act(OUT_ADDR, 1, 0, 16), isa.done()]
+    cache_a = isa.cache(W_ADDR, p, 4)  # the 2 x 2 block is contiguous in both
+    uncached = isa.ErrorCode.PB_UNCACHED if tags else isa.ErrorCode.NONE
+    ok = isa.ErrorCode.NONE
+    programs = [  # (what, program, error, the PB holds A's block: the exact product)
+        ("never cached", run, uncached, False),
+        ("cached", [cache_a, *run], ok, True),
+        ("B over A's tiles 1 and 2", [cache_a, isa.cache(w_b_addr, p + 1, 2), *run], uncached,
+         False),
+        ("the next legal program", [cache_a, *run], ok, True),
+        ("B over A's last tile", [isa.cache(w_b_addr + 3 * tb, p + 3, 1), *run], uncached,
+         False),
+        ("A cached from B's address", [isa.cache(w_b_addr, p, 4), *run], uncached, False),
+        ("the next legal program, again", [cache_a, *run], ok, True),
+    ]  # fmt: skip
+    out_bytes = 16 * r
+    cycles: dict[str, list] = {}  # what: [error, cycles] (for tb/test_accel.py's comparison)
+    for what, cmds, code, exact in programs:
+        for dst in (host, golden):
+            await _maybe(dst.write(OUT_ADDR, bytes(out_bytes)))
+        await write_program(host, PROG_ADDR, cmds)
+        golden.write_program(PROG_ADDR, cmds)
+        res, want = await host.run(PROG_ADDR, timeout_cycles=20_000), golden.run(PROG_ADDR)
+        assert (res.done, res.error) == (not code, code), (
+            f"seed={s} {what}: done={res.done} error={res.error.name}, expected {code.name}"
+        )
+        assert (want.done, want.error) == (not code, code), f"seed={s} {what}: golden {want}"
+        if code:  # halted at the GEMM, before its STORE
+            assert res.counters["commands"] == len(cmds) - 2, f"seed={s} {what}: {res.counters}"
+        for k, v in want.counters.items():
+            if k != "cycles":
+                assert res.counters[k] == v, f"seed={s} {what}: {k} RTL {res.counters[k]}, {v}"
+        got = await host.read(OUT_ADDR, out_bytes)
+        assert got == golden.read(OUT_ADDR, out_bytes), f"seed={s} {what}: output differs"
+        if exact:
+            out = int32_from_bytes(cfg, got, 2, 2 * c)
+            assert np.array_equal(out, gemm_ref(x, w_a)), f"seed={s} {what}: wrong result"
+        dut._log.info(f"{what}: {res.error.name}, {res.counters['cycles']} cycles")
+        cycles[what] = [int(res.error), res.counters["cycles"]]
+    if "SUSHI_CYCLES_OUT" in os.environ:
+        Path(os.environ["SUSHI_CYCLES_OUT"]).write_text(json.dumps(cycles, indent=1))

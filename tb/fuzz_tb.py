@@ -36,13 +36,14 @@ async def fuzz_batch(dut):
     agree between the RTL and the golden model."""
     spec = json.loads(os.environ["SUSHI_FUZZ"])
     cfg = AccelConfig(**json.loads(os.environ["SUSHI_CONFIG"]))
-    has_watchdog = json.loads(os.environ.get("SUSHI_OPTS", "{}")).get("mem_timeout", 0) > 0
+    opts = json.loads(os.environ.get("SUSHI_OPTS", "{}"))
+    has_watchdog = opts.get("mem_timeout", 0) > 0
     seed, programs = spec["seed"], spec["programs"]
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     host = AccelHost(dut, cfg)
     await host.reset()
     gen = Generator(cfg, seed, hang=has_watchdog)
-    gold = IsaSim(cfg)
+    gold = IsaSim(cfg, pb_tags=opts.get("pb_tags", True))
     image = gen.memory()
     await host.write(0, image)
     gold.write(0, image)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from sushi_hw import isa
 from sushi_hw.build_options import BuildOptions
 from sushi_hw.config import AccelConfig, clog2
+from sushi_hw.pb_tags import entry_layout
 
 from .boards import Board, BoardError
 
@@ -47,6 +48,9 @@ _LUTS_PER_RQ_LANE = 300
 _LUTS_PER_COL = 110  # accumulate adder and input muxes, per int32 lane
 #: command processor, DMA, counters, UART host link, SPI flash controller, memory interconnect
 _LUTS_FIXED = 4300
+#: the PB's valid tags (BuildOptions.pb_tags): their walker, check and write (Yosys synth_ecp5
+#: of large and default, on against off: +263 and +252 LUT4; docs/isa.md, "PB valid tags")
+_LUTS_PB_TAGS = 260
 #: other multipliers Yosys puts on DSPs (SushiAccel's GemmCore has no A-row product, and the
 #: command processor's CHECK products share one shift-add multiplier, see sushi_hw.accel)
 _CORE_DSPS = 0
@@ -78,6 +82,8 @@ class FitPlan:
     requant_dsps: int
     memories: list[MemoryUse] = field(default_factory=list)
     est_luts: int = 0
+    #: BuildOptions.pb_tags: the PB's valid tags (see :func:`plan`)
+    pb_tags: bool = True
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -120,6 +126,7 @@ class FitPlan:
             # no logic cells to spare; a 32-bit counter of tiny wraps only after 2**32 events,
             # a program of over 143 s at 30 MHz (docs/isa.md, "Counters")
             counter_overflow=not ice40,
+            pb_tags=self.pb_tags,
         )
 
     def summary(self) -> str:
@@ -150,10 +157,11 @@ def spram_blocks(width_bits: int, depth: int) -> int:
 
 
 def _memories(
-    cfg: AccelConfig, ram_bytes: int, host: bool = True
+    cfg: AccelConfig, ram_bytes: int, host: bool = True, pb_tags: bool = True
 ) -> list[tuple[str, int, int, bool]]:
     """(name, width bits, depth, may live in SPRAM) of every RAM SushiAccel builds, and with
-    ``host`` the board design's host RAM and link write buffer."""
+    ``host`` the board design's host RAM and link write buffer; ``pb_tags``: the PB's tag RAM
+    (read and written by different commands, but a few bits wide: block RAM)."""
     # SushiAccel's GemmCore has neither a C_in FIFO nor an output FIFO (see GemmCore's
     # with_c_in / int32_gap); the activation buffers are read and written in the same cycle
     # during a GEMM, so they cannot be single-ported SPRAM
@@ -164,6 +172,8 @@ def _memories(
         ("accumulator", 32 * cfg.cols, cfg.acc_depth, False),
         ("dyn", 8 * cfg.cols, cfg.dyn_bytes // cfg.cols, False),
     ]
+    if pb_tags and cfg.pb_tiles:
+        mems.append(("pb_tags", entry_layout(cfg).size, max(2, cfg.pb_tiles), False))
     if host:
         mems += [
             ("host_ram", 8 * cfg.mem_width, ram_bytes // cfg.mem_width, True),
@@ -185,14 +195,17 @@ def plan(board: Board, cfg: AccelConfig, host: bool = True) -> FitPlan:
     # convolutions: sushi_hw.vector_unit)
     rq = 2 * cfg.cols + _CORE_DSPS + (cfg.rows if cfg.conv else 0)
     dsp_pes = max(0, min(pes, r.dsps - rq))
-    p = FitPlan(board, cfg, dsp_pes, pes - dsp_pes, rq)
+    # the PB's valid tags: not on the iCE40UP5K, whose tiny build fills 5,2xx of its 5,280
+    # logic cells and whose 4,096-tile PB would need 18 of its 30 block RAMs for the tags
+    # (pb_tiles x 18 bits); the ECP5's large PB needs one DP16KD
+    p = FitPlan(board, cfg, dsp_pes, pes - dsp_pes, rq, pb_tags=fam != "ice40")
     if rq > r.dsps:
         p.problems.append(
             f"DSPs: the requantiser and the vector unit need {rq} for cols={cfg.cols}, "
             f"the device has {r.dsps}"
         )
     spram_left = r.sprams
-    for name, width, depth, spram_ok in _memories(cfg, board.ram_bytes, host):
+    for name, width, depth, spram_ok in _memories(cfg, board.ram_bytes, host, p.pb_tags):
         if spram_ok and spram_left and depth <= _SPRAM_SHAPE[1]:
             n = spram_blocks(width, depth)
             if n <= spram_left:
@@ -211,6 +224,7 @@ def plan(board: Board, cfg: AccelConfig, host: bool = True) -> FitPlan:
         + pes * (_LUTS_PER_PE + cfg.psum_bits)
         + p.array_lut_pes * _LUTS_PER_LUT_MULT[fam]
         + cfg.cols * (_LUTS_PER_RQ_LANE + _LUTS_PER_COL)
+        + (_LUTS_PB_TAGS if p.pb_tags else 0)
     )
     try:
         board.pll(cfg.clock_mhz)

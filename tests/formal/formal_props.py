@@ -212,6 +212,7 @@ def sequencer_halts(n: int, with_vec: bool = True) -> tuple[Module, list]:
     ports = [cd.clk, cd.rst, seq.doorbell, seq.op, seq.core_ready, seq.core_idle, seq.issuer_busy]
     ports += [seq.fetch.error, seq.fetch.done, seq.check.ready, seq.check.error, seq.dma.done]
     ports += [seq.feed.done] + ([seq.vec.done] if with_vec else [])
+    ports += [seq.pb_uncached]  # a GEMM/CONV that read an uncached PB tile halts as it ends
     wait = run_length(m, (state == enc["HALT"]) & seq.issuer_busy, "issuer_wait")
     m.d.comb += Assume(wait < n)
     halt_properties(m, state, enc, signals(frag), seq.busy, seq.error_code, n)

@@ -1,6 +1,7 @@
 """WeightFeed alone: every tile of random GEMM and CONV weight walks reaches the array in feed
 order, from the PB inside the cached block and from off-chip memory outside it, with the memory
-and the array stalling at random."""
+and the array stalling at random; each PB tile is named to the PB's tags (``pb_look``) with the
+off-chip address it stands for."""
 
 from __future__ import annotations
 
@@ -50,13 +51,17 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
             rng.randrange(ct_n + 1),
             rng.randrange(nt_n + 1),
         )
+        if i == 0:  # all from the PB, w_addr unaligned (below): the look-ups say ``bad``
+            pb_t, pb_ct, pb_nt = t_n, ct_n, nt_n
         used = bool(pb_t and pb_ct and pb_nt)
         if not used:
             pb_t = pb_ct = pb_nt = 0
         w_cstride = t_n + rng.randrange(3) if conv else 1
         pb_cstride = pb_t + rng.randrange(2) if conv else 1
         walk = dict(
-            w_addr=rng.randrange(64) * cfg.tile_bytes,
+            # the first unaligned (a GEMM from the PB alone is not checked for it: the
+            # look-ups say so, ``bad``)
+            w_addr=rng.randrange(64) * cfg.tile_bytes + int(i == 0),
             w_cstride=w_cstride,
             w_nstride=(ct_n - 1) * w_cstride + t_n + rng.randrange(3),
             pb_tile=rng.randrange(4),
@@ -86,6 +91,7 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
     words_out: list[int] = []
     pb_words = [0]
     reqs: list[int] = []
+    looks: list[tuple[int, int, int]] = []  # (PB tile, address in mem_width units, bad)
     pending: list[int] = []  # off-chip words requested, not yet delivered
 
     async def bench(ctx) -> None:
@@ -117,6 +123,9 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
                 out = ctx.get(feed.w.valid) and ctx.get(feed.w.ready)
                 word = ctx.get(feed.w.payload.as_value())
                 pb_words[0] += ctx.get(feed.pb_word)
+                look = feed.pb_look
+                if ctx.get(look.en):
+                    looks.append((ctx.get(look.tile), ctx.get(look.addr), ctx.get(look.bad)))
                 await ctx.tick()
                 if req:
                     reqs.append(addr)
@@ -136,7 +145,8 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
     sim.add_testbench(bench)
     sim.run()
 
-    want, want_reqs, want_pb = [], [], 0
+    want, want_reqs, want_pb, want_looks = [], [], 0, []
+    lw = cfg.mem_width.bit_length() - 1
     for g in gemms:
         geo, w = g["geom"], g["walk"]
         for _ in range(geo["mt_n"]):
@@ -148,6 +158,9 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
                             assert tile < cached
                             want += [_word(tile * R + r, bits) for r in range(R)]
                             want_pb += R
+                            idx = nt * w["w_nstride"] + ct * w["w_cstride"] + t
+                            addr = (w["w_addr"] + idx * cfg.tile_bytes) % cfg.mem_bytes
+                            want_looks.append((tile, addr >> lw, int(addr % cfg.mem_width != 0)))
                         else:
                             idx = nt * w["w_nstride"] + ct * w["w_cstride"] + t
                             addr = w["w_addr"] + idx * cfg.tile_bytes
@@ -156,3 +169,5 @@ def test_weight_feed_tile_order_and_sources(preset: str, pipe: bool) -> None:
     assert reqs == want_reqs, f"seed={seed}: off-chip requests"
     assert words_out == want, f"seed={seed}: fed words"
     assert pb_words[0] == want_pb, f"seed={seed}: PB words counted"
+    assert looks == want_looks, f"seed={seed}: PB tag look-ups"
+    assert any(bad for _, _, bad in looks) and not all(bad for _, _, bad in looks), looks
