@@ -327,13 +327,15 @@ class Server:
         2. forget which program each slot holds: each is written again before its next run,
            so a corrupted program in memory does not survive;
         3. with ``layout`` (what the PB must hold), write the whole PB again. Needed after a
-           CACHE program that did not finish (the PB is partly written); a query program only
-           reads the PB, so after one the PB is intact and ``layout`` is not given.
+           CACHE program that did not finish (the PB is partly written), and after PB_UNCACHED
+           (code 12: the PB does not hold what the program was compiled for). Otherwise a
+           query program only reads the PB, so after one the PB is intact.
 
         The weight image needs nothing: no program writes it, and reset keeps memory and PB.
         ``reset=False`` skips step 1 where docs/isa.md says the core needs none: after an error
-        raised by a command's checks (codes 1-8, 11: nothing moved), and after MEM_TIMEOUT
-        when only reads were outstanding (their late answers are drained while idle). A host
+        raised by a command's checks (codes 1-8, 11: nothing moved), after PB_UNCACHED (the
+        command ran to its end, then the core halted), and after MEM_TIMEOUT when only reads
+        were outstanding (their late answers are drained while idle). A host
         that cannot tell resets. Returns the refill's :class:`CacheResult` (None without
         ``layout`` or an empty one)."""
         if reset:
