@@ -43,7 +43,6 @@ def stream_job(cfg, supernet: str = "digits-cnn", **kw) -> StreamJob:  # noqa: A
         update_every=4,
         window=8,
         drift_len=2,
-        freerun_repeats=2,
         **kw,
     )
 
@@ -82,7 +81,8 @@ def test_stack_stream(sim: str) -> None:
         assert [int(r["correct"]) for r in recs] == want, name
         assert p[name]["mean_accuracy"] == pytest.approx(100.0 * sum(want) / QUERIES)
     assert res["model_error_max"] < 0.05, "cost model drifted from the RTL by more than 5%"
-    assert res["cosim_cycles_per_s"] > 0 and res["freerun_cycles_per_s"] > 0
+    # the free-running rate is measured over the same programs, in the time the host slept
+    assert 0 < res["cosim_cycles_per_s"] < res["freerun_cycles_per_s"]
 
 
 def test_rtl_and_golden_serve_the_same_stream() -> None:

@@ -56,6 +56,8 @@ class AccelHost:
         self.dut, self.cfg = dut, cfg
         self.W = cfg.mem_width
         self._array = None
+        #: wall seconds the host slept while programs ran: the simulator free-running
+        self.asleep_s = 0.0
         # drive every input before the first reset: an X left on the memory model's settings
         # would poison its token bucket under Icarus
         for name, value in (
@@ -202,8 +204,10 @@ class AccelHost:
 
         d = self.dut
         if int(d.ctrl__busy.value):
+            t0 = time.perf_counter()
             try:
                 await with_timeout(FallingEdge(d.ctrl__busy), timeout_cycles * CLOCK_NS, "ns")
+                self.asleep_s += time.perf_counter() - t0
             except SimTimeoutError:
                 raise AssertionError(
                     f"program at {prog_addr:#x} still busy after {timeout_cycles} cycles "
@@ -236,6 +240,11 @@ class RtlBackend:
         self._run, self._counters = resume(host.run), resume(host.counters)
         self._reset = resume(host.reset)
         self._last: dict[str, int] = {}
+
+    @property
+    def asleep_seconds(self) -> float:
+        """Wall seconds so far in which programs ran with the host asleep (free-running)."""
+        return self.host.asleep_s
 
     def write(self, addr: int, data: bytes) -> None:
         self._write(addr, bytes(data))

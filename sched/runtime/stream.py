@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sushi_hw import isa
 from sushi_hw.config import AccelConfig
 
 from ..cost import CostModel
@@ -23,7 +22,7 @@ from ..policies import Context, make_policies
 from ..simulate import Setup
 from ..supernet.base import SuperNet
 from ..traces import Query
-from .backend import Backend, require_ok
+from .backend import Backend
 from .models import DEFAULT_MODEL, served_model
 from .server import PolicyResult, Server, query_images
 
@@ -40,7 +39,6 @@ class StreamJob:
     update_every: int = 16
     window: int = 32
     drift_len: int = 8
-    freerun_repeats: int = 5
     clock: str | None = None  #: "measured" or "cost_model" (default: what the backend has)
 
     def __call__(self, backend: Backend, progress=None) -> dict:  # noqa: ANN001
@@ -64,6 +62,7 @@ class StreamJob:
         counted = _CycleCount(backend)
         server.backend = counted
         results = []
+        asleep0 = getattr(backend, "asleep_seconds", None)
         t0 = time.perf_counter()
         for policy in make_policies(list(self.policies), ctx):
             backend.reset()  # each policy starts from a reset accelerator and an empty PB
@@ -97,14 +96,14 @@ class StreamJob:
             out.update(model_error(results))
         else:
             out.update(model_error_max=None, model_error_mean=None, model_points=0)
-        if backend.cycle_accurate:
-            free_rate, free_cycles = freerun_rate(server, setup, self.freerun_repeats)
+        if asleep0 is not None:  # the simulator: its rate with the host asleep, same programs
+            asleep = backend.asleep_seconds - asleep0
             out.update(
                 cosim_cycles=counted.cycles,
                 cosim_seconds=cosim_s,
                 cosim_cycles_per_s=counted.cycles / cosim_s,
-                freerun_cycles=free_cycles,
-                freerun_cycles_per_s=free_rate,
+                freerun_seconds=asleep,
+                freerun_cycles_per_s=counted.cycles / asleep,
             )
         else:
             out.update(cosim_cycles_per_s=None, freerun_cycles_per_s=None)
@@ -178,27 +177,6 @@ class _CycleCount:
 
     def reset(self) -> None:
         self._b.reset()
-
-
-FREERUN_TRIALS = 3
-
-
-def freerun_rate(server: Server, setup: Setup, repeats: int) -> tuple[float, int]:
-    """Cycles/s of the same design running one long program with the host asleep: the largest
-    SubNet's GEMMs ``repeats`` times, in the memory map's scratch region."""
-    s = max(setup.candidates, key=lambda c: c.macs)
-    body = server.query_program(server.model.subnet_id(s.key), server.empty_layout())
-    cmds = [body[i : i + isa.CMD_BYTES] for i in range(0, len(body), isa.CMD_BYTES)]
-    work = [c for c in cmds if isa.decode(c)[0] != isa.Op.DONE]
-    fit = (server.mem.scratch_bytes // isa.CMD_BYTES - 1) // len(work)
-    prog = b"".join(work * max(1, min(repeats, fit))) + isa.done()
-    server.backend.write(server.mem.scratch, prog)
-    rates = []
-    for _ in range(FREERUN_TRIALS):  # the median: one run of a second or less is noisy
-        t0 = time.perf_counter()
-        res = require_ok(server.backend.run(server.mem.scratch, "free-run program"))
-        rates.append(res.cycles / (time.perf_counter() - t0))
-    return float(np.median(rates)), res.cycles
 
 
 def summarize(res: PolicyResult, cfg: AccelConfig, cost: CostModel) -> dict:
