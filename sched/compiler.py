@@ -68,16 +68,21 @@ class WeightImage:
             )
             img.blobs[name] = blob
             at += len(blob)
-        img.end = at
-        if at > cfg.mem_bytes:
-            raise CompileError(
-                f"weights need {at - base} bytes at {base:#x}; memory holds {cfg.mem_bytes}"
-            )
+        img.end = check_weights_fit(cfg, base, at)
         return img
 
     def writes(self) -> list[tuple[int, bytes]]:
         """(address, bytes) to write into off-chip memory."""
         return [(self.addr[n], b) for n, b in self.blobs.items()]
+
+
+def check_weights_fit(cfg: AccelConfig, base: int, end: int) -> int:
+    """``end`` if a weight image from ``base`` to ``end`` fits the memory; else CompileError."""
+    if end > cfg.mem_bytes:
+        raise CompileError(
+            f"weights need {end - base} bytes at {base:#x}; memory holds {cfg.mem_bytes}"
+        )
+    return end
 
 
 @dataclass

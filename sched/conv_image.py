@@ -12,7 +12,7 @@ from sushi_hw import isa
 from sushi_hw.config import AccelConfig, ceil_div
 from sushi_hw.program import weight_tiles
 
-from .compiler import CompileError
+from .compiler import CompileError, check_weights_fit
 
 
 # ---- host layouts -------------------------------------------------------------------------------
@@ -121,11 +121,7 @@ class ConvImage:
             img.tensors[name] = Tensor(at, tuple(w.shape), nt, ct, taps)
             img.blobs[name] = tiles.tobytes()
             at += len(img.blobs[name])
-        img.end = at
-        if at > cfg.mem_bytes:
-            raise CompileError(
-                f"weights need {at - base} bytes at {base:#x}; memory holds {cfg.mem_bytes}"
-            )
+        img.end = check_weights_fit(cfg, base, at)
         return img
 
     def writes(self) -> list[tuple[int, bytes]]:

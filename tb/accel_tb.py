@@ -82,16 +82,22 @@ def reference(tensors, calls, x) -> np.ndarray:
     return a
 
 
+async def load_net(host: AccelHost, cfg: AccelConfig, tensors, x) -> WeightImage:  # noqa: ANN001
+    """Write the weight image of ``tensors`` at W_ADDR and the input ``x`` at IN_ADDR."""
+    image = WeightImage.build(cfg, tensors, W_ADDR)
+    for addr, blob in image.writes():
+        await host.write(addr, blob)
+    await host.write(IN_ADDR, act_bytes(cfg, x))
+    return image
+
+
 async def write_program(host: AccelHost, addr: int, cmds: list[bytes]) -> None:
     await host.write(addr, b"".join(cmds))
 
 
 async def run_net(host, cfg, tensors, calls, x, m, layout, *, with_cache: bool = True):
     """Load everything, run (cache program +) network program; return (result, run results)."""
-    image = WeightImage.build(cfg, tensors, W_ADDR)
-    for name, blob in image.blobs.items():
-        await host.write(image.addr[name], blob)
-    await host.write(IN_ADDR, act_bytes(cfg, x))
+    image = await load_net(host, cfg, tensors, x)
     runs = []
     if with_cache and layout.blocks:
         await write_program(host, CACHE_PROG_ADDR, [*cache_program(cfg, image, layout), isa.done()])
@@ -328,10 +334,7 @@ async def reset_in_the_middle(dut):
         tensors, calls, x, m = random_net(cfg, rng, 3)
         blocks = {c.tensor: (1, 1) for c in calls}
         layout = PBLayout.allocate(cfg, blocks)
-        image = WeightImage.build(cfg, tensors, W_ADDR)
-        for name, blob in image.blobs.items():
-            await host.write(image.addr[name], blob)
-        await host.write(IN_ADDR, act_bytes(cfg, x))
+        image = await load_net(host, cfg, tensors, x)
         cmds = [
             *cache_program(cfg, image, layout),
             *network_program(cfg, image, layout, calls, m, IN_ADDR, OUT_ADDR),
@@ -372,10 +375,7 @@ async def memory_timeout_halts(dut):
     rng = np.random.default_rng(s)
     tensors, calls, x, m = random_net(cfg, rng, 2)
     want = reference(tensors, calls, x)
-    image = WeightImage.build(cfg, tensors, W_ADDR)
-    for name, blob in image.blobs.items():
-        await host.write(image.addr[name], blob)
-    await host.write(IN_ADDR, act_bytes(cfg, x))
+    image = await load_net(host, cfg, tensors, x)
     prog = network_program(cfg, image, PBLayout(), calls, m, IN_ADDR, OUT_ADDR)
     await write_program(host, PROG_ADDR, prog)
     out_bytes = m * -(-calls[-1].n // cfg.cols) * cfg.rows * 4
@@ -478,10 +478,7 @@ async def doorbell_while_busy_counted(dut):
     s = seed() + 13
     rng = np.random.default_rng(s)
     tensors, calls, x, m = random_net(cfg, rng, 2)
-    image = WeightImage.build(cfg, tensors, W_ADDR)
-    for name, blob in image.blobs.items():
-        await host.write(image.addr[name], blob)
-    await host.write(IN_ADDR, act_bytes(cfg, x))
+    image = await load_net(host, cfg, tensors, x)
     prog = network_program(cfg, image, PBLayout(), calls, m, IN_ADDR, OUT_ADDR)
     await write_program(host, PROG_ADDR, prog)
     extra = int(rng.integers(1, 4))

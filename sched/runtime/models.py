@@ -116,6 +116,15 @@ class ServedModel(ABC):
         )
 
 
+def _int8(a: np.ndarray) -> np.ndarray:
+    """``a`` as int8; ServeError if a value does not fit."""
+    if a.dtype != np.int8:
+        if not np.array_equal(a, a.astype(np.int8)):
+            raise ServeError("input values must be int8")
+        a = a.astype(np.int8)
+    return a
+
+
 def _beats(cfg: AccelConfig, words: int) -> int:
     per_beat = max(1, cfg.mem_width // cfg.rows)  # as the compilers round LOAD/STORE_ACT
     return ceil_div(words, per_beat) * per_beat
@@ -165,11 +174,7 @@ class MLPModel(ServedModel):
             a = a[None, :]
         if a.ndim != 2 or a.shape[0] != 1 or a.shape[1] < k:
             raise ServeError(f"input must be one row of at least {k} int8 values")
-        if a.dtype != np.int8:
-            if not np.array_equal(a, a.astype(np.int8)):
-                raise ServeError("input values must be int8")
-            a = a.astype(np.int8)
-        return a
+        return _int8(a)
 
     def input_bytes(self, x: np.ndarray) -> bytes:
         return act_bytes(self.cfg, x[:, : self.net.spec.n_in])
@@ -272,11 +277,7 @@ class CNNModel(ServedModel):
             a = a.reshape(IMAGE, IMAGE, 1)
         if a.shape != (IMAGE, IMAGE, 1):
             raise ServeError(f"input must be one {IMAGE}x{IMAGE} int8 image, got {a.shape}")
-        if a.dtype != np.int8:
-            if not np.array_equal(a, a.astype(np.int8)):
-                raise ServeError("input values must be int8")
-            a = a.astype(np.int8)
-        return a
+        return _int8(a)
 
     def input_bytes(self, x: np.ndarray) -> bytes:
         from ..cnn.lower import input_bytes
